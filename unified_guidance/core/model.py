@@ -1,0 +1,113 @@
+"""The one interface: a model that can be run with and without its condition.
+
+Every paradigm's model is called ``model(x, t, cond)`` and returns a prediction
+in its declared :attr:`~ConditionalModel.space`; ``cond=None`` means the null
+condition ∅. The guided wrapper keeps that signature, so samplers never know
+guidance is there.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .conditions import Cond, NullSpec, batch_size_of, expand_null
+from .path import Path, PathCoefficients
+from .spaces import check_space
+
+
+@dataclass(frozen=True)
+class ForwardStats:
+    """How often a model ran: ``calls`` forwards over ``rows`` samples in all."""
+
+    calls: int = 0
+    rows: int = 0
+
+    def __sub__(self, other: ForwardStats) -> ForwardStats:
+        return ForwardStats(self.calls - other.calls, self.rows - other.rows)
+
+
+class ConditionalModel(nn.Module):
+    """A network ``(x, t, cond) -> prediction`` with a null condition ∅.
+
+    Subclasses implement :meth:`predict`, which never sees ``cond=None``. Each
+    forward is counted (:attr:`stats`), so tests and benchmarks can see the
+    forwards that guidance saves.
+
+    Args:
+        space: the prediction space of the output (see :mod:`~unified_guidance.core.spaces`).
+        path: the path whose time ``t`` the model takes; needed to convert between
+            continuous spaces and to map ``t`` to progress τ. ``None`` for token models.
+        null_cond: ∅ for one sample: a label index, a tensor, or ``batch_size -> cond``.
+            ``None`` if the model has no null condition (then only a negative
+            condition or a reference model can serve as the reference branch).
+    """
+
+    def __init__(self, *, space: str, path: Path | None = None, null_cond: NullSpec | None = None) -> None:
+        super().__init__()
+        self.space = check_space("space", space)
+        self.path = path
+        self.null_spec = null_cond
+        self._calls = 0
+        self._rows = 0
+
+    @abstractmethod
+    def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
+        """The network's prediction for ``x`` ``(B, ...)`` at time ``t`` (scalar or ``(B,)``)."""
+
+    def forward(self, x: Tensor, t: Tensor | float, cond: Cond | None = None) -> Tensor:
+        t = torch.as_tensor(t, device=x.device)
+        if cond is None:
+            cond = self.null_condition(x.shape[0], device=x.device)
+        elif batch_size_of(cond) != x.shape[0]:
+            raise ValueError(f"cond: expected batch size {x.shape[0]} (that of x), got {batch_size_of(cond)}")
+        self._calls += 1
+        self._rows += x.shape[0]
+        return self.predict(x, t, cond)
+
+    def null_condition(self, batch_size: int, *, device: torch.device | None = None) -> Cond:
+        """∅ expanded to ``batch_size`` rows."""
+        if self.null_spec is None:
+            raise ValueError(
+                f"null_cond: {type(self).__name__} was built without a null condition; pass null_cond=... "
+                "or guide against a negative condition or a reference model"
+            )
+        return expand_null(self.null_spec, batch_size, device=device)
+
+    @property
+    def has_null(self) -> bool:
+        return self.null_spec is not None
+
+    def coefficients(self, t: Tensor) -> PathCoefficients:
+        return self._require_path().coefficients(t)
+
+    def progress(self, t: Tensor) -> Tensor:
+        """Progress τ ∈ [0, 1] of time ``t`` (0 = start of generation, 1 = end)."""
+        return self._require_path().progress(t)
+
+    @property
+    def stats(self) -> ForwardStats:
+        return ForwardStats(self._calls, self._rows)
+
+    def reset_stats(self) -> None:
+        self._calls = 0
+        self._rows = 0
+
+    def _require_path(self) -> Path:
+        if self.path is None:
+            raise ValueError(f"path: {type(self).__name__} has no path, so its time has no progress or coefficients")
+        return self.path
+
+
+class FunctionModel(ConditionalModel):
+    """Wrap any callable ``fn(x, t, cond)`` (an ``nn.Module`` too) as a :class:`ConditionalModel`."""
+
+    def __init__(self, fn, *, space: str, path: Path | None = None, null_cond: NullSpec | None = None) -> None:
+        super().__init__(space=space, path=path, null_cond=null_cond)
+        self.fn = fn
+
+    def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
+        return self.fn(x, t, cond)

@@ -1,0 +1,72 @@
+"""Shape and value checks shared by every layer.
+
+One broadcasting helper (:func:`broadcast_like`) and the checks that turn bad
+input into errors naming the argument, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def broadcast_like(value: Tensor | float, x: Tensor) -> Tensor:
+    """Broadcast a per-sample value against ``x`` of shape ``(B, ...)``.
+
+    ``value`` is a Python number, a 0-dim tensor, a ``(B,)`` tensor or a tensor of
+    ``x``'s batch size with trailing singleton dimensions. The result has shape
+    ``(B, 1, ..., 1)`` (or ``()``) so that ``value * x`` never broadcasts silently
+    over the wrong axis; any other size raises.
+    """
+    if not isinstance(value, Tensor):
+        return torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    value = value.to(device=x.device, dtype=x.dtype if value.is_floating_point() else None)
+    if value.ndim == 0:
+        return value
+    if value.shape[0] != x.shape[0] or value.numel() != x.shape[0]:
+        raise ValueError(
+            f"expected a scalar or one value per sample (batch {x.shape[0]}), "
+            f"got a tensor of shape {tuple(value.shape)}"
+        )
+    return value.reshape((x.shape[0],) + (1,) * (x.ndim - 1))
+
+
+def batch_time(t: Tensor | float, batch_size: int, *, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Return ``t`` as a ``(B,)`` tensor: a scalar is repeated, a ``(B,)`` tensor is checked."""
+    t = torch.as_tensor(t, device=device, dtype=dtype)
+    if t.ndim == 0:
+        return t.expand(batch_size)
+    if t.shape != (batch_size,):
+        raise ValueError(f"t: expected a scalar or shape ({batch_size},), got shape {tuple(t.shape)}")
+    return t
+
+
+def check_finite(name: str, value: Tensor | float) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``value`` holds NaN or infinity."""
+    if isinstance(value, Tensor):
+        if not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ValueError(f"{name}: expected finite values, got {bad} non-finite entries")
+    elif not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+
+
+def check_unit_interval(name: str, value: Tensor | float) -> None:
+    """Raise ``ValueError`` if ``value`` is not finite or leaves [0, 1]."""
+    check_finite(name, value)
+    lo, hi = (float(value.min()), float(value.max())) if isinstance(value, Tensor) else (value, value)
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name}: expected values in [0, 1], got values in [{lo:g}, {hi:g}]")
+
+
+def check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Two predictions that are combined must agree in shape, dtype and device."""
+    for what, va, vb in (
+        ("shape", tuple(a.shape), tuple(b.shape)),
+        ("dtype", a.dtype, b.dtype),
+        ("device", a.device, b.device),
+    ):
+        if va != vb:
+            raise ValueError(f"{name_b}: expected the {what} of {name_a} ({va}), got {vb}")

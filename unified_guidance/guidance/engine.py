@@ -1,0 +1,241 @@
+"""The guided model: evaluates the branches and applies a rule, keeping ``(x, t, cond)``.
+
+Where predictions come from (null condition, negative condition, reference
+model) is kept apart from how they are combined (:mod:`.rules`). The
+conditional and reference branches run as one forward over a stacked batch by
+default; where the effective scale is exactly 1 the reference forward is not
+run at all, and the saving is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..core.conditions import Cond, Conditions, cat_batch
+from ..core.model import ConditionalModel
+from ..core.shapes import check_finite, check_pair
+from ..core.spaces import convert
+from ..schedules.scale import Schedule, as_schedule
+from .functional import multi_cfg
+from .rules import CFG, PostProcess, Rule, postprocess_from_name, rule_from_name
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """Take the reference branch from another model (autoguidance, Karras et al., arXiv 2406.02507).
+
+    Args:
+        model: the weaker model (smaller or less trained), same space and path.
+        condition: ``"same"`` gives it the conditional branch's condition (autoguidance);
+            ``"null"`` gives it ∅.
+    """
+
+    model: ConditionalModel
+    condition: str = "same"
+
+    def __post_init__(self) -> None:
+        if self.condition not in ("same", "null"):
+            raise ValueError(f"condition: expected 'same' or 'null', got {self.condition!r}")
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """What to do: a rule, a scale schedule over progress τ, post-processing, a reference.
+
+    Args:
+        rule: a :class:`Rule` or a registered name (``"cfg"``, ``"apg"``, ``"cfg_zero_star"``).
+        scale: a number or a :class:`~unified_guidance.schedules.scale.Schedule`.
+        post: post-processes applied in order (rescale, thresholding, norm cap).
+        reference: ``None`` for ∅ (or the call's negative condition); a
+            :class:`ModelReference` for autoguidance.
+        batch_branches: run the branches as one forward over a stacked batch
+            (default); ``False`` runs them one after another to save memory.
+        check_finite: raise, naming the branch, when a prediction holds NaN or inf.
+    """
+
+    rule: Rule | str = field(default_factory=CFG)
+    scale: Schedule | float = 1.0
+    post: Sequence[PostProcess | str] = ()
+    reference: ModelReference | None = None
+    batch_branches: bool = True
+    check_finite: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rule, str):
+            object.__setattr__(self, "rule", rule_from_name(self.rule))
+        elif not isinstance(self.rule, Rule):
+            raise TypeError(f"rule: expected a Rule or a rule name, got {type(self.rule).__name__}")
+        object.__setattr__(self, "scale", as_schedule(self.scale))
+        posts = tuple(postprocess_from_name(p) if isinstance(p, str) else p for p in self.post)
+        for p in posts:
+            if not isinstance(p, PostProcess):
+                raise TypeError(f"post: expected PostProcess objects or names, got {type(p).__name__}")
+        object.__setattr__(self, "post", posts)
+
+    @property
+    def schedule(self) -> Schedule:
+        assert isinstance(self.scale, Schedule)
+        return self.scale
+
+
+@dataclass(frozen=True)
+class GuidanceStats:
+    """Counts over a guided model's calls: ``calls`` to the guided model, reference
+    forwards skipped because the scale was 1 (or the rule output zero), and the
+    model rows those skips saved."""
+
+    calls: int = 0
+    skipped_reference: int = 0
+    skipped_rows: int = 0
+
+
+class GuidedModel(nn.Module):
+    """A :class:`ConditionalModel` under guidance, called like it: ``(x, t, cond) -> prediction``.
+
+    ``cond`` is a plain condition (reference: ∅) or a
+    :class:`~unified_guidance.core.conditions.Conditions` with several weighted
+    conditions and/or a negative one. The output is in the model's own space.
+    Rules with state (APG) keep it here between calls; :meth:`reset` clears it,
+    and samplers call it at the start of each generation.
+    """
+
+    def __init__(self, model: ConditionalModel, guidance: Guidance) -> None:
+        super().__init__()
+        if not isinstance(model, ConditionalModel):
+            raise TypeError(f"model: expected a ConditionalModel, got {type(model).__name__}")
+        self.model = model
+        self.guidance = guidance
+        self.state: Any = None
+        self._calls = self._skipped = self._skipped_rows = 0
+
+    @property
+    def space(self) -> str:
+        return self.model.space
+
+    @property
+    def path(self):
+        return self.model.path
+
+    def progress(self, t: Tensor) -> Tensor:
+        return self.model.progress(t)
+
+    def reset(self) -> None:
+        """Forget rule state (APG momentum) before a new generation."""
+        self.state = None
+
+    @property
+    def stats(self) -> GuidanceStats:
+        return GuidanceStats(self._calls, self._skipped, self._skipped_rows)
+
+    def reset_stats(self) -> None:
+        self._calls = self._skipped = self._skipped_rows = 0
+        self.model.reset_stats()
+        if self.guidance.reference is not None:
+            self.guidance.reference.model.reset_stats()
+
+    def forward(self, x: Tensor, t: Tensor | float, cond: Cond | Conditions | None = None) -> Tensor:
+        g = self.guidance
+        spec = cond if isinstance(cond, Conditions) else None
+        t = torch.as_tensor(t, device=x.device)
+        tau = self.model.progress(t) if self.model.path is not None else t
+        scale = g.schedule(tau)
+        rule: Rule = g.rule  # type: ignore[assignment]
+        rule.check_scale(scale)
+        self._calls += 1
+        batch = x.shape[0]
+
+        if rule.zero_output(tau):
+            self._count_skip(batch * (1 + (len(spec.conds) if spec else 1)))
+            zero = torch.zeros_like(x)
+            return self._to(zero, rule.space or self.space, self.space, x, t)
+
+        single = spec is None or spec.is_single
+        if single and bool((scale == 1).all()):
+            self._count_skip(batch)
+            c = self.model(x, t, cond if spec is None else spec.conds[0])
+            self._check("conditional prediction", c)
+            return self._post(c, c, self.space, x, t)
+
+        conds, uncond = self._branches(x, t, spec if spec is not None else Conditions.single(cond))
+        weights = (1.0,) if spec is None else spec.weights
+        combined = conds[0] if single else multi_cfg(conds, uncond, list(weights))
+        space = rule.space or self.space
+        c_native = self._to(combined, self.space, space, x, t)
+        u_native = self._to(uncond, self.space, space, x, t)
+        guided, self.state = rule(c_native, u_native, scale, tau=tau, state=self.state)
+        return self._post(guided, c_native, space, x, t)
+
+    # -- branches ---------------------------------------------------------------------------
+
+    def _branches(self, x: Tensor, t: Tensor, spec: Conditions) -> tuple[list[Tensor], Tensor]:
+        """The conditional predictions (one per condition) and the reference prediction."""
+        g, n = self.guidance, len(spec.conds)
+        ref = g.reference
+        if ref is not None and spec.negative is not None:
+            raise ValueError("negative: a reference model and a negative condition both claim the reference branch")
+        if ref is not None and ref.condition == "same" and n > 1:
+            raise ValueError("cond: autoguidance with condition='same' takes one condition, got a composition")
+        rows: list[Cond] = list(spec.conds)
+        if ref is None:
+            null = self.model.null_condition(x.shape[0], device=x.device) if spec.negative is None else None
+            rows.append(spec.negative if spec.negative is not None else null)
+        preds = self._run(self.model, x, t, rows)
+        if ref is not None:
+            ref_cond = spec.conds[0] if ref.condition == "same" else None
+            uncond = ref.model(x, t, ref_cond)
+        else:
+            uncond = preds.pop()
+        for i, c in enumerate(preds):
+            self._check(f"conditional prediction {i}" if n > 1 else "conditional prediction", c)
+            check_pair("conditional prediction", c, "reference prediction", uncond)
+        self._check("reference prediction", uncond)
+        return preds, uncond
+
+    def _run(self, model: ConditionalModel, x: Tensor, t: Tensor, rows: list[Cond]) -> list[Tensor]:
+        """Evaluate ``model`` on every condition in ``rows``: one stacked forward, or one each."""
+        k, batch = len(rows), x.shape[0]
+        if k == 1 or not self.guidance.batch_branches:
+            return [model(x, t, c) for c in rows]
+        xs = torch.cat([x] * k)
+        ts = t if t.ndim == 0 else torch.cat([t] * k)
+        out = model(xs, ts, cat_batch(rows))
+        if out.shape[0] != k * batch:
+            raise ValueError(
+                f"model: expected an output with batch {k * batch} (the stacked input), got {out.shape[0]}"
+            )
+        return list(out.split(batch))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _post(self, guided: Tensor, cond: Tensor, space: str, x: Tensor, t: Tensor) -> Tensor:
+        for post in self.guidance.post:
+            target = post.space or space
+            guided, cond = self._to(guided, space, target, x, t), self._to(cond, space, target, x, t)
+            guided, space = post(guided, cond), target
+        return self._to(guided, space, self.space, x, t)
+
+    def _to(self, pred: Tensor, src: str, dst: str, x: Tensor, t: Tensor) -> Tensor:
+        if src == dst:
+            return pred
+        coeffs = self.model.coefficients(t) if self.model.path is not None else None
+        return convert(pred, src, dst, x, coeffs)
+
+    def _check(self, branch: str, pred: Tensor) -> None:
+        if self.guidance.check_finite:
+            check_finite(branch, pred)
+
+    def _count_skip(self, rows: int) -> None:
+        self._skipped += 1
+        self._skipped_rows += rows
+
+
+def guide(model: ConditionalModel, guidance: Guidance | float | Schedule) -> GuidedModel:
+    """Wrap ``model`` under ``guidance`` (a :class:`Guidance`, or just a scale for plain CFG)."""
+    if not isinstance(guidance, Guidance):
+        guidance = Guidance(scale=guidance)
+    return GuidedModel(model, guidance)

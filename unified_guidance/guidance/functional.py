@@ -1,0 +1,135 @@
+"""The extrapolation rules as pure functions of tensors.
+
+``cond`` is the conditional prediction c, ``uncond`` the reference prediction u
+(null condition, negative condition or weaker model), both ``(B, ...)``;
+``scale`` is a number or a ``(B,)`` tensor (s = 1 returns c, s = 0 returns u).
+Rules with state (APG's momentum) take it as an argument and return the new one.
+Norms, standard deviations and inner products are per sample, over every
+non-batch dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..core.shapes import broadcast_like
+
+
+def _per_sample(fn, x: Tensor, **kwargs) -> Tensor:
+    """Reduce over every non-batch dimension, keeping them as singletons."""
+    return fn(x, dim=tuple(range(1, x.ndim)), keepdim=True, **kwargs)
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    return _per_sample(torch.sum, a * b)
+
+
+def cfg(cond: Tensor, uncond: Tensor, scale: Tensor | float) -> Tensor:
+    """Classifier-free guidance: ``u + s·(c − u)`` (Ho & Salimans, arXiv 2207.12598)."""
+    return torch.lerp(uncond, cond, broadcast_like(scale, cond))
+
+
+def multi_cfg(conds: Sequence[Tensor], uncond: Tensor, scales: Sequence[Tensor | float]) -> Tensor:
+    """Composition of several conditions: ``u + Σᵢ sᵢ·(cᵢ − u)`` (Liu et al., arXiv 2206.01714)."""
+    if len(conds) != len(scales):
+        raise ValueError(f"scales: expected {len(conds)} scales (one per condition), got {len(scales)}")
+    out = uncond
+    for c, s in zip(conds, scales, strict=True):
+        out = out + broadcast_like(s, c) * (c - uncond)
+    return out
+
+
+def rescale(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
+    """Rescaled CFG (Lin et al., arXiv 2305.08891):
+    ``φ·x·std(c)/std(x) + (1 − φ)·x``, x the guided prediction, std per sample.
+
+    Brings the guided prediction's spread back to that of the conditional one,
+    which undoes the over-exposure of high scales. φ = 0 is plain CFG.
+    """
+    factor = _per_sample(torch.std, cond) / _per_sample(torch.std, guided)
+    return guided * (phi * factor + (1.0 - phi))
+
+
+def static_clip(x0: Tensor, bound: float = 1.0) -> Tensor:
+    """Static thresholding: clamp an x0 prediction to ``[−bound, bound]``."""
+    return x0.clamp(-bound, bound)
+
+
+def dynamic_threshold(x0: Tensor, percentile: float = 0.995, max_value: float = float("inf")) -> Tensor:
+    """Imagen's dynamic thresholding (Saharia et al., arXiv 2205.11487).
+
+    q = the ``percentile`` quantile of |x0| per sample, clamped to [1, max_value];
+    x0 ← clamp(x0, −q, q)/q. Pixels saturate less than under a static clip, because
+    a sample that overshoots is shrunk as a whole rather than cut at ±1.
+    """
+    flat = x0.abs().reshape(x0.shape[0], -1)
+    q = torch.quantile(flat.float(), percentile, dim=1).to(x0.dtype).clamp(min=1.0, max=max_value)
+    q = broadcast_like(q, x0)
+    return torch.maximum(torch.minimum(x0, q), -q) / q
+
+
+def norm_cap(guided: Tensor, cond: Tensor, k: float) -> Tensor:
+    """Cap the guided prediction's norm at ``k`` times the conditional one's:
+    ``x·min(1, k‖c‖/‖x‖)`` per sample."""
+    ratio = k * _per_sample(torch.linalg.vector_norm, cond) / _per_sample(torch.linalg.vector_norm, guided)
+    return guided * ratio.clamp(max=1.0)
+
+
+def optimized_scale(cond: Tensor, uncond: Tensor, eps: float = 1e-12) -> Tensor:
+    """CFG-Zero*'s per-sample α* = ⟨c, u⟩/‖u‖² (Fan et al., arXiv 2503.18886), shape ``(B, 1, …)``."""
+    return _dot(cond, uncond) / (_dot(uncond, uncond) + eps)
+
+
+def cfg_zero_star(cond: Tensor, uncond: Tensor, scale: Tensor | float) -> Tensor:
+    """CFG-Zero* without the zero-init: ``α*u + s·(c − α*u)``, α* from :func:`optimized_scale`.
+
+    Scaling the reference by the projection of c onto it first removes the part of
+    the difference that only reflects a wrongly scaled unconditional velocity.
+    """
+    return cfg(cond, optimized_scale(cond, uncond) * uncond, scale)
+
+
+@dataclass(frozen=True)
+class APGState:
+    """APG's momentum buffer: the running average of guidance differences."""
+
+    running: Tensor
+
+
+def project(v: Tensor, onto: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor]:
+    """Split ``v`` into its component along ``onto`` and the orthogonal rest, per sample."""
+    parallel = _dot(v, onto) / (_dot(onto, onto) + eps) * onto
+    return parallel, v - parallel
+
+
+def apg(
+    cond: Tensor,
+    uncond: Tensor,
+    scale: Tensor | float,
+    *,
+    eta: float = 0.0,
+    norm_threshold: float | None = None,
+    momentum: float = 0.0,
+    state: APGState | None = None,
+) -> tuple[Tensor, APGState]:
+    """Adaptive projected guidance (Sadat et al., arXiv 2410.02416), in x0 space.
+
+    d = c − u, plus ``momentum``·(previous running d) (the paper uses a negative
+    momentum); ‖d‖ is clipped to ``norm_threshold``; d splits into d∥ along c and
+    d⊥; the result is ``c + (s − 1)·(d⊥ + η·d∥)``. η = 1 with no clipping and no
+    momentum is CFG; the default η = 0 drops the parallel part, which is what
+    over-saturates. Returns the guided prediction and the new state.
+    """
+    diff = cond - uncond
+    if momentum != 0.0 and state is not None:
+        diff = diff + momentum * state.running
+    new_state = APGState(diff)
+    if norm_threshold is not None:
+        norm = _per_sample(torch.linalg.vector_norm, diff)
+        diff = diff * (norm_threshold / norm.clamp(min=1e-12)).clamp(max=1.0)
+    parallel, orthogonal = project(diff, cond)
+    return cond + (broadcast_like(scale, cond) - 1.0) * (orthogonal + eta * parallel), new_state

@@ -1,0 +1,47 @@
+"""Scale schedules s(τ) over progress τ ∈ [0, 1], and noise schedules / flow paths."""
+
+from .noise import (
+    PATHS,
+    CosineSchedule,
+    LinearBetaSchedule,
+    LinearFlowPath,
+    RectifiedFlowPath,
+    sigma_interval_to_progress,
+)
+from .scale import (
+    SCHEDULES,
+    Constant,
+    Cosine,
+    Custom,
+    Decay,
+    Interval,
+    Linear,
+    Piecewise,
+    Power,
+    Product,
+    Schedule,
+    as_schedule,
+    schedule_from_name,
+)
+
+__all__ = [
+    "PATHS",
+    "SCHEDULES",
+    "Constant",
+    "Cosine",
+    "CosineSchedule",
+    "Custom",
+    "Decay",
+    "Interval",
+    "Linear",
+    "LinearBetaSchedule",
+    "LinearFlowPath",
+    "Piecewise",
+    "Power",
+    "Product",
+    "RectifiedFlowPath",
+    "Schedule",
+    "as_schedule",
+    "schedule_from_name",
+    "sigma_interval_to_progress",
+]
