@@ -1,0 +1,1 @@
+"""Lightning modules and data modules: the only package that imports lightning."""
