@@ -1,0 +1,81 @@
+"""The denoising loss: ε-MSE on a variance-preserving path, optionally SNR-weighted.
+
+``L = E_{t, x0, ε} w(t)·‖ε̂(α_t x0 + σ_t ε, t, y) − ε‖²`` (Ho et al., arXiv 2006.11239),
+with the network's prediction converted to ε whatever it predicts (x0 or v).
+Weightings of the ε-error, with SNR = α_t²/σ_t²:
+
+* ``"none"``: w = 1 (DDPM's simple loss);
+* ``"min_snr"``: w = min(SNR, γ)/SNR (Min-SNR-γ, Hang et al., arXiv 2303.09556);
+* ``"x0"``: w = 1/SNR, which makes the loss the x0-MSE ‖x̂0 − x0‖².
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ..core.conditions import Cond
+from ..core.model import ConditionalModel
+from ..core.path import Path
+from ..core.shapes import broadcast_like
+from ..core.spaces import to_x0_eps
+from .time import default_t_max
+
+WEIGHTINGS: dict[str, Callable[[Tensor, float], Tensor]] = {
+    "none": lambda snr, gamma: torch.ones_like(snr),
+    "min_snr": lambda snr, gamma: snr.clamp(max=gamma) / snr,
+    "x0": lambda snr, gamma: 1.0 / snr,
+}
+
+
+def q_sample(path: Path, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+    """The forward process ``x_t = α_t·x0 + σ_t·ε``; x0, ε ``(B, ...)``, t ``(B,)`` or scalar."""
+    c = path.coefficients(t)
+    return broadcast_like(c.alpha_t, x0) * x0 + broadcast_like(c.sigma_t, x0) * eps
+
+
+def sample_times(path: Path, batch: int, *, generator: torch.Generator | None = None, t_min: float = 1e-3) -> Tensor:
+    """Training times ``(B,)`` uniform on [t_min, t_max] (t_max from :func:`~.time.default_t_max`)."""
+    t_max = default_t_max(path)
+    u = torch.rand(batch, generator=generator, dtype=torch.get_default_dtype())
+    return t_min + (t_max - t_min) * u
+
+
+def diffusion_loss(
+    model: ConditionalModel,
+    x0: Tensor,
+    cond: Cond | None,
+    *,
+    t: Tensor | None = None,
+    eps: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    weighting: str = "none",
+    snr_gamma: float = 5.0,
+) -> Tensor:
+    """The weighted ε-MSE of ``model`` on clean data ``x0`` ``(B, ...)`` with condition ``cond``.
+
+    ``t`` ``(B,)`` and ``eps`` (like x0) are drawn with ``generator`` unless given.
+    Returns a scalar: the batch mean of ``w(t)·mean((ε̂ − ε)²)`` per sample.
+    """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting: expected one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+    if model.path is None:
+        raise ValueError("model: expected a diffusion model with a path, got one without")
+    batch = x0.shape[0]
+    if t is None:
+        t = sample_times(model.path, batch, generator=generator)
+    t = t.to(device=x0.device, dtype=x0.dtype)
+    if t.shape != (batch,):
+        raise ValueError(f"t: expected shape ({batch},), got {tuple(t.shape)}")
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+    elif eps.shape != x0.shape:
+        raise ValueError(f"eps: expected the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}")
+    coeffs = model.coefficients(t)
+    x_t = q_sample(model.path, x0, t, eps)
+    eps_hat = to_x0_eps(model(x_t, t, cond), model.space, x_t, coeffs)[1]
+    per_sample = (eps_hat - eps).pow(2).flatten(1).mean(dim=1)
+    snr = (coeffs.alpha_t / coeffs.sigma_t).pow(2)
+    return (WEIGHTINGS[weighting](snr, snr_gamma) * per_sample).mean()

@@ -1,0 +1,183 @@
+"""DDIM(η) and DDPM ancestral sampling of a (guided) diffusion model, with CFG++ as an option.
+
+Each step turns the model's prediction at time t into the pair (x̂0, ε̂) and
+moves to the earlier time s < t on the path x = α·x0 + σ·ε:
+
+* DDIM (Song et al., arXiv 2010.02502):
+  ``x_s = α_s x̂0 + √(σ_s² − σ_η²)·ε̂ + σ_η·z``,
+  ``σ_η = η·(σ_s/σ_t)·σ_{t|s}``, ``σ_{t|s}² = σ_t² − (α_t/α_s)²σ_s²``.
+* DDPM ancestral (Ho et al., arXiv 2006.11239): draw from the posterior
+  ``q(x_s | x_t, x̂0) = N((α_{t|s}σ_s²/σ_t²)·x_t + (α_s σ_{t|s}²/σ_t²)·x̂0, σ_{t|s}²σ_s²/σ_t²)``
+  — the same as DDIM at η = 1.
+* CFG++ (Chung et al., arXiv 2406.08070): x̂0 from the guided prediction, but the
+  re-noising ε̂ from the reference branch (∅ or the negative condition). Where the
+  reference forward is skipped (scale exactly 1), the step is the plain one.
+
+The time grid is uniform in t from ``t_max`` to 0; guidance sees progress τ = 1 − t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..core.conditions import Cond, Conditions
+from ..core.model import ConditionalModel
+from ..core.path import PathCoefficients
+from ..core.spaces import to_x0_eps
+from ..guidance.engine import Guidance, GuidedModel, ModelReference
+from .time import time_grid
+
+StepFn = Callable[[Tensor, Tensor, Tensor, PathCoefficients, PathCoefficients, "Tensor | None", float], Tensor]
+
+
+def _ratio_terms(c_t: PathCoefficients, c_s: PathCoefficients) -> tuple[float, float]:
+    """α_{t|s} = α_t/α_s and σ_{t|s}² = σ_t² − α_{t|s}²σ_s² (the transition s → t)."""
+    a_ts = float(c_t.alpha_t / c_s.alpha_t)
+    var_ts = max(float(c_t.sigma_t) ** 2 - a_ts**2 * float(c_s.sigma_t) ** 2, 0.0)
+    return a_ts, var_ts
+
+
+def ddim_sigma(c_t: PathCoefficients, c_s: PathCoefficients, eta: float) -> float:
+    """DDIM's noise level σ_η = η·(σ_s/σ_t)·σ_{t|s} of a step t → s."""
+    _, var_ts = _ratio_terms(c_t, c_s)
+    return eta * float(c_s.sigma_t) / float(c_t.sigma_t) * math.sqrt(var_ts)
+
+
+def ddim_step(
+    x: Tensor, x0: Tensor, eps: Tensor, c_t: PathCoefficients, c_s: PathCoefficients, z: Tensor | None, eta: float
+) -> Tensor:
+    """``x_s = α_s x̂0 + √(σ_s² − σ_η²)·ε̂ + σ_η·z`` (arXiv 2010.02502, eq. 12); all ``(B, ...)``."""
+    sigma_eta = ddim_sigma(c_t, c_s, eta)
+    direction = math.sqrt(max(float(c_s.sigma_t) ** 2 - sigma_eta**2, 0.0))
+    out = float(c_s.alpha_t) * x0 + direction * eps
+    return out if sigma_eta == 0.0 or z is None else out + sigma_eta * z
+
+
+def ddpm_step(
+    x: Tensor, x0: Tensor, eps: Tensor, c_t: PathCoefficients, c_s: PathCoefficients, z: Tensor | None, eta: float
+) -> Tensor:
+    """A draw from the posterior q(x_s | x_t, x̂0) (arXiv 2006.11239, eqs. 6–7), x_t = α_t x̂0 + σ_t ε̂.
+
+    ``x_t`` is rebuilt from (x̂0, ε̂), so CFG++ can pass the reference ε̂; ``eta`` is unused.
+    """
+    a_ts, var_ts = _ratio_terms(c_t, c_s)
+    s2_t, s2_s = float(c_t.sigma_t) ** 2, float(c_s.sigma_t) ** 2
+    x_t = float(c_t.alpha_t) * x0 + float(c_t.sigma_t) * eps
+    mean = (a_ts * s2_s / s2_t) * x_t + (float(c_s.alpha_t) * var_ts / s2_t) * x0
+    std = math.sqrt(var_ts * s2_s / s2_t)
+    return mean if std == 0.0 or z is None else mean + std * z
+
+
+STEPS: dict[str, StepFn] = {"ddim": ddim_step, "ddpm": ddpm_step}
+
+
+class _Recorder(ConditionalModel):
+    """Passes calls to ``inner`` (which counts them) and keeps the last output: the
+    engine evaluates the reference branch last, as the final rows of its last forward."""
+
+    def __init__(self, inner: ConditionalModel) -> None:
+        super().__init__(space=inner.space, path=inner.path, null_cond=inner.null_spec)
+        self.inner = inner
+        self.last: Tensor | None = None
+
+    def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
+        self.last = self.inner(x, t, cond)
+        return self.last
+
+
+def _guided(model: ConditionalModel, guidance: Guidance, cfgpp: bool) -> tuple[GuidedModel, _Recorder | None]:
+    """The guided model, with a recorder on the model that serves the reference when CFG++ needs it."""
+    if not cfgpp:
+        return GuidedModel(model, guidance), None
+    ref = guidance.reference
+    if ref is None:
+        recorder = _Recorder(model)
+        return GuidedModel(recorder, guidance), recorder
+    recorder = _Recorder(ref.model)
+    new_ref = ModelReference(recorder, ref.condition)
+    return GuidedModel(model, dataclasses.replace(guidance, reference=new_ref)), recorder
+
+
+def sample(
+    model: ConditionalModel,
+    guidance: Guidance | float,
+    shape: Sequence[int] | None,
+    cond: Cond | Conditions,
+    *,
+    steps: int = 50,
+    method: str = "ddim",
+    eta: float = 0.0,
+    cfgpp: bool = False,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    t_max: float | None = None,
+    progress: bool | None = None,
+) -> Tensor:
+    """Sample ``x0`` from ``model`` under ``guidance``.
+
+    Args:
+        model: a diffusion :class:`ConditionalModel` with a path (an :class:`~.model.EpsModel`).
+        guidance: a :class:`Guidance` or a CFG scale.
+        shape: ``(B, ...)`` of the samples (ignored when ``noise`` is given).
+        cond: the condition for ``B`` samples, or :class:`Conditions` (composition / negative).
+        steps: model evaluations (≥ 1); ``method``: ``"ddim"`` or ``"ddpm"`` (ancestral).
+        eta: DDIM's η ∈ [0, 1] (0: deterministic; 1: DDPM's variance); DDIM only.
+        cfgpp: CFG++ — re-noise with the reference branch's ε.
+        noise: the starting state x_{t_max} ``(B, ...)``; else drawn with ``generator``.
+        generator: seeds the starting noise and the ancestral noise.
+        t_max: the time to start from (default: 1, or where σ/α = 1000).
+        progress: show a progress bar; default: only when stderr is a terminal.
+
+    Returns:
+        the samples ``(B, ...)``.
+    """
+    if method not in STEPS:
+        raise ValueError(f"method: unknown sampler {method!r}; valid ones: {', '.join(STEPS)}")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta: expected a value in [0, 1], got {eta}")
+    if method == "ddpm" and eta != 0.0:
+        raise ValueError("eta: DDPM's ancestral sampler has a fixed variance; pass eta only with method='ddim'")
+    if not isinstance(model, ConditionalModel) or model.path is None:
+        raise TypeError(f"model: expected a ConditionalModel with a diffusion path, got {type(model).__name__}")
+    guidance = guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance)
+    grid = time_grid(model.path, steps, t_max=t_max)
+    x = _initial_noise(model, shape, noise, generator)
+    guided, recorder = _guided(model, guidance, cfgpp)
+    guided.reset()
+    step = STEPS[method]
+    show = sys.stderr.isatty() if progress is None else progress
+    for i in tqdm(range(steps), disable=not show, desc=f"{method} sampling", leave=False):
+        t, s = grid[i].to(x.dtype), grid[i + 1].to(x.dtype)
+        c_t, c_s = model.coefficients(t), model.coefficients(s)
+        skipped = guided.stats.skipped_reference
+        pred = guided(x, t, cond)
+        x0, eps = to_x0_eps(pred, model.space, x, c_t)
+        if recorder is not None and guided.stats.skipped_reference == skipped:
+            # the reference rows are the last B rows of the forward that produced them
+            eps = to_x0_eps(recorder.last[-x.shape[0] :], model.space, x, c_t)[1]
+        noisy = method == "ddpm" or eta > 0.0
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) if noisy else None
+        x = step(x, x0, eps, c_t, c_s, z, eta)
+    return x
+
+
+def _initial_noise(
+    model: ConditionalModel, shape: Sequence[int] | None, noise: Tensor | None, generator: torch.Generator | None
+) -> Tensor:
+    if noise is not None:
+        if not isinstance(noise, Tensor) or noise.ndim < 1:
+            raise ValueError(f"noise: expected a (B, ...) tensor, got {type(noise).__name__}")
+        return noise
+    if shape is None or len(shape) < 1 or any(int(d) < 1 for d in shape):
+        raise ValueError(f"shape: expected (B, ...) with positive sizes, got {shape!r}")
+    param = next(iter(model.parameters()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
+    return torch.randn(tuple(int(d) for d in shape), generator=generator, dtype=dtype, device=device)
