@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..core.conditions import Cond, Conditions
+from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.path import PathCoefficients
 from ..core.spaces import to_x0_eps
@@ -149,13 +149,14 @@ def sample(
     guidance = guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance)
     grid = time_grid(model.path, steps, t_max=t_max)
     x = _initial_noise(model, shape, noise, generator)
+    _check_cond(cond, x.shape[0])
     guided, recorder = _guided(model, guidance, cfgpp)
     guided.reset()
     step = STEPS[method]
     show = sys.stderr.isatty() if progress is None else progress
     for i in tqdm(range(steps), disable=not show, desc=f"{method} sampling", leave=False):
         t, s = grid[i].to(x.dtype), grid[i + 1].to(x.dtype)
-        c_t, c_s = model.coefficients(t), model.coefficients(s)
+        c_t, c_s = model.coefficients(t), _coefficients(model, s)
         skipped = guided.stats.skipped_reference
         pred = guided(x, t, cond)
         x0, eps = to_x0_eps(pred, model.space, x, c_t)
@@ -166,6 +167,23 @@ def sample(
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) if noisy else None
         x = step(x, x0, eps, c_t, c_s, z, eta)
     return x
+
+
+def _check_cond(cond: Cond | Conditions, batch: int) -> None:
+    """Every branch's condition must have the samples' batch size (checked before the engine stacks them)."""
+    branches = [*cond.conds, cond.negative] if isinstance(cond, Conditions) else [cond]
+    for c in branches:
+        if c is not None and batch_size_of(c) != batch:
+            raise ValueError(f"cond: expected batch size {batch} (that of the samples), got {batch_size_of(c)}")
+
+
+def _coefficients(model: ConditionalModel, t: Tensor) -> PathCoefficients:
+    """The path's coefficients; at t = 0 exactly the data end (α = 1, σ = 0), which rounding
+    in a schedule's log α (cosine: a tiny positive value, so σ = √(negative)) must not spoil."""
+    if float(t) == 0.0:
+        one, zero = torch.ones_like(t), torch.zeros_like(t)
+        return PathCoefficients(one, zero, zero, zero)
+    return model.coefficients(t)
 
 
 def _initial_noise(
