@@ -1,0 +1,145 @@
+"""diffusers interop (optional extra ``diffusers``): wrap UNets, drive diffusers schedulers with guided predictions.
+
+A diffusers user keeps their UNet and scheduler and gains the engine's rules and
+schedules: :func:`wrap_unet` turns ``UNet2DModel`` (class labels, learned null
+label) or ``UNet2DConditionModel`` (embeddings, explicit null embedding) into an
+:class:`~.model.EpsModel` on the scheduler's own ᾱ table, and
+:func:`sample_with_scheduler` runs the scheduler's loop with the guided
+prediction in place of the pipeline's ``uncond + s·(cond − uncond)`` line.
+
+Time: the scheduler's timestep k (DDIM: integers; Euler: possibly fractional)
+is continuous time t = (k + 1)/N, progress τ = 1 − t, so scale schedules and
+intervals mean the same here as with our own samplers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..core.conditions import Cond, Conditions, NullSpec
+from ..guidance.engine import Guidance, GuidedModel
+from .model import EpsModel
+from .time import AlphasCumprodPath
+
+PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
+_SCHEDULER_API = ("set_timesteps", "step", "scale_model_input", "timesteps", "alphas_cumprod", "config")
+
+
+class _UNetCall(nn.Module):
+    """``(x, t·N, cond) -> prediction``: the UNet at timestep k = t·N − 1, condition by keyword."""
+
+    def __init__(self, unet: nn.Module, cond_kwarg: str) -> None:
+        super().__init__()
+        self.unet, self.cond_kwarg = unet, cond_kwarg
+
+    def forward(self, x: Tensor, t_scaled: Tensor, cond: Cond) -> Tensor:
+        k = (t_scaled - 1.0).to(torch.float32)
+        k = torch.where((k - k.round()).abs() < 1e-4, k.round(), k)  # (k + 1)/N·N − 1 is k up to rounding
+        return self.unet(x, k, **{self.cond_kwarg: cond}).sample
+
+
+def check_scheduler(scheduler: Any) -> None:
+    """A scheduler can be driven if it is a VP (ᾱ-table) diffusers scheduler with the usual loop API."""
+    missing = [name for name in _SCHEDULER_API if not hasattr(scheduler, name)]
+    if missing:
+        raise ValueError(
+            f"scheduler: expected a diffusers scheduler on an alphas_cumprod table (DDIM, DDPM, Euler, "
+            f"DPM-Solver++ …), got {type(scheduler).__name__} without {', '.join(missing)}"
+        )
+    kind = scheduler.config.get("prediction_type", "epsilon")
+    if kind not in PREDICTION_TYPES:
+        raise ValueError(f"scheduler: prediction_type {kind!r} is not one of {', '.join(PREDICTION_TYPES)}")
+
+
+def wrap_unet(
+    unet: nn.Module, scheduler: Any, *, null_cond: NullSpec | None = None, num_classes: int | None = None
+) -> EpsModel:
+    """A diffusers UNet as a :class:`~.model.EpsModel` on ``scheduler``'s noise schedule.
+
+    Args:
+        unet: ``UNet2DModel`` (condition: class labels ``(B,)``; ∅: a label index, e.g.
+            ``num_class_embeds − 1``) or ``UNet2DConditionModel`` (condition:
+            ``encoder_hidden_states (B, L, D)``; ∅: one ``(L, D)`` tensor).
+        scheduler: the diffusers scheduler it was trained with (its ᾱ table and prediction type).
+        null_cond: ∅ as above.
+        num_classes: for labels, the number of real classes (labels in ``[0, num_classes]``).
+    """
+    from diffusers import UNet2DConditionModel, UNet2DModel
+
+    if isinstance(unet, UNet2DConditionModel):
+        kwarg = "encoder_hidden_states"
+    elif isinstance(unet, UNet2DModel):
+        kwarg = "class_labels"
+    else:
+        raise TypeError(f"unet: expected a diffusers UNet2DModel or UNet2DConditionModel, got {type(unet).__name__}")
+    check_scheduler(scheduler)
+    path = AlphasCumprodPath(scheduler.alphas_cumprod)
+    size = unet.config.sample_size
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return EpsModel(
+        _UNetCall(unet, kwarg),
+        path=path,
+        prediction=PREDICTION_TYPES[scheduler.config.get("prediction_type", "epsilon")],
+        null_cond=null_cond,
+        num_classes=num_classes,
+        sample_shape=(unet.config.in_channels, *size),
+        time_scale=float(path.num_train_timesteps),
+    )
+
+
+def sample_with_scheduler(
+    model: EpsModel,
+    guidance: Guidance | float,
+    scheduler: Any,
+    shape: Sequence[int] | None,
+    cond: Cond | Conditions,
+    *,
+    steps: int = 50,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool | None = None,
+) -> Tensor:
+    """Run ``scheduler``'s sampling loop with the guided prediction of ``model``.
+
+    Args:
+        model: from :func:`wrap_unet` (or any :class:`~.model.EpsModel` on the scheduler's ᾱ table).
+        guidance: a :class:`Guidance` or a CFG scale.
+        scheduler: a diffusers scheduler (DDIM, Euler, DPM-Solver++ multistep …); it is
+            reset with ``set_timesteps(steps)``.
+        shape: ``(B, C, H, W)`` (ignored when ``noise`` is given); ``cond``: the condition.
+        noise: unit Gaussian noise; it is scaled by the scheduler's ``init_noise_sigma``.
+        generator: seeds the noise and the scheduler's stochastic steps.
+        progress: progress bar; default only when stderr is a terminal.
+
+    Returns:
+        the samples ``(B, C, H, W)``.
+    """
+    check_scheduler(scheduler)
+    n_train = int(scheduler.config.num_train_timesteps)
+    if not isinstance(model.path, AlphasCumprodPath) or model.path.num_train_timesteps != n_train:
+        raise ValueError(f"model: expected a model on the scheduler's {n_train}-step ᾱ table (use wrap_unet)")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected an int ≥ 1, got {steps!r}")
+    guided = GuidedModel(model, guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance))
+    guided.reset()
+    scheduler.set_timesteps(steps)
+    if noise is None:
+        if shape is None:
+            raise ValueError("shape: expected (B, C, H, W) when no noise is given, got None")
+        param = next(model.parameters())
+        noise = torch.randn(tuple(shape), generator=generator, dtype=param.dtype).to(param.device)
+    x = noise * scheduler.init_noise_sigma
+    step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    show = sys.stderr.isatty() if progress is None else progress
+    for k in tqdm(scheduler.timesteps, disable=not show, desc=type(scheduler).__name__, leave=False):
+        t = (k.to(torch.float64) + 1.0) / n_train
+        pred = guided(scheduler.scale_model_input(x, k), t.to(x.device), cond)
+        x = scheduler.step(pred, k, x, **step_kwargs).prev_sample
+    return x
