@@ -25,4 +25,5 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 30,
 
 
 def machine() -> str:
-    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'CUDA' if torch.cuda.is_available() else 'CPU'}"
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}"

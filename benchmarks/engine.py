@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_medians, machine  # noqa: E402
+from common import interleaved_medians, machine
 
-import unified_guidance as ug  # noqa: E402
-from unified_guidance import guidance as G  # noqa: E402
-from unified_guidance.schedules import Interval, LinearBetaSchedule  # noqa: E402
+import unified_guidance as ug
+from unified_guidance import guidance as G
+from unified_guidance.schedules import Interval, LinearBetaSchedule
 
 
 class ReferenceNet(nn.Module):
