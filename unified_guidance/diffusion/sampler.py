@@ -18,7 +18,6 @@ The time grid is uniform in t from ``t_max`` to 0; guidance sees progress τ = 1
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.path import PathCoefficients
 from ..core.spaces import to_x0_eps
-from ..guidance.engine import Guidance, GuidedModel, ModelReference
+from ..guidance.engine import Guidance, GuidedModel
 from .time import time_grid
 
 StepFn = Callable[[Tensor, Tensor, Tensor, PathCoefficients, PathCoefficients, "Tensor | None", float], Tensor]
@@ -76,33 +75,6 @@ def ddpm_step(
 
 
 STEPS: dict[str, StepFn] = {"ddim": ddim_step, "ddpm": ddpm_step}
-
-
-class _Recorder(ConditionalModel):
-    """Passes calls to ``inner`` (which counts them) and keeps the last output: the
-    engine evaluates the reference branch last, as the final rows of its last forward."""
-
-    def __init__(self, inner: ConditionalModel) -> None:
-        super().__init__(space=inner.space, path=inner.path, null_cond=inner.null_spec)
-        self.inner = inner
-        self.last: Tensor | None = None
-
-    def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
-        self.last = self.inner(x, t, cond)
-        return self.last
-
-
-def _guided(model: ConditionalModel, guidance: Guidance, cfgpp: bool) -> tuple[GuidedModel, _Recorder | None]:
-    """The guided model, with a recorder on the model that serves the reference when CFG++ needs it."""
-    if not cfgpp:
-        return GuidedModel(model, guidance), None
-    ref = guidance.reference
-    if ref is None:
-        recorder = _Recorder(model)
-        return GuidedModel(recorder, guidance), recorder
-    recorder = _Recorder(ref.model)
-    new_ref = ModelReference(recorder, ref.condition)
-    return GuidedModel(model, dataclasses.replace(guidance, reference=new_ref)), recorder
 
 
 def sample(
@@ -150,19 +122,17 @@ def sample(
     grid = time_grid(model.path, steps, t_max=t_max)
     x = _initial_noise(model, shape, noise, generator)
     _check_cond(cond, x.shape[0])
-    guided, recorder = _guided(model, guidance, cfgpp)
+    guided = GuidedModel(model, guidance)
     guided.reset()
     step = STEPS[method]
     show = sys.stderr.isatty() if progress is None else progress
     for i in tqdm(range(steps), disable=not show, desc=f"{method} sampling", leave=False):
         t, s = grid[i].to(x.dtype), grid[i + 1].to(x.dtype)
         c_t, c_s = model.coefficients(t), _coefficients(model, s)
-        skipped = guided.stats.skipped_reference
-        pred = guided(x, t, cond)
-        x0, eps = to_x0_eps(pred, model.space, x, c_t)
-        if recorder is not None and guided.stats.skipped_reference == skipped:
-            # the reference rows are the last B rows of the forward that produced them
-            eps = to_x0_eps(recorder.last[-x.shape[0] :], model.space, x, c_t)[1]
+        pred = guided.evaluate(x, t, cond)
+        x0, eps = to_x0_eps(pred.guided, model.space, x, c_t)
+        if cfgpp and pred.reference is not None:
+            eps = to_x0_eps(pred.reference, model.space, x, c_t)[1]
         noisy = method == "ddpm" or eta > 0.0
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) if noisy else None
         x = step(x, x0, eps, c_t, c_s, z, eta)
