@@ -1,0 +1,196 @@
+"""Lightning training of a class-conditional diffusion model with per-sample condition dropout and EMA.
+
+The math lives in :mod:`unified_guidance.diffusion` (loss, sampler) and the
+network in :mod:`unified_guidance.networks`; this module only wires them into
+Lightning: the ε-MSE on batches whose labels are replaced by the null token ∅
+with probability ``p_uncond`` per sample (Ho & Salimans, arXiv 2207.12598), an
+exponential moving average of the weights (used for sampling and validation),
+and :class:`SampleGridCallback`, which saves sample grids at a few scales.
+
+Randomness of a training step (times, noise, dropout) comes from a generator
+seeded by (seed, rank, global step), so a resumed run draws exactly what an
+uninterrupted one would, and DDP ranks draw differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from ..core.conditions import drop_condition
+from ..diffusion.loss import diffusion_loss
+from ..diffusion.model import EpsModel
+from ..diffusion.sampler import sample as diffusion_sample
+from ..guidance.engine import Guidance
+from ..networks import MLPNet, TinyUNet
+from ..schedules.noise import CosineSchedule, LinearBetaSchedule
+
+SCHEDULES = {"linear_beta": LinearBetaSchedule, "cosine": CosineSchedule}
+
+
+class DiffusionModule(L.LightningModule):
+    """ε-prediction (or x0 / v) training of ``net(x, t, labels)`` with a learned null label.
+
+    Args:
+        net: the network; ``None`` builds :class:`~unified_guidance.networks.TinyUNet` for
+            image shapes ``(C, H, W)`` or :class:`~unified_guidance.networks.MLPNet` for ``(D,)``.
+        sample_shape: shape of one sample (digits: ``(1, 8, 8)``).
+        num_classes: classes; label ``num_classes`` is ∅.
+        width: width of the default network.
+        schedule: ``"linear_beta"`` or ``"cosine"``.
+        prediction: what the network predicts (``"eps"``, ``"x0"``, ``"v"``); the loss is ε-MSE.
+        p_uncond: probability of replacing a sample's label by ∅.
+        lr, weight_decay: AdamW.
+        ema_decay: decay of the weight average used for sampling.
+        weighting, snr_gamma: loss weighting (see :mod:`unified_guidance.diffusion.loss`).
+        sample_steps: DDIM steps of :meth:`sample`.
+        seed: seeds the per-step generator.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module | None = None,
+        sample_shape: Sequence[int] = (1, 8, 8),
+        num_classes: int = 10,
+        width: int = 32,
+        schedule: str = "linear_beta",
+        prediction: str = "eps",
+        p_uncond: float = 0.1,
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        ema_decay: float = 0.999,
+        weighting: str = "none",
+        snr_gamma: float = 5.0,
+        sample_steps: int = 50,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        if not 0.0 <= p_uncond <= 1.0:
+            raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
+        if not 0.0 <= ema_decay <= 1.0:
+            raise ValueError(f"ema_decay: expected a value in [0, 1], got {ema_decay}")
+        self.sample_shape = tuple(int(d) for d in sample_shape)
+        self.net = net if net is not None else _default_net(self.sample_shape, num_classes, width)
+        self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+        self.ema.requires_grad_(False)
+        kwargs = dict(
+            path=SCHEDULES[schedule](), prediction=prediction, null_cond=num_classes,
+            num_classes=num_classes, sample_shape=self.sample_shape,
+        )  # fmt: skip
+        # Wrappers sharing the modules' weights, kept out of the module tree (no duplicate state).
+        object.__setattr__(self, "_train_model", EpsModel(self.net, **kwargs))
+        object.__setattr__(self, "_ema_model", EpsModel(self.ema.module, **kwargs))
+
+    @property
+    def model(self) -> EpsModel:
+        """The conditional model used for sampling: the EMA weights."""
+        return self._ema_model
+
+    def _generator(self, step: int, salt: int = 0) -> torch.Generator:
+        seed = ((self.hparams.seed * 1009 + self.global_rank) * 7 + salt) * 10_000_000 + step
+        return torch.Generator().manual_seed(seed)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x0, labels = batch
+        gen = self._generator(self.global_step)
+        labels, dropped = drop_condition(labels, self.hparams.num_classes, self.hparams.p_uncond, generator=gen)
+        loss = diffusion_loss(
+            self._train_model, x0, labels, generator=gen,
+            weighting=self.hparams.weighting, snr_gamma=self.hparams.snr_gamma,
+        )  # fmt: skip
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/dropped", dropped.float().mean())
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.ema.update_parameters(self.net)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x0, labels = batch
+        gen = self._generator(batch_idx, salt=1)
+        loss = diffusion_loss(self.model, x0, labels, generator=gen, weighting=self.hparams.weighting)
+        self.log("val/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    @torch.no_grad()
+    def sample(
+        self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None, **kwargs
+    ) -> Tensor:
+        """Samples ``(B, *sample_shape)`` for labels ``(B,)`` with the EMA model, clamped to [−1, 1]
+        (digits: ``(B, 1, 8, 8)``). ``kwargs`` go to :func:`~unified_guidance.diffusion.sample`."""
+        kwargs.setdefault("steps", self.hparams.sample_steps)
+        was_training = self.ema.training
+        self.ema.eval()
+        labels = labels.to(self.device)
+        shape = (labels.shape[0], *self.sample_shape)
+        x = diffusion_sample(self.model, guidance, shape, labels, generator=generator, **kwargs)
+        self.ema.train(was_training)
+        return x.clamp(-1.0, 1.0)
+
+
+def _default_net(shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:
+    if len(shape) == 3 and shape[1] == shape[2]:
+        return TinyUNet(in_channels=shape[0], image_size=shape[1], num_classes=num_classes, width=width)
+    if len(shape) == 1:
+        return MLPNet(dim=shape[0], num_classes=num_classes, width=width)
+    raise ValueError(f"sample_shape: expected (C, H, H) images or (D,) vectors, got {shape}")
+
+
+def image_grid(images: Tensor, nrow: int) -> Tensor:
+    """``(B, C, H, W)`` → one ``(C, rows·(H+1)−1, nrow·(W+1)−1)`` image, one pixel of padding at −1."""
+    b, c, h, w = images.shape
+    rows = -(-b // nrow)
+    padded = torch.full((rows * nrow, c, h + 1, w + 1), -1.0, dtype=images.dtype)
+    padded[:b, :, :h, :w] = images.cpu()
+    grid = padded.reshape(rows, nrow, c, h + 1, w + 1).permute(2, 0, 3, 1, 4)
+    return grid.reshape(c, rows * (h + 1), nrow * (w + 1))[:, :-1, :-1]
+
+
+class SampleGridCallback(L.Callback):
+    """Every ``every_n_epochs`` (on validation end, rank 0): one grid per scale, a row per class.
+
+    Grids are saved as PNG under ``<log_dir>/samples/`` (with matplotlib), logged to a
+    logger that has ``add_image`` (TensorBoard), and kept in :attr:`last_grids`.
+    """
+
+    def __init__(self, scales: Sequence[float] = (1.0, 3.0, 5.0), per_class: int = 8, every_n_epochs: int = 1,
+                 steps: int = 25, seed: int = 0) -> None:  # fmt: skip
+        self.scales, self.per_class, self.every_n_epochs = tuple(scales), per_class, every_n_epochs
+        self.steps, self.seed = steps, seed
+        self.last_grids: dict[float, Tensor] = {}
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: DiffusionModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or trainer.current_epoch % self.every_n_epochs:
+            return
+        labels = torch.arange(pl_module.hparams.num_classes).repeat_interleave(self.per_class)
+        out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+        for scale in self.scales:
+            gen = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+            images = pl_module.sample(labels, Guidance(scale=scale), generator=gen, steps=self.steps)
+            grid = image_grid(images, self.per_class)
+            self.last_grids[scale] = grid
+            name = f"epoch{trainer.current_epoch:03d}_scale{scale:g}"
+            experiment = getattr(trainer.logger, "experiment", None)
+            if hasattr(experiment, "add_image"):
+                experiment.add_image(f"samples/scale{scale:g}", (grid + 1) / 2, trainer.global_step)
+            _save_png(grid, out_dir / f"{name}.png")
+
+
+def _save_png(grid: Tensor, path: Path) -> None:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # the plots extra is optional; the grid stays in last_grids
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, ((grid[0] + 1) / 2).clamp(0, 1).numpy(), cmap="gray", vmin=0.0, vmax=1.0)
