@@ -92,14 +92,14 @@ def test_sample_contract_shape_range_seed_and_forward_count():
     assert (module.model.stats.calls, module.model.stats.rows) == (20, 2 * (7 * 6 + 3 * 3))
 
 
-def test_sample_grid_callback_saves_one_grid_per_scale(tmp_path):
+def test_sample_grid_callback_saves_one_grid_per_scale_every_n_epochs(tmp_path):
     torch.manual_seed(0)
-    cb = SampleGridCallback(scales=(1.0, 3.0), per_class=2, steps=2)
-    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1, callbacks=[cb])
+    cb = SampleGridCallback(scales=(1.0, 3.0), per_class=2, steps=2, every_n_epochs=2)
+    trainer = _trainer(tmp_path, max_epochs=3, limit_train_batches=1, limit_val_batches=1, callbacks=[cb])
     trainer.fit(DiffusionModule(width=8), DigitsDataModule(batch_size=32))
     assert sorted(cb.last_grids) == [1.0, 3.0]
     assert cb.last_grids[3.0].shape == (1, 10 * 9 - 1, 2 * 9 - 1)  # a row per class, one pixel of padding
-    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["epoch000_scale1.png", "epoch000_scale3.png"]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["epoch001_scale1.png", "epoch001_scale3.png"]
     images = torch.arange(6.0).reshape(6, 1, 1, 1)
     torch.testing.assert_close(image_grid(images, 3)[0], torch.tensor([[0.0, -1, 1, -1, 2], [-1, -1, -1, -1, -1],
                                                                         [3, -1, 4, -1, 5]]))  # fmt: skip
@@ -163,7 +163,7 @@ def test_cli_recipe_trains_from_yaml(tmp_path):
         "fit", "--config", str(RECIPES / "diffusion_digits.yaml"), f"--trainer.default_root_dir={tmp_path}",
         "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
         "--trainer.check_val_every_n_epoch=1", "--trainer.enable_progress_bar=false", "--model.width=8",
-        "--model.sample_steps=2",
+        "--model.sample_steps=2", "--trainer.callbacks.init_args.every_n_epochs=1",  # the grid callback (last)
     ]  # fmt: skip
     cli = main(args)
     assert cli.model.hparams.p_uncond == 0.1 and cli.model.hparams.ema_decay == 0.995  # from the YAML

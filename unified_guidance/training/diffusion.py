@@ -158,7 +158,7 @@ def image_grid(images: Tensor, nrow: int) -> Tensor:
 
 
 class SampleGridCallback(L.Callback):
-    """Every ``every_n_epochs`` (on validation end, rank 0): one grid per scale, a row per class.
+    """At the end of every ``every_n_epochs``-th epoch's validation (rank 0): one grid per scale, a row per class.
 
     Grids are saved as PNG under ``<log_dir>/samples/`` (with matplotlib), logged to a
     logger that has ``add_image`` (TensorBoard), and kept in :attr:`last_grids`.
@@ -171,7 +171,8 @@ class SampleGridCallback(L.Callback):
         self.last_grids: dict[float, Tensor] = {}
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: DiffusionModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or trainer.current_epoch % self.every_n_epochs:
+        # epochs count from 0: the n-th, 2n-th … epochs end at current_epoch = n − 1, 2n − 1 …
+        if trainer.sanity_checking or not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         labels = torch.arange(pl_module.hparams.num_classes).repeat_interleave(self.per_class)
         out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
