@@ -89,16 +89,19 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (default: torch's)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32], help="image sizes (8: 1 channel, else 3)")
+    parser.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"# diffusion sampling benchmark ({machine()}), batch {args.batch}, {args.steps} DDIM steps, "
           f"TinyUNet width {args.width}, median of {args.repeats}\n")
-    for size, channels in ((8, 1), (32, 3)):
+    for size in args.sizes:
+        channels = 1 if size == 8 else 3
         with torch.no_grad():
             fns = candidates(size, channels, args.batch, args.steps, args.width, device)
-            med = interleaved_medians(fns, repeats=args.repeats, warmup=1)
+            med = interleaved_medians(fns, repeats=args.repeats, warmup=args.warmup)
         print(f"## {channels}×{size}×{size}\n\n| candidate | median ms |\n|---|---:|")
         report(med, args.steps)
 
