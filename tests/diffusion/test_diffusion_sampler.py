@@ -225,3 +225,11 @@ def test_bad_input_is_named(float64):
         sample(mixture, 2.0, (4, 3), lab)
     with pytest.raises(ValueError, match="t_max"):
         sample(mixture, 2.0, (4, 2), lab, t_max=1.5)
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(float64, capsys):
+    mixture = two_d_mixture(path=LinearBetaSchedule())
+    sample(mixture, 2.0, (2, 2), _labels(2), steps=3)  # stderr is captured here, not a terminal: no bar
+    assert capsys.readouterr().err == ""
+    sample(mixture, 2.0, (2, 2), _labels(2), steps=3, progress=True)
+    assert "ddim sampling" in capsys.readouterr().err
