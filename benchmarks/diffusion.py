@@ -72,13 +72,19 @@ def report(med: dict[str, float], steps: int) -> None:
     inside = int((INTERVAL(tau) != 1.0).sum())
     for name, sec in med.items():
         print(f"| {name} | {sec * 1e3:.1f} |")
-    print(f"\n- guided / unguided = {guided / unguided:.3f}; fwd(2B) / fwd(B) = {fwd_2b / fwd_b:.3f}; "
-          f"difference {100 * (guided / unguided / (fwd_2b / fwd_b) - 1):+.1f} %")
-    print(f"- sampler overhead beyond the network: unguided {100 * (unguided / fwd_b - 1):+.1f} %, "
-          f"guided {100 * (guided / fwd_2b - 1):+.1f} %")
+    print(
+        f"\n- guided / unguided = {guided / unguided:.3f}; fwd(2B) / fwd(B) = {fwd_2b / fwd_b:.3f}; "
+        f"difference {100 * (guided / unguided / (fwd_2b / fwd_b) - 1):+.1f} %"
+    )
+    print(
+        f"- sampler overhead beyond the network: unguided {100 * (unguided / fwd_b - 1):+.1f} %, "
+        f"guided {100 * (guided / fwd_2b - 1):+.1f} %"
+    )
     expected = (inside * fwd_2b + (steps - inside) * fwd_b) / steps
-    print(f"- interval 0.2–0.8 ({inside}/{steps} steps guided): {interval / guided:.3f} of the guided run; "
-          f"measured / expected from the forwards = {interval / expected:.3f}\n")
+    print(
+        f"- interval 0.2–0.8 ({inside}/{steps} steps guided): {interval / guided:.3f} of the guided run; "
+        f"measured / expected from the forwards = {interval / expected:.3f}\n"
+    )
 
 
 def main() -> None:
@@ -95,8 +101,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"# diffusion sampling benchmark ({machine()}), batch {args.batch}, {args.steps} DDIM steps, "
-          f"TinyUNet width {args.width}, median of {args.repeats}\n")
+    print(
+        f"# diffusion sampling benchmark ({machine()}), batch {args.batch}, {args.steps} DDIM steps, "
+        f"TinyUNet width {args.width}, median of {args.repeats}\n"
+    )
     for size in args.sizes:
         channels = 1 if size == 8 else 3
         with torch.no_grad():
