@@ -180,3 +180,20 @@ def test_bad_arguments_are_named():
         DiffusionModule(p_uncond=1.5)
     with pytest.raises(ValueError, match="sample_shape"):
         DiffusionModule(sample_shape=(1, 8, 6))
+
+
+def test_two_d_mixture_data_trains_an_mlp(tmp_path):
+    from unified_guidance.analytic.mixture import two_d_mixture
+    from unified_guidance.networks import MLPNet
+    from unified_guidance.schedules import LinearBetaSchedule
+    from unified_guidance.training.data import MixtureDataModule
+
+    torch.manual_seed(0)
+    module = DiffusionModule(sample_shape=(2,), num_classes=3, width=16, sample_steps=4, clip=False)
+    assert isinstance(module.net, MLPNet)
+    data = MixtureDataModule(two_d_mixture(path=LinearBetaSchedule(), dtype=torch.float32), num_samples=256)
+    _trainer(tmp_path, max_steps=3).fit(module, data)
+    x = module.sample(torch.tensor([0, 1, 2]), 2.0, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (3, 2) and bool(torch.isfinite(x).all())
+    noise = torch.full((3, 2), 50.0)  # a start far out, which an unclipped sampler does not clamp
+    assert float(module.sample(torch.tensor([0, 1, 2]), 1.0, noise=noise).abs().max()) > 1.0

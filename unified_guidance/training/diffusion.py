@@ -49,6 +49,7 @@ class DiffusionModule(L.LightningModule):
         ema_decay: decay of the weight average used for sampling.
         weighting, snr_gamma: loss weighting (see :mod:`unified_guidance.diffusion.loss`).
         sample_steps: DDIM steps of :meth:`sample`.
+        clip: clamp samples to [−1, 1] (the digits' range); ``False`` for unbounded data (the 2-D mixture).
         seed: seeds the per-step generator.
     """
 
@@ -67,6 +68,7 @@ class DiffusionModule(L.LightningModule):
         weighting: str = "none",
         snr_gamma: float = 5.0,
         sample_steps: int = 50,
+        clip: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -127,8 +129,8 @@ class DiffusionModule(L.LightningModule):
     def sample(
         self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None, **kwargs
     ) -> Tensor:
-        """Samples ``(B, *sample_shape)`` for labels ``(B,)`` with the EMA model, clamped to [−1, 1]
-        (digits: ``(B, 1, 8, 8)``). ``kwargs`` go to :func:`~unified_guidance.diffusion.sample`."""
+        """Samples ``(B, *sample_shape)`` for labels ``(B,)`` with the EMA model, clamped to [−1, 1] if
+        ``clip`` (digits: ``(B, 1, 8, 8)``). ``kwargs`` go to :func:`~unified_guidance.diffusion.sample`."""
         kwargs.setdefault("steps", self.hparams.sample_steps)
         was_training = self.ema.training
         self.ema.eval()
@@ -136,7 +138,7 @@ class DiffusionModule(L.LightningModule):
         shape = (labels.shape[0], *self.sample_shape)
         x = diffusion_sample(self.model, guidance, shape, labels, generator=generator, **kwargs)
         self.ema.train(was_training)
-        return x.clamp(-1.0, 1.0)
+        return x.clamp(-1.0, 1.0) if self.hparams.clip else x
 
 
 def _default_net(shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:
