@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..core.conditions import Cond, Conditions, NullSpec
 from ..guidance.engine import Guidance, GuidedModel
 from .model import EpsModel
+from .sampler import randn
 from .time import AlphasCumprodPath
 
 PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
@@ -134,7 +135,7 @@ def sample_with_scheduler(
         if shape is None:
             raise ValueError("shape: expected (B, C, H, W) when no noise is given, got None")
         param = next(model.parameters())
-        noise = torch.randn(tuple(shape), generator=generator, dtype=param.dtype).to(param.device)
+        noise = randn(shape, generator, param.dtype, param.device)
     x = noise * scheduler.init_noise_sigma
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     show = sys.stderr.isatty() if progress is None else progress

@@ -134,7 +134,7 @@ def sample(
         if cfgpp and pred.reference is not None:
             eps = to_x0_eps(pred.reference, model.space, x, c_t)[1]
         noisy = method == "ddpm" or eta > 0.0
-        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) if noisy else None
+        z = randn(x.shape, generator, x.dtype, x.device) if noisy else None
         x = step(x, x0, eps, c_t, c_s, z, eta)
     return x
 
@@ -168,4 +168,10 @@ def _initial_noise(
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
-    return torch.randn(tuple(int(d) for d in shape), generator=generator, dtype=dtype, device=device)
+    return randn(tuple(int(d) for d in shape), generator, dtype, device)
+
+
+def randn(shape: Sequence[int], generator: torch.Generator | None, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Standard normal noise drawn on the generator's device (a CPU generator serves a GPU model), then moved."""
+    where = generator.device if generator is not None else device
+    return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=where).to(device)
