@@ -1,7 +1,7 @@
 """LightningCLI entry point for diffusion training.
 
 python -m recipes.train_diffusion fit --config recipes/diffusion_digits.yaml
-python -m recipes.train_diffusion fit --config recipes/diffusion_digits.yaml --ckpt_path last   # resume
+python -m recipes.train_diffusion fit --config recipes/diffusion_digits.yaml --ckpt_path <.../last.ckpt>  # resume
 """
 
 from __future__ import annotations
