@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
@@ -133,25 +134,33 @@ class _EpochSeededDigits(DigitsDataModule):
         return DataLoader(ds, batch_size=self.batch_size, sampler=_EpochSampler(len(ds)), drop_last=True)
 
 
+class _Interrupt(L.Callback):
+    """Presses Ctrl-C at the first batch of the second epoch."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
 def test_checkpoint_interrupt_and_resume_is_exact(tmp_path):
     data = lambda: _EpochSeededDigits(batch_size=64)  # noqa: E731
     torch.manual_seed(0)
     straight = DiffusionModule(width=8)
-    t_straight = _trainer(tmp_path / "a", max_epochs=2)
+    t_straight = _trainer(tmp_path / "a", max_epochs=3)
     t_straight.fit(straight, data())
 
     torch.manual_seed(0)
-    first = DiffusionModule(width=8)
-    t_first = _trainer(tmp_path / "b", max_epochs=1)
-    t_first.fit(first, data())
-    ckpt = tmp_path / "interrupted.ckpt"
-    t_first.save_checkpoint(ckpt)
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_epochs=1)
+    t_first = _trainer(tmp_path / "b", max_epochs=3, enable_checkpointing=True, callbacks=[saver, _Interrupt()])
+    with pytest.raises(SystemExit):  # Lightning tears down and exits on Ctrl-C
+        t_first.fit(DiffusionModule(width=8), data())
+    assert t_first.interrupted and t_first.global_step == 3
 
     torch.manual_seed(123)  # a fresh process: nothing but the checkpoint carries over
     resumed = DiffusionModule(width=8)
-    t_resumed = _trainer(tmp_path / "c", max_epochs=2)
-    t_resumed.fit(resumed, data(), ckpt_path=ckpt)
-    assert t_resumed.global_step == t_straight.global_step == 6
+    t_resumed = _trainer(tmp_path / "c", max_epochs=3)
+    t_resumed.fit(resumed, data(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert t_resumed.global_step == t_straight.global_step == 9
     for a, b in zip(_state(straight, t_straight), _state(resumed, t_resumed), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
