@@ -126,9 +126,10 @@ def sample(
     guided.reset()
     step = STEPS[method]
     show = sys.stderr.isatty() if progress is None else progress
+    times = grid.to(x.dtype)
+    coeffs = _grid_coefficients(model, times)
     for i in tqdm(range(steps), disable=not show, desc=f"{method} sampling", leave=False):
-        t, s = grid[i].to(x.dtype), grid[i + 1].to(x.dtype)
-        c_t, c_s = model.coefficients(t), _coefficients(model, s)
+        t, c_t, c_s = times[i], coeffs[i], coeffs[i + 1]
         pred = guided.evaluate(x, t, cond)
         x0, eps = to_x0_eps(pred.guided, model.space, x, c_t)
         if cfgpp and pred.reference is not None:
@@ -147,13 +148,14 @@ def _check_cond(cond: Cond | Conditions, batch: int) -> None:
             raise ValueError(f"cond: expected batch size {batch} (that of the samples), got {batch_size_of(c)}")
 
 
-def _coefficients(model: ConditionalModel, t: Tensor) -> PathCoefficients:
-    """The path's coefficients; at t = 0 exactly the data end (α = 1, σ = 0), which rounding
-    in a schedule's log α (cosine: a tiny positive value, so σ = √(negative)) must not spoil."""
-    if float(t) == 0.0:
-        one, zero = torch.ones_like(t), torch.zeros_like(t)
-        return PathCoefficients(one, zero, zero, zero)
-    return model.coefficients(t)
+def _grid_coefficients(model: ConditionalModel, times: Tensor) -> list[PathCoefficients]:
+    """The path's coefficients at every time of the grid, in one call; the last time (t = 0) is
+    exactly the data end (α = 1, σ = 0), which rounding in a schedule's log α must not spoil
+    (cosine: log α(0) can round to a tiny positive value, and σ = √(negative))."""
+    c = model.coefficients(times[:-1])
+    per_step = zip(c.alpha_t.unbind(), c.sigma_t.unbind(), c.d_alpha_t.unbind(), c.d_sigma_t.unbind(), strict=True)
+    one, zero = torch.ones_like(times[-1]), torch.zeros_like(times[-1])
+    return [*(PathCoefficients(*values) for values in per_step), PathCoefficients(one, zero, zero, zero)]
 
 
 def _initial_noise(
