@@ -3,7 +3,8 @@
 For each input size (digits 8×8 and 32×32, batch 64) the run times, round-robin:
 the unguided sampler (B rows a step), the guided one (one stacked 2B forward a
 step), the guided one with a 0.2–0.8 guidance interval (2B rows inside, B
-outside), and the bare network over the same 50 steps at batch B and 2B. Goals:
+outside), the bare network over the same 50 steps at batch B and 2B, and the
+samplers around an identity network (their own work). Goals:
 guided/unguided within 2 % of fwd(2B)/fwd(B) (no overhead beyond the model), and
 the interval run at the cost of 0.6·fwd(2B) + 0.4·fwd(B) per step.
 
@@ -41,6 +42,7 @@ def candidates(size: int, channels: int, batch: int, steps: int, width: int, dev
     torch.manual_seed(0)
     net = TinyUNet(in_channels=channels, image_size=size, num_classes=10, width=width).to(device).eval()
     model = EpsModel(net, null_cond=10, num_classes=10)
+    free = EpsModel(lambda x, t, c: x, null_cond=10, num_classes=10)  # a network that costs nothing
     shape = (batch, channels, size, size)
     labels = torch.arange(batch, device=device) % 10
     x, x2 = torch.randn(shape, device=device), torch.randn((2 * batch, *shape[1:]), device=device)
@@ -64,6 +66,8 @@ def candidates(size: int, channels: int, batch: int, steps: int, width: int, dev
         "DDIM unguided (s = 1)": run(lambda: sample(model, 1.0, shape, labels, steps=steps)),
         "DDIM guided (s = 5)": run(lambda: sample(model, 5.0, shape, labels, steps=steps)),
         "DDIM interval 0.2–0.8": run(lambda: sample(model, Guidance(scale=INTERVAL), shape, labels, steps=steps)),
+        "DDIM unguided, identity network": run(lambda: sample(free, 1.0, shape, labels, steps=steps)),
+        "DDIM guided, identity network": run(lambda: sample(free, 5.0, shape, labels, steps=steps)),
     }  # fmt: skip
 
 
@@ -96,6 +100,12 @@ def report(med: dict[str, float], steps: int) -> None:
     print(
         f"- sampler overhead beyond the network: unguided {100 * (unguided / fwd_b - 1):+.1f} %, "
         f"guided {100 * (guided / fwd_2b - 1):+.1f} %"
+    )
+    own_u, own_g = med["DDIM unguided, identity network"], med["DDIM guided, identity network"]
+    print(
+        f"- the sampler's own work per step (identity network): unguided {own_u / steps * 1e3:.3f} ms "
+        f"({100 * own_u / fwd_b:.1f} % of the B forwards), guided {own_g / steps * 1e3:.3f} ms "
+        f"({100 * own_g / fwd_2b:.1f} % of the 2B forwards)"
     )
     expected = (inside * fwd_2b + (steps - inside) * fwd_b) / steps
     print(
