@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..core.conditions import Cond, Conditions, cat_batch
+from ..core.conditions import Cond, Conditions, batch_size_of, cat_batch
 from ..core.model import ConditionalModel
 from ..core.shapes import check_finite, check_pair
 from ..core.spaces import convert
@@ -141,6 +141,9 @@ class GuidedModel(nn.Module):
     def forward(self, x: Tensor, t: Tensor | float, cond: Cond | Conditions | None = None) -> Tensor:
         g = self.guidance
         spec = cond if isinstance(cond, Conditions) else None
+        first = spec.conds[0] if spec is not None else cond
+        if first is not None and batch_size_of(first) != x.shape[0]:
+            raise ValueError(f"cond: expected batch size {x.shape[0]} (that of x), got {batch_size_of(first)}")
         t = torch.as_tensor(t, device=x.device)
         tau = self.model.progress(t) if self.model.path is not None else t
         scale = g.schedule(tau)
