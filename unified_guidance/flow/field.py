@@ -61,6 +61,8 @@ class GuidedField(nn.Module):
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         self.nfe += 1
+        # t stays in the graph: an adaptive step's size depends on the state, and backprop through
+        # the solver is only consistent if the stage times carry that dependence too.
         t_batch = t.to(x.dtype).expand(x.shape[0])
         if self.check_finite:
             self._check(t, "state x", x)

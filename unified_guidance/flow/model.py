@@ -50,7 +50,7 @@ class VelocityModel(ConditionalModel):
         self.net = net
 
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
-        check_unit_interval("t", t)
+        check_unit_interval("t", t.detach())
         t = batch_time(t, x.shape[0], device=x.device, dtype=x.dtype)
         return check_output("net", self.net(x, t, cond), x)
 
@@ -76,7 +76,7 @@ class Reparametrized(ConditionalModel):
         self.model = model
 
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
-        check_unit_interval("t", t)
+        check_unit_interval("t", t.detach())
         t = batch_time(t, x.shape[0], device=x.device, dtype=x.dtype)
         inner_path = self.model.path
         assert inner_path is not None

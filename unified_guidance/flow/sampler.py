@@ -134,7 +134,7 @@ def integrate(
     check_method(method)
     lo, hi = float(t.min()), float(t.max())
     jumps = tuple(j for j in jump_times(guided) if lo < j < hi) if method in ADAPTIVE and jump_points else ()
-    opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, end=float(t[-1]), options=options)
+    opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, times=t.tolist(), options=options)
     field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite)
     func = field if augment is None else augment(field)
     models = [guided.model] + ([guided.guidance.reference.model] if guided.guidance.reference is not None else [])

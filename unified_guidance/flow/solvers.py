@@ -45,14 +45,15 @@ def solver_options(
     steps: int | None,
     step_size: float | None,
     jump_t: Sequence[float],
-    end: float,
+    times: Sequence[float],
     options: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """torchdiffeq ``options`` for ``method``: a grid for fixed solvers, jump points for adaptive ones.
 
-    Adaptive solvers also get the end time as a ``step_t`` point: torchdiffeq
-    otherwise lets the last step overshoot it and evaluates the field beyond
-    (at t > 1 on the linear path), then interpolates back.
+    Adaptive solvers also get the requested ``times`` as ``step_t`` points: torchdiffeq
+    otherwise lets a step overshoot the end and evaluates the field beyond it
+    (at t > 1 on the linear path, or t < 0 in an adjoint's backward pass), then
+    interpolates back.
     """
     check_method(method)
     opts = dict(options or {})
@@ -62,7 +63,7 @@ def solver_options(
         user_jumps = {float(v) for v in torch.as_tensor(opts.get("jump_t", []), dtype=torch.float64).reshape(-1)}
         jumps = user_jumps | {float(v) for v in jump_t}
         user_steps = {float(v) for v in torch.as_tensor(opts.get("step_t", []), dtype=torch.float64).reshape(-1)}
-        step_t = sorted((user_steps | {float(end)}) - jumps)
+        step_t = sorted((user_steps | {float(v) for v in times}) - jumps)
         jumps -= set(step_t)
         opts["step_t"] = torch.tensor(step_t, dtype=torch.float64)
         if jumps:
