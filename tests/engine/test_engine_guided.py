@@ -156,3 +156,15 @@ def test_condition_dropout_is_per_sample():
     assert bool(mask.all()) and torch.equal(out, torch.zeros_like(emb))
     with pytest.raises(ValueError, match="p: expected a probability"):
         ug.core.drop_condition(labels, 10, 1.5)
+
+
+def test_evaluate_exposes_the_branches_and_can_force_the_reference(mixture):
+    x, t = x_batch(), torch.tensor(0.5)
+    g = ug.guide(mixture, Guidance(scale=Interval(3.0, lo=0.0, hi=0.1)))  # t = 0.5 is τ = 0.5: outside
+    out = g.evaluate(x, t, LABELS)
+    assert out.reference is None and torch.equal(out.guided, out.cond)
+    forced = g.evaluate(x, t, LABELS, need_reference=True)
+    torch.testing.assert_close(forced.reference, mixture(x, t, None))
+    torch.testing.assert_close(forced.guided, out.guided)  # scale 1 still returns the conditional branch
+    inside = ug.guide(mixture, 3.0).evaluate(x, t, LABELS)
+    torch.testing.assert_close(inside.guided, cfg(inside.cond, inside.reference, 3.0))
