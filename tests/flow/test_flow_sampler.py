@@ -190,3 +190,36 @@ def test_network_with_wrong_output_shape_raises_with_time(float64):
     model = VelocityModel(lambda x, t, c: x[:, :1], null_cond=0)
     with pytest.raises(IntegrationError, match=r"velocity field at t=0: net: expected an output of shape"):
         sample(model, 2.0, torch.randn(3, 2), torch.zeros(3, dtype=torch.long), method="euler", steps=4)
+
+
+def test_other_engine_rules_through_velocity_conversions(gaussian, float64):
+    from unified_guidance import ModelReference
+    from unified_guidance.guidance import APG, Rescale
+
+    model = VelocityModel(gaussian, null_cond=2)
+    x0 = torch.randn(4, 2)
+    # x0-space rules need ε = (x − α·x0)/σ to come back to velocity: 0/0 at the data end t = 1,
+    # which rk4 evaluates, so these integrations stop just before it.
+    kw = {"method": "rk4", "steps": 10, "t_span": (0.0, 0.999)}
+    cfg, _ = sample(model, 3.0, x0, LABELS, **kw)
+    # APG with η = 1, no clipping, no momentum is CFG; rescale with φ = 0 is CFG (both converted to x0 and back).
+    apg, _ = sample(model, Guidance(rule=APG(eta=1.0), scale=3.0), x0, LABELS, **kw)
+    rescaled, _ = sample(model, Guidance(scale=3.0, post=(Rescale(phi=0.0),)), x0, LABELS, **kw)
+    torch.testing.assert_close(apg, cfg, atol=1e-9, rtol=0)
+    torch.testing.assert_close(rescaled, cfg, atol=1e-9, rtol=0)
+    # Autoguidance: a "weaker" model with other means as the reference, same condition.
+    weak = type(gaussian)(gaussian.means * 0.5, gaussian.s)
+    g = Guidance(scale=2.0, reference=ModelReference(VelocityModel(weak, null_cond=2)))
+    x, stats = sample(model, g, x0, LABELS, method="dopri5", rtol=1e-9, atol=1e-9)
+    mean = 0.5 * gaussian.means[LABELS] + 2.0 * 0.5 * gaussian.means[LABELS]
+    torch.testing.assert_close(x, mean + gaussian.s * x0, atol=1e-6, rtol=0)
+    assert stats.forward_rows == 2 * 4 * stats.nfe  # both models' rows are counted
+
+
+def test_jump_points_in_the_rectified_convention(gaussian, float64):
+    from unified_guidance.schedules import RectifiedFlowPath
+
+    rect = VelocityModel(lambda x, sigma, c: -gaussian(x, 1 - sigma, c), null_cond=2, path=RectifiedFlowPath())
+    g = Guidance(rule=CFGZeroStar(zero_init=0.2), scale=Interval(3.0, lo=0.4, hi=0.9))
+    _, stats = sample(rect, g, torch.randn(4, 2), LABELS, rtol=1e-6, atol=1e-6)
+    assert stats.jump_t == pytest.approx((0.1, 0.6, 0.8))  # σ = 1 − τ

@@ -18,6 +18,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..flow.loss import flow_matching_loss
 from ..flow.model import VelocityModel
 from ..flow.sampler import sample
+from ..flow.solvers import ADAPTIVE
 from ..guidance.engine import Guidance
 
 
@@ -94,6 +95,6 @@ class FlowMatchingModule(L.LightningModule):
         """
         hp = self.hparams
         x0 = torch.randn((labels.shape[0], *hp.sample_shape), generator=generator).to(self.device)
-        steps = hp.sample_steps if hp.sample_method not in ("dopri5", "dopri8", "bosh3", "fehlberg2") else None
+        steps = None if hp.sample_method in ADAPTIVE else hp.sample_steps
         x, _ = sample(self.model, guidance, x0, labels.to(self.device), method=hp.sample_method, steps=steps)
         return x.clamp(-1.0, 1.0) if len(hp.sample_shape) == 3 else x
