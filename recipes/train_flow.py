@@ -1,6 +1,6 @@
 """LightningCLI entry point for flow matching.
 
-    python recipes/train_flow.py fit --config recipes/flow_digits.yaml
+python recipes/train_flow.py fit --config recipes/flow_digits.yaml
 """
 
 from lightning.pytorch.cli import LightningCLI

@@ -142,8 +142,13 @@ def log_likelihood(
         eps = (2 * signs - 1).to(device=x.device, dtype=x.dtype)
     state0 = (x, torch.zeros(x.shape[0], dtype=x.dtype, device=x.device))
     (xs, ls), stats = integrate(
-        guided, cond, state0, as_times(t_span, x), method=method,
-        augment=lambda field: _Augmented(field, eps, create_graph), **kwargs,
+        guided,
+        cond,
+        state0,
+        as_times(t_span, x),
+        method=method,
+        augment=lambda field: _Augmented(field, eps, create_graph),
+        **kwargs,
     )
     noise, delta = xs[-1], ls[-1]
     prior_lp = prior(noise)

@@ -104,8 +104,18 @@ def trajectory(
     guided = _guided(model, guidance)
     t = as_times(times, x0)
     return integrate(
-        guided, cond, x0, t, method=method, steps=steps, step_size=step_size, rtol=rtol, atol=atol,
-        options=options, jump_points=jump_points, adjoint=adjoint,
+        guided,
+        cond,
+        x0,
+        t,
+        method=method,
+        steps=steps,
+        step_size=step_size,
+        rtol=rtol,
+        atol=atol,
+        options=options,
+        jump_points=jump_points,
+        adjoint=adjoint,
     )
 
 
