@@ -1,0 +1,1 @@
+"""Evaluation: sample-quality metrics (:mod:`.metrics`) and the digits evaluator (:mod:`.classifier`)."""
