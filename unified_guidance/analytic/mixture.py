@@ -164,9 +164,7 @@ def two_d_mixture(*, path: Path, space: str = "eps", dtype: torch.dtype = torch.
     The overlap is what makes guidance visible: at s = 1 some samples of a class
     fall where another class is as likely; as s grows they retreat to their own class.
     """
-    means = torch.tensor(
-        [[-2.0, 0.0], [-1.0, 1.5], [2.0, 0.0], [1.0, 1.5], [0.0, -2.0], [0.0, -0.5]], dtype=dtype
-    )
+    means = torch.tensor([[-2.0, 0.0], [-1.0, 1.5], [2.0, 0.0], [1.0, 1.5], [0.0, -2.0], [0.0, -0.5]], dtype=dtype)
     stds = torch.tensor([0.6, 0.5, 0.6, 0.5, 0.6, 0.7], dtype=dtype)
     covs = torch.diag_embed(stds[:, None].expand(-1, 2) ** 2)
     weights = torch.tensor([1.0, 0.6, 1.0, 0.6, 1.0, 0.5], dtype=dtype)
