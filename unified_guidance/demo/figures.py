@@ -91,13 +91,19 @@ def _panel(ax, rows: Sequence[Mapping[str, Any]], metric: str) -> None:
 def tradeoff(rows: Sequence[Mapping[str, Any]], paradigms: Sequence[str], path: Path) -> Path:
     """Adherence and precision against recall (diversity): plain CFG as a curve over s, mitigations as points."""
     plt = _pyplot()
-    fig, axes = plt.subplots(2, len(paradigms), figsize=(4.2 * len(paradigms), 7.5), squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(paradigms), figsize=(4.0 * len(paradigms), 7.5), squeeze=False, layout="constrained"
+    )
     for col, paradigm in enumerate(paradigms):
         mine = [r for r in rows if r["paradigm"] == paradigm]
         for row, metric in enumerate(("adherence", "precision")):
             _panel(axes[row][col], mine, metric)
             axes[row][col].set_title(f"{paradigm}: {metric} vs recall", fontsize=9)
-        axes[0][col].legend(fontsize=6, loc="lower left")
+    legend: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=min(len(legend), 5), fontsize=7)
     fig.suptitle("Guidance trade-off: numbers on the CFG curve are scales s; filled markers = lower high scale")
     return _save(fig, path)
 
@@ -108,7 +114,7 @@ def bayes_view(path: Path, *, scales: Sequence[float] = (1.0, 3.0, 8.0, 15.0), l
     plt = _pyplot()
     mixture = two_d_mixture(path=LinearBetaSchedule())
     sampler = MixtureSampler(mixture, steps=steps)
-    grid = torch.linspace(-4.0, 4.0, 161, dtype=torch.float64)
+    grid = torch.linspace(-5.0, 5.0, 201, dtype=torch.float64)
     gx, gy = torch.meshgrid(grid, grid, indexing="xy")
     points = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
     labels = torch.full((points.shape[0],), label, dtype=torch.long)
@@ -124,8 +130,8 @@ def bayes_view(path: Path, *, scales: Sequence[float] = (1.0, 3.0, 8.0, 15.0), l
         x = sampler.sample(torch.full((n,), label), Guidance(scale=s), generator=gen)
         ax.scatter(x[:, 0], x[:, 1], s=3, color="C3", label=f"guided samples, y={label}")
         ax.set_title(f"s = {s:g}", fontsize=9)
-        ax.set_xlim(-4, 4)
-        ax.set_ylim(-4, 4)
+        ax.set_xlim(-5, 5)
+        ax.set_ylim(-5, 5)
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
