@@ -56,12 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--accelerator", default="cpu", help="Lightning accelerator for sampling (default: cpu)")
     demo.add_argument("--devices", type=_devices, default=1, help="devices for sampling (default: 1)")
     demo.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp_spawn (default: auto)")
+    demo.add_argument("--threads", type=_positive, default=None, help="torch intra-op threads (default: torch's)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from .demo.io import OutputDirError
     from .demo.run import DemoOptions, run_demo
 

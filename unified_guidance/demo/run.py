@@ -13,6 +13,7 @@ Order of work, with what each step writes under ``out``:
 from __future__ import annotations
 
 import platform
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -79,11 +80,13 @@ class DemoOptions:
         return self.samples_per_class or (20 if self.quick else 50)
 
 
-def load_evaluator(cache: CheckpointCache, *, seed: int = 0) -> DigitsClassifier:
+def load_evaluator(cache: CheckpointCache, *, seed: int = 0, progress: bool = True) -> DigitsClassifier:
     """The digits evaluator: from the cache, or trained and cached; its held-out accuracy recomputed."""
     config = {"seed": seed, "epochs": 30, "val_fraction": 0.2}
 
     def train(model: DigitsClassifier) -> None:
+        if progress:
+            print("training the digits evaluator (once; cached afterwards) …", file=sys.stderr, flush=True)
         model.load_state_dict(train_digits_classifier(seed=seed).state_dict())
 
     model, _ = cache.load_or_train("evaluator", config, DigitsClassifier, train)
@@ -154,7 +157,7 @@ def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[s
     runners = [get_runner(name) for name in opts.paradigms]  # unknown names fail before any work
     if opts.figures:
         (out / "figures").mkdir(exist_ok=True)
-    evaluator = evaluator if evaluator is not None else load_evaluator(cache)
+    evaluator = evaluator if evaluator is not None else load_evaluator(cache, progress=opts.progress)
     split = load_digits_split(0.2, seed=0)
     ref = reference(evaluator, split.train_images, split.train_labels)
     real_sat = saturation(split.train_images)

@@ -11,11 +11,13 @@ items over ranks; the calling process then reads all the files back.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,23 @@ class SampleWriter(BasePredictionWriter):
         os.replace(tmp, target)
 
 
+def _predict(sampler, items, directory, accelerator, devices, strategy, progress) -> None:
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        callbacks=[SampleWriter(directory)],
+    )
+    with warnings.catch_warnings():
+        # Lightning notes that the module's transfer_batch_to_device wins over the data module's: intended.
+        warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`")
+        trainer.predict(SweepPredictor(sampler), datamodule=SweepDataModule(items), return_predictions=False)
+
+
 def load_result(directory: Path, item: WorkItem) -> SampleResult | None:
     """The saved result of ``item``, or ``None`` if there is none (or it belongs to another item)."""
     path = result_path(directory, item.index)
@@ -143,6 +162,18 @@ def load_result(directory: Path, item: WorkItem) -> SampleResult | None:
     if data.get("key") != item.key or data.get("seed") != item.seed or data["samples"].shape[0] != item.num_samples:
         return None
     return SampleResult(**data)
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's start-up notes (accelerators found, tips) while a demo Trainer runs."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def predict_sweep(
@@ -168,20 +199,8 @@ def predict_sweep(
         raise ValueError("items: expected unique keys and indices 0 … len(items) − 1")
     todo = [it for it in items if load_result(directory, it) is None]
     if todo:
-        trainer = L.Trainer(
-            accelerator=accelerator,
-            devices=devices,
-            strategy=strategy,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=progress,
-            callbacks=[SampleWriter(directory)],
-        )
-        with warnings.catch_warnings():
-            # Lightning notes that the module's transfer_batch_to_device wins over the data module's: intended.
-            warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`")
-            trainer.predict(SweepPredictor(sampler), datamodule=SweepDataModule(todo), return_predictions=False)
+        with quiet_lightning():
+            _predict(sampler, todo, directory, accelerator, devices, strategy, progress)
     results = [load_result(directory, it) for it in items]
     missing = [it.key for it, r in zip(items, results, strict=True) if r is None]
     if missing:
