@@ -9,7 +9,7 @@ from demo_support import NearestMean
 from unified_guidance.analytic import GaussianMixture
 from unified_guidance.cli import main
 from unified_guidance.data import load_digits_split
-from unified_guidance.demo.report import ROW_FIELDS
+from unified_guidance.demo.report import ROW_FIELDS, evidence
 from unified_guidance.demo.run import DemoOptions, run_demo
 from unified_guidance.demo.standin import ClassGaussians
 from unified_guidance.schedules import LinearBetaSchedule
@@ -107,3 +107,40 @@ def test_class_gaussians_match_the_exact_mixture(float64):
     labels = torch.tensor([0, 3, 10, 9, 10, 1, 2, 5])  # 10 = ∅
     for t in (0.05, 0.5, 0.99):
         torch.testing.assert_close(fast(x, t, labels), exact(x, t, labels), rtol=1e-9, atol=1e-9)
+
+
+def rows_of(paradigm, table):
+    """Rows from ``(method, scale, adherence, precision, recall, forward_rows)`` tuples."""
+    keys = ("method", "scale", "adherence", "precision", "recall", "forward_rows")
+    return [{"paradigm": paradigm, **dict(zip(keys, t, strict=True))} for t in table]
+
+
+def test_evidence_checks_each_claim():
+    good = rows_of("flow", [
+        ("cfg", 0.0, 0.1, 0.2, 0.9, 100), ("cfg", 1.0, 0.8, 0.8, 0.8, 50), ("cfg", 3.0, 0.97, 0.9, 0.6, 100),
+        ("cfg", 8.0, 0.99, 0.85, 0.4, 100), ("cfg", 15.0, 0.99, 0.7, 0.2, 100),
+        ("rescale", 8.0, 0.98, 0.88, 0.5, 100), ("apg", 15.0, 0.97, 0.8, 0.3, 100),
+        ("interval", 8.0, 0.99, 0.8, 0.4, 70), ("interval", 15.0, 0.9, 0.9, 0.9, 70),
+    ])  # fmt: skip
+    assert all(evidence(good, "flow").values())
+    bad = rows_of("ar", [
+        ("cfg", 1.0, 0.9, 0.8, 0.5, 50), ("cfg", 3.0, 0.93, 0.9, 0.7, 100), ("cfg", 15.0, 0.99, 0.95, 0.2, 100),
+        ("decay", 15.0, 0.94, 0.99, 0.9, 100), ("interval", 15.0, 0.99, 0.9, 0.3, 100),
+    ])  # fmt: skip
+    assert evidence(bad, "ar") == {
+        "adherence_s3": False,  # 0.93 < 0.95
+        "recall_falls": False,  # rises by 0.2 from s = 1 to s = 3
+        "precision_peaks": False,  # highest at s = 15
+        "mitigation_wins": False,  # decay's adherence 0.94 < 0.95
+        "interval_cheaper": False,  # as costly as CFG
+    }
+    assert set(evidence(good, "diffusion").values()) == {None}  # no rows: nothing decided
+
+
+def test_stand_in_run_shows_the_evidence(run):
+    report = run[2]
+    ev = report["meta"]["evidence"]["mixture"]
+    assert ev == evidence(report["rows"], "mixture")
+    assert ev["interval_cheaper"] and ev["recall_falls"]
+    assert "## Evidence" in (run[0] / "report.md").read_text()
+

@@ -31,7 +31,7 @@ from . import figures
 from .cache import CheckpointCache
 from .evaluate import Evaluator, measure, reference
 from .io import atomic_write_json, atomic_write_text, prepare_output_dir
-from .report import ROW_FIELDS, markdown
+from .report import ROW_FIELDS, evidence, markdown
 from .runners import PARADIGMS, Runner, get_runner
 from .sweep import CFG_SCALES, HIGH_SCALES, Setting, settings, work_items
 
@@ -192,6 +192,7 @@ def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[s
             out / "figures/bayes_view.png", scales=opts.bayes_scales, n=opts.bayes_samples, steps=opts.bayes_steps
         )
         meta["figures"]["bayes_view"] = str(bayes.relative_to(out))
+    meta["evidence"] = {name: evidence(rows, name) for name in meta["paradigms"]}
     meta["seconds"] = time.perf_counter() - start
     report = {"rows": rows, "meta": meta}
     atomic_write_text(out / "report.md", markdown(report))
