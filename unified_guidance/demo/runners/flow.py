@@ -1,7 +1,8 @@
-"""The flow-matching runner: ``training.flow.FlowModule`` on the digits.
+"""The flow-matching runner: ``training.flow.FlowMatchingModule`` (TinyUNet velocity, EMA) on the digits.
 
-LEAD: written against the shared contract before the flow package landed;
-check the constructor's keyword names and the ODE solver settings.
+Sampled with a fixed-step torchdiffeq solver (midpoint), so every setting costs
+the same number of evaluations per sample except where the interval skips the
+reference branch. Its :meth:`sample` clamps images to [−1, 1].
 """
 
 from __future__ import annotations
@@ -10,23 +11,31 @@ from typing import Any
 
 from torch import nn
 
+from ...networks import TinyUNet
 from ...training.data import DigitsDataModule
 from ...training.fit import fit
-from ...training.flow import FlowModule
+from ...training.flow import FlowMatchingModule
 from .base import Runner
 
 
 class FlowRunner(Runner):
-    """Class-conditional velocity field on the digits, integrated with torchdiffeq."""
+    """Class-conditional velocity field on the linear path, condition dropout 0.1, midpoint ODE steps."""
 
     name = "flow"
     methods = ("cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star")
 
     def config(self, quick: bool) -> dict[str, Any]:
-        return {"seed": 0, "max_steps": 1500 if quick else 4000, "batch_size": 128}
+        return {
+            "seed": 0, "max_steps": 1500 if quick else 4000, "batch_size": 128, "width": 32,
+            "p_uncond": 0.1, "sample_method": "midpoint", "sample_steps": 12 if quick else 25,
+        }  # fmt: skip
 
     def build(self, config: dict[str, Any]) -> nn.Module:
-        return FlowModule()
+        net = TinyUNet(in_channels=1, image_size=8, num_classes=10, width=config["width"])
+        return FlowMatchingModule(
+            net, num_classes=10, p_uncond=config["p_uncond"], sample_method=config["sample_method"],
+            sample_steps=config["sample_steps"],
+        )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
         data = DigitsDataModule(batch_size=config["batch_size"])
