@@ -16,6 +16,15 @@ from unified_guidance.guidance import Guidance
 MODULES = {p: f"unified_guidance.training.{p}" for p in PARADIGMS}
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Batches of one or two samples: a second thread only adds synchronisation on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def runner_or_skip(name):
     if importlib.util.find_spec(MODULES[name]) is None:
         pytest.skip(f"{MODULES[name]} has not landed on this branch yet")
@@ -26,7 +35,7 @@ def runner_or_skip(name):
 def test_untrained_module_samples_in_range_counts_rows_and_is_seeded(name):
     runner = runner_or_skip(name)
     module = runner.make(runner.config(quick=True))
-    labels = torch.tensor([0, 7])
+    labels = torch.tensor([0, 7])  # two classes, one sample each
 
     def draw(scale):
         before = module.model.stats.rows
