@@ -131,11 +131,16 @@ def work_items(
     seed: int,
     params: MitigationParams | None = None,
 ) -> list[WorkItem]:
-    """One :class:`WorkItem` per (setting, class), in a fixed order."""
+    """One :class:`WorkItem` per (setting, class), in a fixed order.
+
+    Keys end in a checksum of the guidance's description, so samples saved under
+    other mitigation hyper-parameters are never taken for these.
+    """
     items: list[WorkItem] = []
     for setting in sweep:
         g = guidance_for(setting.method, setting.scale, params)
+        fingerprint = f"{zlib.crc32(repr(g).encode()):08x}"
         for label in range(num_classes):
-            key = f"{paradigm}/{setting.method}/{setting.scale:g}/{label}"
+            key = f"{paradigm}/{setting.method}/{setting.scale:g}/{label}/{fingerprint}"
             items.append(WorkItem(len(items), key, label, samples_per_class, class_seed(seed, label), g))
     return items
