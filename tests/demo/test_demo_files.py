@@ -101,3 +101,10 @@ def test_changed_configuration_retrains(tmp_path):
 def test_cache_key_must_be_a_plain_name(tmp_path):
     with pytest.raises(ValueError, match="key: expected a plain file name"):
         CheckpointCache(tmp_path).paths("../escape")
+
+
+def test_json_safe_turns_non_finite_numbers_into_null():
+    from unified_guidance.demo.run import json_safe
+
+    value = {"a": [1.0, float("nan")], "b": {"c": float("inf"), "d": "x", "e": 3}}
+    assert json_safe(value) == {"a": [1.0, None], "b": {"c": None, "d": "x", "e": 3}}

@@ -12,6 +12,7 @@ Order of work, with what each step writes under ``out``:
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
@@ -95,6 +96,17 @@ def load_evaluator(cache: CheckpointCache, *, seed: int = 0, progress: bool = Tr
     with torch.no_grad():
         model.held_out_accuracy = float((model(split.val_images).argmax(1) == split.val_labels).float().mean())
     return model
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and ±inf floats replaced by ``None`` (JSON has no NaN; a report is never lost to one)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _row(paradigm: str, setting: Setting, results: Sequence[SampleResult], metrics) -> dict[str, Any]:
@@ -196,5 +208,6 @@ def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[s
     meta["seconds"] = time.perf_counter() - start
     report = {"rows": rows, "meta": meta}
     atomic_write_text(out / "report.md", markdown(report))
-    atomic_write_json(out / "report.json", report)
-    return report
+    safe = json_safe(report)
+    atomic_write_json(out / "report.json", safe)
+    return safe
