@@ -108,3 +108,14 @@ def test_json_safe_turns_non_finite_numbers_into_null():
 
     value = {"a": [1.0, float("nan")], "b": {"c": float("inf"), "d": "x", "e": 3}}
     assert json_safe(value) == {"a": [1.0, None], "b": {"c": None, "d": "x", "e": 3}}
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_json(tmp_path / "r.json", {})
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
