@@ -143,4 +143,3 @@ def test_stand_in_run_shows_the_evidence(run):
     assert ev == evidence(report["rows"], "mixture")
     assert ev["interval_cheaper"] and ev["recall_falls"]
     assert "## Evidence" in (run[0] / "report.md").read_text()
-

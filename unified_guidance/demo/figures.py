@@ -108,8 +108,15 @@ def tradeoff(rows: Sequence[Mapping[str, Any]], paradigms: Sequence[str], path: 
     return _save(fig, path)
 
 
-def bayes_view(path: Path, *, scales: Sequence[float] = (1.0, 3.0, 8.0, 15.0), label: int = 0, n: int = 300,
-               steps: int = 40, seed: int = 0) -> Path:
+def bayes_view(
+    path: Path,
+    *,
+    scales: Sequence[float] = (1.0, 3.0, 8.0, 15.0),
+    label: int = 0,
+    n: int = 300,
+    steps: int = 40,
+    seed: int = 0,
+) -> Path:
     """Guided DDIM samples of class ``label`` from the exact 2-D mixture over contours of log p(x) + s·log p(y|x)."""
     plt = _pyplot()
     mixture = two_d_mixture(path=LinearBetaSchedule())

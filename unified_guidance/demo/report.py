@@ -113,9 +113,7 @@ def evidence_section(report: Mapping[str, Any]) -> list[str]:
     """A table of :data:`CLAIMS` by paradigm: ✓ holds, ✗ fails, – not measured."""
     paradigms = report["meta"]["paradigms"]
     marks = {True: "✓", False: "✗", None: "–"}
-    lines = [
-        [text, *(marks[evidence(report["rows"], p)[claim]] for p in paradigms)] for claim, text in CLAIMS.items()
-    ]
+    lines = [[text, *(marks[evidence(report["rows"], p)[claim]] for p in paradigms)] for claim, text in CLAIMS.items()]
     return ["## Evidence", "", *_table(["claim", *paradigms], lines), ""]
 
 

@@ -30,7 +30,7 @@ from ..evaluation.metrics import saturation
 from ..training.predict import SampleResult, predict_sweep
 from . import figures
 from .cache import CheckpointCache
-from .evaluate import Evaluator, measure, reference
+from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
 from .io import atomic_write_json, atomic_write_text, prepare_output_dir
 from .report import ROW_FIELDS, evidence, markdown
 from .runners import PARADIGMS, Runner, get_runner
@@ -109,7 +109,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _row(paradigm: str, setting: Setting, results: Sequence[SampleResult], metrics) -> dict[str, Any]:
+def _row(paradigm: str, setting: Setting, results: Sequence[SampleResult], metrics: SettingMetrics) -> dict[str, Any]:
     samples = sum(r.samples.shape[0] for r in results)
     rows = sum(r.forward_rows for r in results)
     row = {"paradigm": paradigm, "method": setting.method, "scale": setting.scale, **asdict(metrics)}
@@ -122,7 +122,9 @@ def _row(paradigm: str, setting: Setting, results: Sequence[SampleResult], metri
     return {k: row[k] for k in ROW_FIELDS}
 
 
-def run_paradigm(runner: Runner, opts: DemoOptions, evaluator: Evaluator, ref, out: Path, cache: CheckpointCache):
+def run_paradigm(
+    runner: Runner, opts: DemoOptions, evaluator: Evaluator, ref: Reference, out: Path, cache: CheckpointCache
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str]]:
     """Train or load one paradigm, sample its sweep, measure every setting; rows and meta."""
     config = runner.config(opts.quick)
     start = time.perf_counter()
