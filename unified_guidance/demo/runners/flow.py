@@ -2,7 +2,9 @@
 
 Sampled with a fixed-step torchdiffeq solver (midpoint), so every setting costs
 the same number of evaluations per sample except where the interval skips the
-reference branch. Its :meth:`sample` clamps images to [−1, 1].
+reference branch. Its :meth:`sample` clamps images to [−1, 1]. The EMA decays
+faster than the module's default (0.995, not 0.999): after 1,500 steps a 0.999
+average still holds 22 % of the random initial weights.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ class FlowRunner(Runner):
     def config(self, quick: bool) -> dict[str, Any]:
         return {
             "seed": 0, "max_steps": 1500 if quick else 4000, "batch_size": 128, "width": 32,
-            "p_uncond": 0.1, "sample_method": "midpoint", "sample_steps": 12 if quick else 25,
+            "p_uncond": 0.1, "ema_decay": 0.995, "sample_method": "midpoint", "sample_steps": 12 if quick else 25,
         }  # fmt: skip
 
     def build(self, config: dict[str, Any]) -> nn.Module:
         net = TinyUNet(in_channels=1, image_size=8, num_classes=10, width=config["width"])
         return FlowMatchingModule(
-            net, num_classes=10, p_uncond=config["p_uncond"], sample_method=config["sample_method"],
-            sample_steps=config["sample_steps"],
+            net, num_classes=10, p_uncond=config["p_uncond"], ema_decay=config["ema_decay"],
+            sample_method=config["sample_method"], sample_steps=config["sample_steps"],
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
