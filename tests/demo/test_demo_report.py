@@ -9,7 +9,7 @@ from demo_support import NearestMean
 from unified_guidance.analytic import GaussianMixture
 from unified_guidance.cli import main
 from unified_guidance.data import load_digits_split
-from unified_guidance.demo.report import ROW_FIELDS, evidence
+from unified_guidance.demo.report import ROW_FIELDS, evidence, failure_mode
 from unified_guidance.demo.run import DemoOptions, run_demo
 from unified_guidance.demo.standin import ClassGaussians
 from unified_guidance.schedules import LinearBetaSchedule
@@ -143,3 +143,14 @@ def test_stand_in_run_shows_the_evidence(run):
     assert ev == evidence(report["rows"], "mixture")
     assert ev["interval_cheaper"] and ev["recall_falls"]
     assert "## Evidence" in (run[0] / "report.md").read_text()
+
+
+def test_failure_mode_reads_the_numbers():
+    real = {"saturation": 0.5}
+    fine = {"adherence": 0.99, "precision": 0.9, "recall": 0.6, "saturation": 0.55, "mean_abs": 0.8}
+    assert failure_mode(fine, real) == "—"
+    burnt = {"adherence": 0.7, "precision": 0.4, "recall": 0.1, "saturation": 0.7, "mean_abs": 1.2}
+    assert failure_mode(burnt, real) == (
+        "off-class (70% recognised); implausible shapes (precision 0.40); low diversity (recall 0.10); "
+        "saturated (70% of pixels at ±1, real digits 50%); pushed past the data range (mean |x| 1.20 before clipping)"
+    )
