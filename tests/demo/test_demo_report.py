@@ -135,6 +135,8 @@ def test_evidence_checks_each_claim():
         "interval_cheaper": False,  # as costly as CFG
     }
     assert set(evidence(good, "diffusion").values()) == {None}  # no rows: nothing decided
+    barely = rows_of("d", [("cfg", 1.0, 0.96, 0.9, 0.9, 50), ("cfg", 3.0, 0.97, 0.9, 0.8, 100)])
+    assert evidence(barely, "d")["adherence_s3"] is False  # miss rate 3% is not half of 4%
 
 
 def test_stand_in_run_shows_the_evidence(run):

@@ -69,7 +69,7 @@ def _at(rows: Sequence[Mapping[str, Any]], method: str, scale: float) -> Mapping
 def evidence(rows: Sequence[Mapping[str, Any]], paradigm: str) -> dict[str, bool | None]:
     """The issue's claims, checked on one paradigm's rows (``None``: the sweep lacks the rows to decide).
 
-    * ``adherence_s3``: adherence at s = 3 ≥ 0.95 and at least 0.05 above s = 1;
+    * ``adherence_s3``: adherence at s = 3 ≥ 0.95 and "well above" s = 1: at most half its miss rate;
     * ``recall_falls``: recall at the largest scale below recall at s = 1, and never rising by more
       than 0.05 from one scale ≥ 1 to the next;
     * ``precision_peaks``: precision is highest at a moderate scale (1 < s < 8) and lower at the largest;
@@ -81,7 +81,8 @@ def evidence(rows: Sequence[Mapping[str, Any]], paradigm: str) -> dict[str, bool
     one, three = _at(mine, "cfg", 1.0), _at(mine, "cfg", 3.0)
     out: dict[str, bool | None] = {"adherence_s3": None, "recall_falls": None, "precision_peaks": None}
     if one and three:
-        out["adherence_s3"] = three["adherence"] >= ADHERENCE_OK and three["adherence"] >= one["adherence"] + 0.05
+        halved = 1.0 - three["adherence"] <= (1.0 - one["adherence"]) / 2
+        out["adherence_s3"] = three["adherence"] >= ADHERENCE_OK and halved
     if len(plain) >= 3 and one:
         steps_ok = all(b["recall"] <= a["recall"] + 0.05 for a, b in itertools.pairwise(plain))
         out["recall_falls"] = plain[-1]["recall"] < one["recall"] and steps_ok
@@ -101,7 +102,7 @@ def evidence(rows: Sequence[Mapping[str, Any]], paradigm: str) -> dict[str, bool
 
 
 CLAIMS: dict[str, str] = {
-    "adherence_s3": "adherence at s = 3 ≥ 0.95 and well above s = 1",
+    "adherence_s3": "adherence at s = 3 ≥ 0.95 and well above s = 1 (miss rate at most half)",
     "recall_falls": "recall falls as s grows",
     "precision_peaks": "precision peaks at a moderate s and falls at high s",
     "mitigation_wins": "at s ≥ 8 a mitigation beats CFG on precision and recall (adherence ≥ 0.95)",
