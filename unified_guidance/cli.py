@@ -48,15 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/figures/*.png.",
     )
     demo.add_argument("--quick", action="store_true", help="fewer steps and samples (~10 min on 2 CPU cores)")
-    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory (default: demo_out)")
-    demo.add_argument("--paradigms", type=_paradigms, default=None, help="comma-separated (default: all three)")
-    demo.add_argument("--cache", type=Path, default=None, help="checkpoint cache directory (default: OUT/cache)")
-    demo.add_argument("--samples-per-class", type=_positive, default=None, help="per class and setting")
-    demo.add_argument("--seed", type=int, default=0, help="base seed of the sampling noise")
-    demo.add_argument("--accelerator", default="cpu", help="Lightning accelerator for sampling (default: cpu)")
-    demo.add_argument("--devices", type=_devices, default=1, help="devices for sampling (default: 1)")
-    demo.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp_spawn (default: auto)")
-    demo.add_argument("--threads", type=_positive, default=None, help="torch intra-op threads (default: torch's)")
+    demo.add_argument(
+        "--out", type=Path, metavar="DIR", default=Path("demo_out"), help="output directory (default: demo_out)"
+    )
+    demo.add_argument(
+        "--paradigms", type=_paradigms, metavar="LIST", default=None, help="comma-separated (default: all three)"
+    )
+    demo.add_argument(
+        "--cache", type=Path, metavar="DIR", default=None, help="checkpoint cache directory (default: OUT/cache)"
+    )
+    demo.add_argument("--samples-per-class", type=_positive, metavar="N", default=None, help="per class and setting")
+    demo.add_argument("--seed", type=int, metavar="N", default=0, help="base seed of the sampling noise")
+    demo.add_argument(
+        "--accelerator", metavar="NAME", default="cpu", help="Lightning accelerator for sampling (default: cpu)"
+    )
+    demo.add_argument("--devices", type=_devices, metavar="N", default=1, help="devices for sampling (default: 1)")
+    demo.add_argument(
+        "--strategy", metavar="NAME", default="auto", help="Lightning strategy, e.g. ddp_spawn (default: auto)"
+    )
+    demo.add_argument(
+        "--threads", type=_positive, metavar="N", default=None, help="torch intra-op threads (default: torch's)"
+    )
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
