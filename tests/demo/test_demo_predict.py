@@ -50,3 +50,26 @@ def test_predict_spreads_over_two_cpu_processes(tmp_path):
     for a, b in zip(single, double, strict=True):
         assert a.key == b.key and a.forward_rows == b.forward_rows
         torch.testing.assert_close(a.samples, b.samples)
+
+
+class CountingSampler(MixtureSampler):
+    """The mixture sampler, counting how many items it samples."""
+
+    calls = 0
+
+    def sample(self, labels, guidance, *, generator=None):
+        CountingSampler.calls += 1
+        return super().sample(labels, guidance, generator=generator)
+
+
+def test_an_interrupted_sweep_resamples_only_the_missing_items(tmp_path):
+    items = sweep_items()
+    first = predict_sweep(sampler(), items, tmp_path, progress=False)
+    for index in (1, 4):  # as if the run stopped before these two were written
+        (tmp_path / f"item-{index:05d}.pt").unlink()
+    (tmp_path / "item-00002.pt").write_bytes(b"truncated")  # and one was cut short
+    CountingSampler.calls = 0
+    model = two_d_mixture(path=LinearBetaSchedule())
+    again = predict_sweep(CountingSampler(model, steps=STEPS), items, tmp_path, progress=False)
+    assert CountingSampler.calls == 3
+    assert all(torch.equal(a.samples, b.samples) for a, b in zip(first, again, strict=True))
