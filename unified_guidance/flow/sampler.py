@@ -58,10 +58,7 @@ class FlowStats:
 
 def jump_times(guided: GuidedModel) -> tuple[float, ...]:
     """Path times where the guided field jumps: the schedule's breakpoints and a zero-init's end."""
-    taus = set(guided.guidance.schedule.breakpoints())
-    zero_init = float(getattr(guided.guidance.rule, "zero_init", 0.0))
-    if 0.0 < zero_init < 1.0:
-        taus.add(zero_init)
+    taus = guided.guidance.breakpoints()
     path = guided.path
     if path is None:
         raise ValueError("model: expected a model with a path (a velocity model), got one without")
