@@ -64,7 +64,7 @@ class DiffusionModule(L.LightningModule):
         p_uncond: float = 0.1,
         lr: float = 2e-3,
         weight_decay: float = 0.0,
-        ema_decay: float = 0.999,
+        ema_decay: float = 0.995,
         weighting: str = "none",
         snr_gamma: float = 5.0,
         sample_steps: int = 50,
