@@ -9,7 +9,6 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
-from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from unified_guidance import Guidance
 from unified_guidance.schedules import Interval
@@ -111,29 +110,6 @@ def _state(module: DiffusionModule, trainer: L.Trainer) -> list[torch.Tensor]:
     return [*module.state_dict().values(), *(v for s in opt.values() for v in s.values())]
 
 
-class _EpochSampler(Sampler):
-    """A shuffle that depends only on (seed, epoch): Lightning calls ``set_epoch`` each epoch, so a
-    resumed run sees the order an uninterrupted one would (a DataLoader ``generator`` does not)."""
-
-    def __init__(self, n: int, seed: int = 0) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
-class _EpochSeededDigits(DigitsDataModule):
-    def train_dataloader(self) -> DataLoader:
-        ds = TensorDataset(self.split.train_images, self.split.train_labels)
-        return DataLoader(ds, batch_size=self.batch_size, sampler=_EpochSampler(len(ds)), drop_last=True)
-
-
 class _Interrupt(L.Callback):
     """Presses Ctrl-C at the first batch of the second epoch."""
 
@@ -143,7 +119,7 @@ class _Interrupt(L.Callback):
 
 
 def test_checkpoint_interrupt_and_resume_is_exact(tmp_path):
-    data = lambda: _EpochSeededDigits(batch_size=64)  # noqa: E731
+    data = lambda: DigitsDataModule(batch_size=64)  # noqa: E731
     torch.manual_seed(0)
     straight = DiffusionModule(width=8)
     t_straight = _trainer(tmp_path / "a", max_epochs=3)

@@ -150,8 +150,7 @@ def _check_cond(cond: Cond | Conditions, batch: int) -> None:
 
 def _grid_coefficients(model: ConditionalModel, times: Tensor) -> list[PathCoefficients]:
     """The path's coefficients at every time of the grid, in one call; the last time (t = 0) is
-    exactly the data end (α = 1, σ = 0), which rounding in a schedule's log α must not spoil
-    (cosine: log α(0) can round to a tiny positive value, and σ = √(negative))."""
+    set to exactly the data end (α = 1, σ = 0), so rounding in a schedule's log α cannot spoil it."""
     c = model.coefficients(times[:-1])
     per_step = zip(c.alpha_t.unbind(), c.sigma_t.unbind(), c.d_alpha_t.unbind(), c.d_sigma_t.unbind(), strict=True)
     one, zero = torch.ones_like(times[-1]), torch.zeros_like(times[-1])

@@ -42,9 +42,12 @@ class _VPSchedule(Path):
         t = _as_time(t)
         log_alpha, d_log_alpha = self.log_alpha(t)
         alpha = torch.exp(log_alpha)
-        sigma = torch.sqrt(-torch.expm1(2.0 * log_alpha))
+        # log α may round to a tiny positive number at t = 0: clamp, so σ is 0 there, not NaN.
+        sigma = torch.sqrt((-torch.expm1(2.0 * log_alpha)).clamp(min=0.0))
         d_alpha = alpha * d_log_alpha
-        return PathCoefficients(alpha, sigma, d_alpha, -alpha * d_alpha / sigma)
+        # dσ/dt = −α·α'/σ is 0/0 at t = 0; its limit for these schedules is finite, and 0 is what samplers use.
+        d_sigma = torch.where(sigma > 0, -alpha * d_alpha / sigma.clamp(min=torch.finfo(sigma.dtype).tiny), 0.0)
+        return PathCoefficients(alpha, sigma, d_alpha, d_sigma)
 
     def progress(self, t: Tensor) -> Tensor:
         return 1.0 - _as_time(t)

@@ -4,10 +4,32 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from ..analytic.mixture import GaussianMixture
 from ..data import load_digits_split
+
+
+class EpochShuffle(Sampler[int]):
+    """A shuffle that depends only on (seed, epoch).
+
+    Lightning calls :meth:`set_epoch` at every epoch, so a run resumed from a
+    checkpoint sees the order an uninterrupted one would; a DataLoader
+    ``generator`` restarts whenever the loader is rebuilt and would replay epoch 0.
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.n, generator=gen).tolist())
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class DigitsDataModule(L.LightningDataModule):
@@ -27,8 +49,9 @@ class DigitsDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = TensorDataset(self.split.train_images, self.split.train_labels)
-        gen = torch.Generator().manual_seed(self.hparams.seed)
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, drop_last=True, generator=gen)
+        return DataLoader(
+            ds, batch_size=self.batch_size, sampler=EpochShuffle(len(ds), self.hparams.seed), drop_last=True
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(TensorDataset(self.split.val_images, self.split.val_labels), batch_size=self.batch_size)
@@ -55,5 +78,5 @@ class MixtureDataModule(L.LightningDataModule):
         self.x, self.labels = x.float(), labels
 
     def train_dataloader(self) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(self.x, self.labels), batch_size=self.batch_size, shuffle=True, generator=gen)
+        sampler = EpochShuffle(len(self.labels), self.seed)
+        return DataLoader(TensorDataset(self.x, self.labels), batch_size=self.batch_size, sampler=sampler)
