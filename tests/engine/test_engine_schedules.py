@@ -119,3 +119,17 @@ def test_noise_level_closed_form_for_the_linear_flow_path():
     assert sigma_interval_to_progress(LinearFlowPath(), 0.0, 1e9)[1] == 1.0
     with pytest.raises(ValueError, match="sigma_hi"):
         sigma_interval_to_progress(LinearFlowPath(), 2.0, 1.0)
+
+
+@pytest.mark.parametrize("path", [LinearBetaSchedule(), CosineSchedule()])
+def test_vp_coefficients_are_finite_at_the_data_end_and_preserve_variance(path):
+    t = torch.tensor([0.0, 0.3, 0.9], dtype=torch.float64)
+    c = path.coefficients(t)
+    for v in (c.alpha_t, c.sigma_t, c.d_alpha_t, c.d_sigma_t):
+        assert bool(torch.isfinite(v).all())
+    torch.testing.assert_close(c.alpha_t**2 + c.sigma_t**2, torch.ones(3, dtype=torch.float64))
+    assert float(c.sigma_t[0]) == 0.0 and float(c.alpha_t[0]) == pytest.approx(1.0)
+    # dσ/dt is the derivative of σ: compare with a central difference away from t = 0.
+    h = 1e-6
+    fd = (path.coefficients(t[1:] + h).sigma_t - path.coefficients(t[1:] - h).sigma_t) / (2 * h)
+    torch.testing.assert_close(c.d_sigma_t[1:], fd, rtol=1e-5, atol=1e-7)
