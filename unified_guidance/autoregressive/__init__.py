@@ -7,21 +7,26 @@
 Conditional and reference rows run as one forward over 2B rows with one KV cache.
 """
 
+from .beam import beam_search
 from .decoding import RowDecoder, stack_prompts
 from .mixing import Mixing, guided_scores, plausibility_mask
 from .model import CausalLMModel, as_model, left_pad, positions_from_mask
+from .processor import GuidanceLogitsProcessor, custom_generate
 from .progress import ScalePlan, anneal, check_schedule, linear_ramp, token_progress
 from .sampler import DecodeSpec, decode, generate, reference_prompt
 
 __all__ = [
     "CausalLMModel",
     "DecodeSpec",
+    "GuidanceLogitsProcessor",
     "Mixing",
     "RowDecoder",
     "ScalePlan",
     "anneal",
     "as_model",
+    "beam_search",
     "check_schedule",
+    "custom_generate",
     "decode",
     "generate",
     "guided_scores",

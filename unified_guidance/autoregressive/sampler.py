@@ -120,6 +120,7 @@ def _processors(logits_processor: Any, do_sample: bool, temperature: float, top_
     return out
 
 
+@torch.no_grad()
 def generate(
     model: nn.Module,
     input_ids: Tensor,
