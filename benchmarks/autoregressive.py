@@ -4,7 +4,7 @@
 
 The model is randomly initialised (nothing is downloaded): timing does not depend
 on the weights. Each configuration is timed ``--repeats`` times, interleaved with
-the others so that machine load hits all of them alike; the median is reported.
+the others so that machine load hits all of them alike; the minimum (least disturbed) is reported.
 EOS is disabled so every run decodes exactly ``--tokens`` tokens. Goals on CPU:
 ours ≤ 0.6× the built-in's time and ≤ 1.3× unguided.
 """
@@ -12,7 +12,6 @@ ours ≤ 0.6× the built-in's time and ≤ 1.3× unguided.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> list[tuple[int, str, float]]:
                     start = time.perf_counter()
                     fn()
                     times[name].append((time.perf_counter() - start) / args.tokens)
-        rows += [(batch, name, statistics.median(ts)) for name, ts in times.items()]
+        rows += [(batch, name, min(ts)) for name, ts in times.items()]
     return rows
 
 
@@ -82,7 +81,7 @@ def table(rows: list[tuple[int, str, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--prompt-length", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scale", type=float, default=3.0)
@@ -93,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"GPT-2 {args.layers}×{args.width} (random), prompt {args.prompt_length}, {args.tokens} new tokens, "
-        f"{args.threads} threads, torch {torch.__version__}, median of {args.repeats}"
+        f"{args.threads} threads, torch {torch.__version__}, best of {args.repeats}"
     )
     print(table(run(args)))
 

@@ -109,3 +109,17 @@ def test_adapter_counts_the_forwards_it_ran(gpt2):
     model = CausalLMModel(gpt2)
     generate(model, prompts(3, 4), guidance=2.0, max_new_tokens=5, **COMMON)
     assert (model.stats.calls, model.stats.rows) == (5, 30)
+
+
+def test_the_adapter_under_the_engines_guided_model_gives_the_first_guided_token(gpt2):
+    import unified_guidance as ug
+
+    model = CausalLMModel(gpt2, space="logprobs")
+    ids, neg = prompts(2, 4, seed=13), prompts(2, 4, seed=14)
+    empty = torch.empty(2, 0, dtype=torch.long)
+    with torch.no_grad():
+        guided = ug.guide(model, 2.5)(empty, 0.0, ug.Conditions.single(ids, negative=neg))
+        c, u = model(empty, 0.0, ids), model(empty, 0.0, neg)
+    torch.testing.assert_close(guided, u + 2.5 * (c - u), rtol=0, atol=1e-12)
+    first = generate(gpt2, ids, negative_input_ids=neg, guidance=2.5, max_new_tokens=1, **COMMON)[:, -1]
+    assert torch.equal(first, guided.argmax(-1))
