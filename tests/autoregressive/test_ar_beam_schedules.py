@@ -3,28 +3,37 @@
 import pytest
 import torch
 from ar_models import PAD, VOCAB, prompts
+from transformers import LogitsProcessorList
 
-from unified_guidance.autoregressive import CausalLMModel, ScalePlan, anneal, generate, linear_ramp
+from unified_guidance.autoregressive import (
+    CausalLMModel,
+    GuidanceLogitsProcessor,
+    ScalePlan,
+    anneal,
+    generate,
+    linear_ramp,
+)
 from unified_guidance.schedules import Interval, Linear
 
 NO_EOS = {"eos_token_id": [], "pad_token_id": PAD}
 
 
 @torch.no_grad()
-def guided_logprobs(model: CausalLMModel, tokens: list[int], prompt, neg, scale: float) -> torch.Tensor:
+def guided_logprobs(model: CausalLMModel, tokens: list[int], prompt, neg, scale: float, renormalise=True):
     """log_softmax(u + s(c − u)) over log-softmaxed full forwards of prompt/neg ++ tokens."""
     x = torch.tensor([tokens], dtype=torch.long).reshape(1, -1)
     c = torch.log_softmax(model(x, 0.0, prompt), -1)[0]
     u = torch.log_softmax(model(x, 0.0, neg), -1)[0]
-    return torch.log_softmax(u + scale * (c - u), -1)
+    guided = u + scale * (c - u)
+    return torch.log_softmax(guided, -1) if renormalise else guided
 
 
-def slow_beam_search(model, prompt, neg, scale, beams, steps) -> list[list[int]]:
+def slow_beam_search(model, prompt, neg, scale, beams, steps, renormalise=True) -> list[list[int]]:
     running = [(0.0, [])]
     for _ in range(steps):
         candidates = []
         for score, tokens in running:
-            logp = guided_logprobs(model, tokens, prompt, neg, scale)
+            logp = guided_logprobs(model, tokens, prompt, neg, scale, renormalise)
             candidates += [(score + float(logp[v]), [*tokens, v]) for v in range(VOCAB)]
         running = sorted(candidates, key=lambda c: -c[0])[:beams]
     return [tokens for _, tokens in running]
@@ -45,6 +54,21 @@ def test_guided_beam_search_equals_a_slow_stateless_reference(llama):
     for b in range(2):
         expected = slow_beam_search(model, ids[b : b + 1], neg[b : b + 1], 2.5, beams=3, steps=4)
         assert out[3 * b : 3 * b + 3, 4:].tolist() == expected
+
+
+def test_processor_keeps_its_reference_cache_with_transformers_beams(gpt2):
+    # transformers' beam search feeds processors un-renormalised log-probs; the processor finds
+    # each beam's parent from the histories and reorders its own reference cache.
+    model = CausalLMModel(gpt2)
+    ids, neg = prompts(1, 4, seed=15), prompts(1, 3, seed=16)
+    proc = GuidanceLogitsProcessor(gpt2, 2.5, negative_input_ids=neg)
+    gpt2.generation_config.eos_token_id = None
+    try:
+        out = gpt2.generate(ids, logits_processor=LogitsProcessorList([proc]), num_beams=3, num_return_sequences=3,
+                            max_new_tokens=4, pad_token_id=PAD, length_penalty=0.0)
+    finally:
+        gpt2.generation_config.eos_token_id = 1
+    assert out[:, 4:].tolist() == slow_beam_search(model, ids, neg, 2.5, 3, 4, renormalise=False)
 
 
 def test_beam_search_at_scale_one_equals_transformers_beam_search(gpt2):

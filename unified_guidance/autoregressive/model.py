@@ -128,7 +128,8 @@ class CausalLMModel(ConditionalModel):
         positions = positions_from_mask(mask)[:, -ids.shape[1] :]
         out = self.lm(
             input_ids=ids,
-            attention_mask=mask,
+            # Without padding the plain causal mask is the same and lets attention take its fast path.
+            attention_mask=None if bool(mask.all()) else mask,
             position_ids=positions,
             past_key_values=cache,
             use_cache=cache is not None,

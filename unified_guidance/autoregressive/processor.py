@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -76,6 +77,7 @@ class GuidanceLogitsProcessor(_Base):
         self._history: Tensor | None = None
         self._prompt_length = 0
         self._state: Any = None
+        self._parent: Tensor | None = None
 
     @torch.no_grad()
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
@@ -83,7 +85,7 @@ class GuidanceLogitsProcessor(_Base):
         index = min(step, len(self.plan.scales) - 1)
         reference = None
         if self._decoder is not None and self.plan.guided(index):
-            reference = self._reference_logits(input_ids, step)
+            reference = self._reference_logits(input_ids)
         else:
             self._decoder = None  # the scale stays 1: stop running the reference branch
         dtype = torch.promote_types(scores.dtype, reference.dtype if reference is not None else scores.dtype)
@@ -96,14 +98,9 @@ class GuidanceLogitsProcessor(_Base):
         return out
 
     def _advance(self, input_ids: Tensor) -> int:
-        """The index of the token being chosen; starts the reference branch on a new generation."""
-        history = self._history
-        fresh = (
-            history is None
-            or input_ids.shape[1] != history.shape[1] + 1
-            or input_ids.shape[1] <= self._prompt_length
-        )
-        if fresh:
+        """The index of the token being chosen; (re)starts the reference branch on a new generation."""
+        self._parent = self._parents(input_ids)
+        if self._parent is None:  # not a continuation of the previous call: a new generation
             self._prompt_length, self._state = input_ids.shape[1], None
             neg, neg_mask = self.negative
             rows = input_ids.shape[0]
@@ -115,20 +112,22 @@ class GuidanceLogitsProcessor(_Base):
             self._decoder = RowDecoder(self.lm, *ref) if self.plan.guided(0) else None
         return input_ids.shape[1] - self._prompt_length
 
-    def _reference_logits(self, input_ids: Tensor, step: int) -> Tensor:
+    def _parents(self, input_ids: Tensor) -> Tensor | None:
+        """Each row's parent in the previous call (beam search reorders rows), or ``None``
+        if some row continues no previous row."""
+        history = self._history
+        if history is None or input_ids.shape[1] != history.shape[1] + 1:
+            return None
+        same = (input_ids[:, None, :-1] == history[None, :, :]).all(-1)
+        return same.float().argmax(-1) if bool(same.any(-1).all()) else None
+
+    def _reference_logits(self, input_ids: Tensor) -> Tensor:
         decoder = self._decoder
         assert decoder is not None
-        if step == 0:
+        if self._parent is None:
             return decoder.prefill()
-        history = self._history
-        assert history is not None
-        # Each row continues the row whose whole history it starts with (beam search reorders rows).
-        same = (input_ids[:, None, :-1] == history[None, :, :]).all(-1)
-        if not bool(same.any(-1).all()):
-            raise ValueError("input_ids: a row does not continue any row of the previous step")
-        parent = same.float().argmax(-1)
-        if not torch.equal(parent, torch.arange(len(parent), device=parent.device)):
-            decoder.select(parent)
+        if not torch.equal(self._parent, torch.arange(len(self._parent), device=self._parent.device)):
+            decoder.select(self._parent)
         return decoder.step(input_ids[:, -1])
 
 
@@ -184,7 +183,7 @@ def custom_generate(
         streamer=None,  # transformers already streamed the prompt; tokens are streamed below
     )
     if streamer is not None:
-        spec = DecodeSpec(**{**spec.__dict__, "streamer": _NoPrompt(streamer)})
+        spec = replace(spec, streamer=_NoPrompt(streamer))
     return decode(lm, (input_ids, mask), ref, spec)
 
 
