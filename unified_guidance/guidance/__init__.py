@@ -5,7 +5,7 @@ The functional core (``cfg``, ``rescale``, ``cfg_zero_star``, ``dynamic_threshol
 :class:`GuidedModel` apply them to a :class:`~unified_guidance.core.ConditionalModel`.
 """
 
-from .engine import Guidance, GuidanceStats, GuidedModel, ModelReference, guide
+from .engine import Guidance, GuidanceStats, GuidedModel, GuidedPrediction, ModelReference, guide
 from .functional import (
     APGState,
     apg,
@@ -46,6 +46,7 @@ __all__ = [
     "Guidance",
     "GuidanceStats",
     "GuidedModel",
+    "GuidedPrediction",
     "ModelReference",
     "NormCap",
     "PostProcess",

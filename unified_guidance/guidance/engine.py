@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..core.conditions import Cond, Conditions, cat_batch
+from ..core.conditions import Cond, Conditions, batch_size_of, cat_batch
 from ..core.model import ConditionalModel
 from ..core.shapes import check_finite, check_pair
 from ..core.spaces import convert
@@ -84,6 +84,20 @@ class Guidance:
 
 
 @dataclass(frozen=True)
+class GuidedPrediction:
+    """A guided prediction and its branches, each in the model's space.
+
+    ``cond`` is the conditional prediction (for several weighted conditions, their
+    combination u + Σ wᵢ(cᵢ − u), the guided prediction at s = 1); ``reference`` is
+    the reference branch, ``None`` where it was skipped.
+    """
+
+    guided: Tensor
+    cond: Tensor
+    reference: Tensor | None
+
+
+@dataclass(frozen=True)
 class GuidanceStats:
     """Counts over a guided model's calls: ``calls`` to the guided model, reference
     forwards skipped because the scale was 1 (or the rule output zero), and the
@@ -139,8 +153,22 @@ class GuidedModel(nn.Module):
             self.guidance.reference.model.reset_stats()
 
     def forward(self, x: Tensor, t: Tensor | float, cond: Cond | Conditions | None = None) -> Tensor:
+        return self.evaluate(x, t, cond).guided
+
+    def evaluate(
+        self, x: Tensor, t: Tensor | float, cond: Cond | Conditions | None = None, *, need_reference: bool = False
+    ) -> GuidedPrediction:
+        """The guided prediction with the branches it came from (all in the model's space).
+
+        ``need_reference=True`` runs the reference branch even where the scale is 1
+        (solvers such as CFG++ re-noise with it); otherwise it is skipped there and
+        :attr:`GuidedPrediction.reference` is ``None``.
+        """
         g = self.guidance
         spec = cond if isinstance(cond, Conditions) else None
+        first = spec.conds[0] if spec is not None else cond
+        if first is not None and batch_size_of(first) != x.shape[0]:
+            raise ValueError(f"cond: expected batch size {x.shape[0]} (that of x), got {batch_size_of(first)}")
         t = torch.as_tensor(t, device=x.device)
         tau = self.model.progress(t) if self.model.path is not None else t
         scale = g.schedule(tau)
@@ -149,17 +177,17 @@ class GuidedModel(nn.Module):
         self._calls += 1
         batch = x.shape[0]
 
-        if rule.zero_output(tau):
+        if rule.zero_output(tau) and not need_reference:
             self._count_skip(batch * (1 + (len(spec.conds) if spec else 1)))
-            zero = torch.zeros_like(x)
-            return self._to(zero, rule.space or self.space, self.space, x, t)
+            zero = self._to(torch.zeros_like(x), rule.space or self.space, self.space, x, t)
+            return GuidedPrediction(zero, zero, None)
 
         single = spec is None or spec.is_single
-        if single and bool((scale == 1).all()):
+        if single and not need_reference and bool((scale == 1).all()):
             self._count_skip(batch)
             c = self.model(x, t, cond if spec is None else spec.conds[0])
             self._check("conditional prediction", c)
-            return self._post(c, c, self.space, x, t)
+            return GuidedPrediction(self._post(c, c, self.space, x, t), c, None)
 
         conds, uncond = self._branches(x, t, spec if spec is not None else Conditions.single(cond))
         weights = (1.0,) if spec is None else spec.weights
@@ -168,7 +196,7 @@ class GuidedModel(nn.Module):
         c_native = self._to(combined, self.space, space, x, t)
         u_native = self._to(uncond, self.space, space, x, t)
         guided, self.state = rule(c_native, u_native, scale, tau=tau, state=self.state)
-        return self._post(guided, c_native, space, x, t)
+        return GuidedPrediction(self._post(guided, c_native, space, x, t), combined, uncond)
 
     # -- branches ---------------------------------------------------------------------------
 

@@ -50,7 +50,10 @@ def rescale(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
     Brings the guided prediction's spread back to that of the conditional one,
     which undoes the over-exposure of high scales. φ = 0 is plain CFG.
     """
-    factor = _per_sample(torch.std, cond) / _per_sample(torch.std, guided)
+    std_guided = _per_sample(torch.std, guided, correction=0)
+    std_cond = _per_sample(torch.std, cond, correction=0)
+    # A sample with no spread (one element, or constant) has nothing to rescale: factor 1.
+    factor = torch.where(std_guided > 0, std_cond / std_guided.clamp(min=torch.finfo(guided.dtype).tiny), 1.0)
     return guided * (phi * factor + (1.0 - phi))
 
 

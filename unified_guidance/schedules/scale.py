@@ -234,9 +234,7 @@ class Piecewise(Schedule):
         return torch.tensor(self.values, dtype=tau.dtype, device=tau.device)[idx]
 
     def breakpoints(self) -> tuple[float, ...]:
-        return tuple(
-            b for i, b in enumerate(self.boundaries) if 0.0 < b < 1.0 and self.values[i] != self.values[i + 1]
-        )
+        return tuple(b for i, b in enumerate(self.boundaries) if 0.0 < b < 1.0 and self.values[i] != self.values[i + 1])
 
     def unit_intervals(self) -> Intervals:
         edges = (0.0, *self.boundaries, 1.0)
