@@ -2,20 +2,19 @@
 
 import lightning as L
 import torch
-from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, TensorDataset
 
 from unified_guidance.autoregressive.loss import dropped_class_tokens, next_token_loss
 from unified_guidance.autoregressive.tokens import DigitTokens, digits_token_lm
+from unified_guidance.data import load_digits_split
 from unified_guidance.training.autoregressive import TokenARModule
 
 LAYOUT = DigitTokens()
 
 
 def digits(n: int = 64):
-    d = load_digits()
-    images = torch.tensor(d.images[:n], dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0
-    return images, torch.tensor(d.target[:n])
+    split = load_digits_split()
+    return split.train_images[:n], split.train_labels[:n]
 
 
 def test_pixel_tokens_round_trip_the_17_grey_levels():

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-GREY_LEVELS = 17
-NUM_CLASSES = 10
+from ..data import GREY_LEVELS, NUM_CLASSES, from_grey_levels, to_grey_levels
+
 PIXELS = 64
 
 
@@ -51,8 +51,7 @@ class DigitTokens:
         """Images ``(B, 1, 8, 8)`` in [−1, 1] → grey-level tokens ``(B, 64)`` (nearest of 17 levels)."""
         if images.ndim != 4 or images.shape[1:] != (1, 8, 8):
             raise ValueError(f"images: expected shape (B, 1, 8, 8), got {tuple(images.shape)}")
-        half = (self.levels - 1) / 2
-        return ((images.clamp(-1.0, 1.0) + 1.0) * half).round().long().reshape(images.shape[0], self.pixels)
+        return to_grey_levels(images).reshape(images.shape[0], self.pixels)
 
     def images(self, tokens: Tensor) -> Tensor:
         """Grey-level tokens ``(B, 64)`` → images ``(B, 1, 8, 8)`` in [−1, 1]."""
@@ -60,8 +59,7 @@ class DigitTokens:
             raise ValueError(f"tokens: expected shape (B, {self.pixels}), got {tuple(tokens.shape)}")
         if bool(((tokens < 0) | (tokens >= self.levels)).any()):
             raise ValueError(f"tokens: expected grey levels in [0, {self.levels - 1}]")
-        half = (self.levels - 1) / 2
-        return (tokens.float() / half - 1.0).reshape(-1, 1, 8, 8)
+        return from_grey_levels(tokens).reshape(-1, 1, 8, 8)
 
     def non_pixel_tokens(self) -> list[int]:
         """Tokens a pixel position may not take (classes and ∅)."""
