@@ -15,8 +15,8 @@ COMMON = {"eos_token_id": EOS, "pad_token_id": PAD}
 def test_greedy_tokens_equal_builtin_guidance_scale(arch, batch, request):
     lm = request.getfixturevalue(arch)
     ids, neg = prompts(batch, 6, seed=batch), prompts(batch, 4, seed=10 + batch)
-    builtin = lm.generate(ids, guidance_scale=2.5, negative_prompt_ids=neg, max_new_tokens=16, **COMMON)
-    ours = generate(lm, ids, negative_input_ids=neg, guidance=2.5, max_new_tokens=16, **COMMON)
+    builtin = lm.generate(ids, guidance_scale=2.5, negative_prompt_ids=neg, max_new_tokens=10, **COMMON)
+    ours = generate(lm, ids, negative_input_ids=neg, guidance=2.5, max_new_tokens=10, **COMMON)
     assert ours.shape == builtin.shape
     assert torch.equal(ours, builtin)
 
@@ -40,11 +40,11 @@ def test_sampling_with_warpers_equals_builtin_under_the_same_seed(gpt2):
     warp = {"temperature": 0.7, "top_k": 20, "top_p": 0.9, "min_p": 0.05}
     torch.manual_seed(123)
     builtin = gpt2.generate(
-        ids, guidance_scale=2.0, negative_prompt_ids=neg, do_sample=True, max_new_tokens=12, **warp, **COMMON
+        ids, guidance_scale=2.0, negative_prompt_ids=neg, do_sample=True, max_new_tokens=10, **warp, **COMMON
     )
     torch.manual_seed(123)
     ours = generate(
-        gpt2, ids, negative_input_ids=neg, guidance=2.0, do_sample=True, max_new_tokens=12, **warp, **COMMON
+        gpt2, ids, negative_input_ids=neg, guidance=2.0, do_sample=True, max_new_tokens=10, **warp, **COMMON
     )
     assert torch.equal(ours, builtin)
 
@@ -52,11 +52,11 @@ def test_sampling_with_warpers_equals_builtin_under_the_same_seed(gpt2):
 def test_repetition_penalty_acts_after_guidance_like_builtin(gpt2):
     ids, neg = prompts(2, 5, seed=7), prompts(2, 3, seed=8)
     builtin = gpt2.generate(
-        ids, guidance_scale=2.0, negative_prompt_ids=neg, repetition_penalty=1.8, max_new_tokens=12, **COMMON
+        ids, guidance_scale=2.0, negative_prompt_ids=neg, repetition_penalty=1.8, max_new_tokens=8, **COMMON
     )
     processors = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(1.8)])
     ours = generate(
-        gpt2, ids, negative_input_ids=neg, guidance=2.0, logits_processor=processors, max_new_tokens=12, **COMMON
+        gpt2, ids, negative_input_ids=neg, guidance=2.0, logits_processor=processors, max_new_tokens=8, **COMMON
     )
     assert torch.equal(ours, builtin)
 
