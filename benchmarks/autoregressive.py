@@ -43,6 +43,20 @@ def methods(lm, ids: torch.Tensor, neg: torch.Tensor, tokens: int, scale: float)
     }
 
 
+def raw_forward(lm, ids: torch.Tensor, tokens: int) -> Callable[[], object]:
+    """The floor: ``tokens`` cached one-token forwards over the rows of ``ids``, no decoding logic."""
+    from transformers import DynamicCache
+
+    def fn() -> None:
+        cache = DynamicCache(config=lm.config)
+        out = lm(ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        step = ids[:, -1:]
+        for _ in range(tokens - 1):
+            out = lm(step, past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+
+    return fn
+
+
 def run(args: argparse.Namespace) -> list[tuple[int, str, float]]:
     torch.set_num_threads(args.threads)
     lm = build_model(args.layers, args.width, args.heads)
@@ -52,6 +66,8 @@ def run(args: argparse.Namespace) -> list[tuple[int, str, float]]:
         ids = torch.randint(1, 50000, (batch, args.prompt_length), generator=gen)
         neg = torch.randint(1, 50000, (1, args.prompt_length // 2), generator=gen)  # one negative for the batch
         fns = methods(lm, ids, neg, args.tokens, args.scale)
+        fns["raw forwards, B rows"] = raw_forward(lm, ids, args.tokens)
+        fns["raw forwards, 2B rows"] = raw_forward(lm, torch.cat([ids, ids]), args.tokens)
         with torch.no_grad():
             for fn in fns.values():  # warm-up
                 fn()
