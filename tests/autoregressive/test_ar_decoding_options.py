@@ -25,8 +25,8 @@ def test_cfg_in_logits_and_logprobs_gives_the_same_distribution():
 
 def test_raw_logit_mixing_decodes_the_same_tokens_under_cfg(gpt2):
     ids, neg = prompts(2, 4, seed=1), prompts(2, 3, seed=2)
-    a = generate(gpt2, ids, negative_input_ids=neg, guidance=3.0, max_new_tokens=8, space="logits", **NO_EOS)
-    b = generate(gpt2, ids, negative_input_ids=neg, guidance=3.0, max_new_tokens=8, space="logprobs", **NO_EOS)
+    a = generate(gpt2, ids, negative_input_ids=neg, guidance=3.0, max_new_tokens=6, space="logits", **NO_EOS)
+    b = generate(gpt2, ids, negative_input_ids=neg, guidance=3.0, max_new_tokens=6, space="logprobs", **NO_EOS)
     assert torch.equal(a, b)
 
 
@@ -92,6 +92,6 @@ def test_stopping_criteria_apply_per_row(gpt2):
 
 
 def test_default_special_tokens_come_from_the_generation_config(gpt2):
-    out = generate(gpt2, prompts(1, 4, seed=9), guidance=2.0, max_new_tokens=30)
+    out = generate(gpt2, prompts(1, 4, seed=9), guidance=2.0, max_new_tokens=12)
     new = out[0, 4:].tolist()
     assert EOS not in new[:-1]  # decoding stops at the config's EOS, if it comes

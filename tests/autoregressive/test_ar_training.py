@@ -1,8 +1,6 @@
 """Next-token training with condition dropout, the token layout, and the demo's sample contract."""
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from unified_guidance.autoregressive.loss import dropped_class_tokens, next_token_loss
 from unified_guidance.autoregressive.tokens import DigitTokens, digits_token_lm
@@ -46,15 +44,18 @@ def test_condition_dropout_replaces_class_tokens_by_the_null_token():
     assert dropped_class_tokens(labels, LAYOUT, 1.0).eq(LAYOUT.null_token).all()
 
 
-def test_lightning_training_lowers_the_loss_on_a_batch():
-    module = TokenARModule(width=32, layers=2, heads=2, lr=3e-3)
+def test_training_steps_lower_the_loss_on_a_batch():
+    # The Lightning wiring runs in the CLI test below; here only the module's loss and optimiser.
+    module = TokenARModule(width=32, layers=1, heads=2, lr=1e-2)
     images, labels = digits(32)
-    loader = DataLoader(TensorDataset(images, labels), batch_size=32)
+    optimiser = module.configure_optimizers()
     with torch.no_grad():
         before = float(module._loss((images, labels), 0.0))
-    trainer = L.Trainer(max_steps=25, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, loader)
+    for _ in range(12):
+        loss = module._loss((images, labels), module.hparams.p_uncond)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
     with torch.no_grad():
         after = float(module._loss((images, labels), 0.0))
     assert after < 0.7 * before  # log(28) ≈ 3.3 at initialisation
@@ -72,7 +73,6 @@ def test_sample_contract_and_forward_counts():
     module.model.reset_stats()
     module.sample(labels, 1.0)
     assert module.model.stats.rows == 64 * 2  # no guidance, no reference rows
-    assert torch.equal(module.sample(labels, 2.0, generator=torch.Generator().manual_seed(0)), x)
 
 
 def test_recipe_config_runs_through_lightning_cli(tmp_path):
