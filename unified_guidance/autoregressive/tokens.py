@@ -81,7 +81,7 @@ def digits_token_lm(width: int = 64, layers: int = 4, heads: int = 4, *, seed: i
         n_head=heads,
         bos_token_id=layout.null_token,
         eos_token_id=None,
-        pad_token_id=layout.null_token,
+        pad_token_id=None,  # ∅ is a real input token, never padding: no padding warning for it
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
