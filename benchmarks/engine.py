@@ -86,8 +86,10 @@ def main() -> None:
     for name, sec in med.items():
         print(f"| {name} | {sec * 1e3:.3f} | {100 * sec / base:.2f} % |")
     overhead = med["engine: CFG (2B forward + rule)"] - med["network forward, batch 32"]
-    print(f"\nengine overhead over the 2B forward (CFG): {1e3 * overhead:.3f} ms = {100 * overhead / base:.2f} % "
-          "of one forward")
+    print(
+        f"\nengine overhead over the 2B forward (CFG): {1e3 * overhead:.3f} ms = {100 * overhead / base:.2f} % "
+        "of one forward"
+    )
 
 
 if __name__ == "__main__":

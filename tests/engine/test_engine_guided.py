@@ -105,6 +105,9 @@ def test_cfg_zero_star_zero_init_skips_every_forward(float64):
     x = x_batch()
     assert torch.equal(g(x, torch.tensor(0.05), LABELS), torch.zeros_like(x))
     assert flow.stats.calls == 0
+    assert CFGZeroStar(zero_init=0.1).breakpoints() == (0.1,) and CFG().breakpoints() == ()
+    both = Guidance(rule=CFGZeroStar(zero_init=0.1), scale=Interval(3.0, lo=0.1, hi=0.6))
+    assert both.breakpoints() == (0.1, 0.6)
     c, u = flow(x, 0.5, LABELS), flow(x, 0.5, None)
     torch.testing.assert_close(g(x, torch.tensor(0.5), LABELS), ug.guidance.cfg_zero_star(c, u, 4.0))
 

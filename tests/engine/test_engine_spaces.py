@@ -103,3 +103,14 @@ def test_token_spaces():
         convert(logits, "logit", "logprobs")
     with pytest.raises(ValueError, match="coeffs"):
         convert(logits, "eps", "x0")
+
+
+@pytest.mark.parametrize("space", ["eps", "x0", "v", "velocity"])
+def test_exact_mixture_stays_finite_at_the_data_end_of_the_flow_path(space):
+    """At t = 1 on the linear path σ_t = 0: ε and velocity come in closed form, no 0/0."""
+    model = two_d_mixture(path=LinearFlowPath(), space=space)
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    out = model(x, torch.tensor(1.0, dtype=torch.float64), torch.tensor([0, 1, 2, 3]))
+    assert bool(torch.isfinite(out).all())
+    if space == "x0":  # at the data end the posterior mean is x itself
+        torch.testing.assert_close(out, x)

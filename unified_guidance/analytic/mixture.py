@@ -23,7 +23,6 @@ from torch import Tensor
 from ..core.conditions import Cond
 from ..core.model import ConditionalModel
 from ..core.path import Path
-from ..core.shapes import broadcast_like
 from ..core.spaces import from_x0_eps
 
 
@@ -109,24 +108,32 @@ class GaussianMixture(ConditionalModel):
 
     # -- predictions ----------------------------------------------------------------------------
 
-    def posterior_mean(self, x: Tensor, t: Tensor | float, labels: Tensor | None = None) -> Tensor:
-        """E[x0 | x_t, y] ``(B, D)`` (∅ or ``None``: E[x0 | x_t])."""
+    def posterior_means(self, x: Tensor, t: Tensor | float, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """E[x0 | x_t, y] and E[ε | x_t, y], each ``(B, D)`` (∅ or ``None``: unconditional).
+
+        Both in closed form, E[ε | x_t, k] = σ_t Cₖ⁻¹(x_t − α_t μₖ), so neither
+        divides by α_t or σ_t: they stay finite at both ends of the path.
+        """
         labels = self._labels(x, labels)
         alpha, sigma = self._coeffs(x, t)
         log_n, cov = self._component_log_probs(x, alpha, sigma)
         logits = torch.where(self._mask(labels), self.log_weights + log_n, torch.full_like(log_n, -math.inf))
-        resp = torch.softmax(logits, dim=1)
+        resp = torch.softmax(logits, dim=1)[..., None]
         diff = x[:, None, :] - alpha[:, None, None] * self.means
         gain = torch.linalg.solve(cov, diff.unsqueeze(-1)).squeeze(-1)
-        comp_mean = self.means + alpha[:, None, None] * (self.covs @ gain.unsqueeze(-1)).squeeze(-1)
-        return (resp[..., None] * comp_mean).sum(1)
+        comp_x0 = self.means + alpha[:, None, None] * (self.covs @ gain.unsqueeze(-1)).squeeze(-1)
+        comp_eps = sigma[:, None, None] * gain
+        return (resp * comp_x0).sum(1), (resp * comp_eps).sum(1)
+
+    def posterior_mean(self, x: Tensor, t: Tensor | float, labels: Tensor | None = None) -> Tensor:
+        """E[x0 | x_t, y] ``(B, D)`` (∅ or ``None``: E[x0 | x_t])."""
+        return self.posterior_means(x, t, labels)[0]
 
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x: expected shape (B, {self.dim}), got {tuple(x.shape)}")
-        x0 = self.posterior_mean(x, t, cond)
+        x0, eps = self.posterior_means(x, t, cond)
         coeffs = self.coefficients(torch.as_tensor(t, dtype=x.dtype, device=x.device))
-        eps = (x - broadcast_like(coeffs.alpha_t, x) * x0) / broadcast_like(coeffs.sigma_t, x)
         return from_x0_eps(x0, eps, self.space, x, coeffs)
 
     # -- sampling the data --------------------------------------------------------------------

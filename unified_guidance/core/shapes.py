@@ -46,6 +46,7 @@ def batch_time(t: Tensor | float, batch_size: int, *, device: torch.device, dtyp
 def check_finite(name: str, value: Tensor | float) -> None:
     """Raise ``ValueError`` naming ``name`` if ``value`` holds NaN or infinity."""
     if isinstance(value, Tensor):
+        value = value.detach()
         if not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
             raise ValueError(f"{name}: expected finite values, got {bad} non-finite entries")
@@ -56,7 +57,11 @@ def check_finite(name: str, value: Tensor | float) -> None:
 def check_unit_interval(name: str, value: Tensor | float) -> None:
     """Raise ``ValueError`` if ``value`` is not finite or leaves [0, 1]."""
     check_finite(name, value)
-    lo, hi = (float(value.min()), float(value.max())) if isinstance(value, Tensor) else (value, value)
+    if isinstance(value, Tensor):
+        value = value.detach()
+        lo, hi = float(value.min()), float(value.max())
+    else:
+        lo, hi = value, value
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name}: expected values in [0, 1], got values in [{lo:g}, {hi:g}]")
 

@@ -82,6 +82,11 @@ class Guidance:
         assert isinstance(self.scale, Schedule)
         return self.scale
 
+    def breakpoints(self) -> tuple[float, ...]:
+        """Progress values in (0, 1) where the guided prediction jumps: the schedule's and the rule's."""
+        rule: Rule = self.rule  # type: ignore[assignment]
+        return tuple(sorted(set(self.schedule.breakpoints()) | set(rule.breakpoints())))
+
 
 @dataclass(frozen=True)
 class GuidedPrediction:

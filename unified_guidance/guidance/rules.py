@@ -45,6 +45,10 @@ class Rule(ABC):
         """Whether the rule outputs zero at every progress value in ``tau`` (no forward needed)."""
         return False
 
+    def breakpoints(self) -> tuple[float, ...]:
+        """Progress values in (0, 1) where the rule's output jumps (adaptive solvers need them)."""
+        return ()
+
     def check_scale(self, scale: Tensor) -> None:
         if self.min_scale is not None and bool((scale < self.min_scale).any()):
             raise ValueError(
@@ -123,6 +127,9 @@ class CFGZeroStar(Rule):
 
     def zero_output(self, tau: Tensor) -> bool:
         return self.zero_init > 0.0 and bool((tau < self.zero_init).all())
+
+    def breakpoints(self) -> tuple[float, ...]:
+        return (self.zero_init,) if 0.0 < self.zero_init < 1.0 else ()
 
 
 class PostProcess(ABC):

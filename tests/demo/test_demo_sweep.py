@@ -1,0 +1,49 @@
+"""The sweep's settings and work items: what the issue asks for, fixed seeds, keys that change with guidance."""
+
+import pytest
+
+from unified_guidance.demo.sweep import (
+    CFG_SCALES,
+    METHODS,
+    MitigationParams,
+    class_seed,
+    guidance_for,
+    settings,
+    work_items,
+)
+from unified_guidance.guidance import APG, CFGZeroStar, DynamicThreshold, Rescale
+from unified_guidance.schedules import Constant, Decay, Interval
+
+
+def test_settings_are_plain_cfg_scales_then_mitigations_at_high_scales():
+    sweep = settings(["cfg", "rescale", "interval"])
+    assert CFG_SCALES == (0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 15.0)
+    assert [(s.method, s.scale) for s in sweep] == [("cfg", s) for s in CFG_SCALES] + [
+        ("rescale", 8.0), ("rescale", 15.0), ("interval", 8.0), ("interval", 15.0)
+    ]  # fmt: skip
+
+
+def test_each_method_builds_its_guidance():
+    p = MitigationParams()
+    assert guidance_for("cfg", 8).schedule == Constant(8.0)
+    assert guidance_for("rescale", 8).post == (Rescale(phi=p.rescale_phi),)
+    assert guidance_for("dynamic_threshold", 8).post == (DynamicThreshold(percentile=p.threshold_percentile),)
+    assert guidance_for("interval", 8).schedule == Interval(8.0, lo=p.interval[0], hi=p.interval[1])
+    assert guidance_for("decay", 8).schedule == Decay(8.0, half_life=p.decay_half_life)
+    assert isinstance(guidance_for("apg", 8).rule, APG)
+    assert isinstance(guidance_for("cfg_zero_star", 8).rule, CFGZeroStar)
+    assert set(METHODS) == {"cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star"}
+    with pytest.raises(ValueError, match="method: unknown method 'cfgpp'; valid methods: cfg, rescale"):
+        guidance_for("cfgpp", 3)
+
+
+def test_work_items_share_class_seeds_and_fingerprint_the_guidance():
+    sweep = settings(["cfg", "interval"], scales=(1.0, 3.0), high=(8.0,))
+    items = work_items("flow", sweep, num_classes=3, samples_per_class=4, seed=0)
+    assert [it.index for it in items] == list(range(9))
+    assert {it.seed for it in items if it.label == 2} == {class_seed(0, 2)}  # same noise in every setting
+    assert len({class_seed(0, c) for c in range(10)}) == 10
+    wider = MitigationParams(interval=(0.1, 0.9))
+    other = work_items("flow", sweep, num_classes=3, samples_per_class=4, seed=0, params=wider)
+    changed = [a.key != b.key for a, b in zip(items, other, strict=True)]
+    assert changed == [False] * 6 + [True] * 3  # only the interval items

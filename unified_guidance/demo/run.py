@@ -1,0 +1,215 @@
+"""``unified-guidance demo``: train (or load), sweep guidance, measure, draw, report.
+
+Order of work, with what each step writes under ``out``:
+
+1. the evaluator (a CNN on the real digits; cached in ``cache/``);
+2. per paradigm: the trained model (``cache/PARADIGM.pt`` + ``.json``), the sweep's
+   samples through ``Trainer.predict`` (``work/PARADIGM-SHA/item-*.pt``, reused on a
+   rerun with the same model), metrics per setting, sample grids (``figures/``);
+3. the trade-off and Bayes-view figures;
+4. ``report.json`` and ``report.md``, each written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data import NUM_CLASSES, load_digits_split
+from ..evaluation.classifier import DigitsClassifier, train_digits_classifier
+from ..evaluation.metrics import saturation
+from ..training.predict import SampleResult, predict_sweep
+from . import figures
+from .cache import CheckpointCache
+from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
+from .io import atomic_write_json, atomic_write_text, prepare_output_dir
+from .report import ROW_FIELDS, evidence, markdown
+from .runners import PARADIGMS, Runner, get_runner
+from .sweep import CFG_SCALES, HIGH_SCALES, Setting, settings, work_items
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What to run.
+
+    Args:
+        out: output directory (report, figures, cache, per-item samples).
+        quick: fewer training steps and samples (~10 min on 2 CPU cores instead of ~30).
+        paradigms: runner names (:data:`~unified_guidance.demo.runners.RUNNERS`).
+        cache_dir: checkpoint cache (default ``out/cache``).
+        samples_per_class: samples per class and setting (default 20 quick, 50 full).
+        seed: base seed of the sampling noise (shared by all settings of a class).
+        k: neighbourhood size of precision/recall.
+        accelerator, devices, strategy: passed to ``Trainer.predict`` for the sweep.
+        progress: progress bars.
+        scales, high_scales: plain-CFG scales, and the scales of the mitigations.
+        methods: restrict the mitigations to these (``None``: every one that applies to a paradigm).
+        figures: draw PNG figures.
+        bayes_scales, bayes_samples, bayes_steps: the Bayes-view figure's scales, samples and DDIM steps.
+    """
+
+    out: Path = Path("demo_out")
+    quick: bool = False
+    paradigms: tuple[str, ...] = PARADIGMS
+    cache_dir: Path | None = None
+    samples_per_class: int | None = None
+    seed: int = 0
+    k: int = 5
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+    progress: bool = True
+    scales: tuple[float, ...] = CFG_SCALES
+    high_scales: tuple[float, ...] = HIGH_SCALES
+    methods: tuple[str, ...] | None = None
+    figures: bool = True
+    bayes_scales: tuple[float, ...] = (1.0, 3.0, 8.0, 15.0)
+    bayes_samples: int = 300
+    bayes_steps: int = 40
+
+    @property
+    def per_class(self) -> int:
+        return self.samples_per_class or (20 if self.quick else 50)
+
+
+def load_evaluator(cache: CheckpointCache, *, seed: int = 0, progress: bool = True) -> DigitsClassifier:
+    """The digits evaluator: from the cache, or trained and cached; its held-out accuracy recomputed."""
+    config = {"seed": seed, "epochs": 30, "val_fraction": 0.2}
+
+    def train(model: DigitsClassifier) -> None:
+        if progress:
+            print("training the digits evaluator (once; cached afterwards) …", file=sys.stderr, flush=True)
+        model.load_state_dict(train_digits_classifier(seed=seed).state_dict())
+
+    model, _ = cache.load_or_train("evaluator", config, DigitsClassifier, train)
+    model.eval().requires_grad_(False)
+    split = load_digits_split(config["val_fraction"], seed=0)
+    with torch.no_grad():
+        model.held_out_accuracy = float((model(split.val_images).argmax(1) == split.val_labels).float().mean())
+    return model
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and ±inf floats replaced by ``None`` (JSON has no NaN; a report is never lost to one)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _row(paradigm: str, setting: Setting, results: Sequence[SampleResult], metrics: SettingMetrics) -> dict[str, Any]:
+    samples = sum(r.samples.shape[0] for r in results)
+    rows = sum(r.forward_rows for r in results)
+    row = {"paradigm": paradigm, "method": setting.method, "scale": setting.scale, **asdict(metrics)}
+    row |= {
+        "forward_rows": rows,
+        "forward_rows_per_sample": rows / samples,
+        "samples": samples,
+        "seconds": sum(r.seconds for r in results),
+    }
+    return {k: row[k] for k in ROW_FIELDS}
+
+
+def run_paradigm(
+    runner: Runner, opts: DemoOptions, evaluator: Evaluator, ref: Reference, out: Path, cache: CheckpointCache
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str]]:
+    """Train or load one paradigm, sample its sweep, measure every setting; rows and meta."""
+    config = runner.config(opts.quick)
+    start = time.perf_counter()
+    module, cached = cache.load_or_train(
+        runner.name, config, lambda: runner.make(config), lambda m: runner.train(m, config, progress=opts.progress)
+    )
+    train_seconds = time.perf_counter() - start
+    methods = [m for m in runner.methods if opts.methods is None or m in opts.methods]
+    sweep = settings(methods, opts.scales, opts.high_scales)
+    items = work_items(
+        runner.name, sweep, num_classes=NUM_CLASSES, samples_per_class=opts.per_class, seed=opts.seed,
+        params=runner.params,
+    )  # fmt: skip
+    work = out / "work" / f"{runner.name}-{cached.sha256[:12]}"
+    results = predict_sweep(
+        module, items, work, accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
+        progress=opts.progress,
+    )  # fmt: skip
+    rows, grids = [], {}
+    for i, setting in enumerate(tqdm(sweep, desc=f"{runner.name}: metrics", disable=not opts.progress)):
+        part = results[i * NUM_CLASSES : (i + 1) * NUM_CLASSES]
+        samples = torch.cat([r.samples for r in part])
+        labels = torch.cat([torch.full((r.samples.shape[0],), c) for c, r in enumerate(part)])
+        rows.append(_row(runner.name, setting, part, measure(samples, labels, evaluator, ref, opts.k)))
+        if opts.figures and setting.method == "cfg":
+            name = f"figures/{runner.name}_s{setting.scale:g}.png"
+            figures.sample_grid(samples, labels, out / name, title=f"{runner.name}, CFG s = {setting.scale:g}")
+            grids[f"{setting.scale:g}"] = name
+    meta = {
+        "config": config,
+        "checkpoint": {"status": cached.status, "reason": cached.reason, "sha256": cached.sha256},
+        "train_seconds": train_seconds,
+        "methods": methods,
+        "mitigation_params": asdict(runner.params),
+    }
+    return rows, meta, grids
+
+
+def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[str, Any]:
+    """Run the demo and write ``report.json``, ``report.md`` and figures under ``opts.out``; return the report."""
+    start = time.perf_counter()
+    out = prepare_output_dir(opts.out)
+    cache = CheckpointCache(opts.cache_dir or out / "cache")
+    runners = [get_runner(name) for name in opts.paradigms]  # unknown names fail before any work
+    if opts.figures:
+        (out / "figures").mkdir(exist_ok=True)
+    evaluator = evaluator if evaluator is not None else load_evaluator(cache, progress=opts.progress)
+    split = load_digits_split(0.2, seed=0)
+    ref = reference(evaluator, split.train_images, split.train_labels)
+    real_sat = saturation(split.train_images)
+    rows: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {
+        "quick": opts.quick,
+        "paradigms": [r.name for r in runners],
+        "samples_per_class": opts.per_class,
+        "seed": opts.seed,
+        "k": opts.k,
+        "scales": list(opts.scales),
+        "high_scales": list(opts.high_scales),
+        "evaluator": {
+            "held_out_accuracy": float(evaluator.held_out_accuracy),
+            "feature_dim": int(ref.features.shape[1]),
+        },
+        "real": {"count": len(split.train_labels), "saturation": real_sat.at_bounds, "mean_abs": real_sat.mean_abs},
+        "predict": {"accelerator": opts.accelerator, "devices": opts.devices, "strategy": opts.strategy},
+        "runs": {},
+        "figures": {"grids": {}},
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    for runner in runners:
+        paradigm_rows, paradigm_meta, grids = run_paradigm(runner, opts, evaluator, ref, out, cache)
+        rows += paradigm_rows
+        meta["runs"][runner.name] = paradigm_meta
+        meta["figures"]["grids"][runner.name] = grids
+    if opts.figures:
+        trade = figures.tradeoff(rows, meta["paradigms"], out / "figures/tradeoff.png")
+        meta["figures"]["tradeoff"] = str(trade.relative_to(out))
+        bayes = figures.bayes_view(
+            out / "figures/bayes_view.png", scales=opts.bayes_scales, n=opts.bayes_samples, steps=opts.bayes_steps
+        )
+        meta["figures"]["bayes_view"] = str(bayes.relative_to(out))
+    meta["evidence"] = {name: evidence(rows, name) for name in meta["paradigms"]}
+    meta["seconds"] = time.perf_counter() - start
+    report = {"rows": rows, "meta": meta}
+    atomic_write_text(out / "report.md", markdown(report))
+    safe = json_safe(report)
+    atomic_write_json(out / "report.json", safe)
+    return safe

@@ -1,0 +1,36 @@
+"""The autoregressive runner: ``training.autoregressive.TokenARModule`` on digit pixel tokens.
+
+Only scale schedules apply to logits here (x0-space post-processes, APG and
+CFG-Zero* have no token counterpart): plain CFG, the guidance interval over
+token positions and the decaying schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ...training.autoregressive import TokenARModule
+from ...training.data import DigitsDataModule
+from ...training.fit import fit
+from .base import Runner
+
+
+class ARRunner(Runner):
+    """A tiny GPT-2 over 64 pixel tokens (17 grey levels) after a class token (∅ = the null token)."""
+
+    name = "autoregressive"
+    methods = ("cfg", "interval", "decay")
+
+    def config(self, quick: bool) -> dict[str, Any]:
+        return {"seed": 0, "max_steps": 1500 if quick else 3000, "batch_size": 64, "width": 64, "layers": 4, "heads": 4}
+
+    def build(self, config: dict[str, Any]) -> nn.Module:
+        return TokenARModule(
+            width=config["width"], layers=config["layers"], heads=config["heads"], p_uncond=0.1, seed=config["seed"]
+        )
+
+    def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
+        data = DigitsDataModule(batch_size=config["batch_size"])
+        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress)

@@ -1,0 +1,42 @@
+"""The diffusion runner: ``training.diffusion.DiffusionModule`` (TinyUNet ε-model, EMA) on the digits.
+
+Its :meth:`sample` is DDIM with the module's ``sample_steps`` and returns images
+already clamped to [−1, 1], so the report's ``mean_abs`` is measured after that clamp.
+The EMA decays faster than the module's default (0.995, not 0.999): after 1,500
+steps a 0.999 average still holds 22 % of the random initial weights (measured:
+adherence at s = 1 was 0.27 from that EMA, 0.92 from the trained weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ...training.data import DigitsDataModule
+from ...training.diffusion import DiffusionModule
+from ...training.fit import fit
+from .base import Runner
+
+
+class DiffusionRunner(Runner):
+    """Class-conditional ε-prediction on the digits, condition dropout 0.1, sampled by DDIM."""
+
+    name = "diffusion"
+    methods = ("cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg")
+
+    def config(self, quick: bool) -> dict[str, Any]:
+        return {
+            "seed": 0, "max_steps": 1500 if quick else 4000, "batch_size": 128, "width": 32,
+            "p_uncond": 0.1, "ema_decay": 0.995, "sample_steps": 25 if quick else 50,
+        }  # fmt: skip
+
+    def build(self, config: dict[str, Any]) -> nn.Module:
+        return DiffusionModule(
+            width=config["width"], p_uncond=config["p_uncond"], ema_decay=config["ema_decay"],
+            sample_steps=config["sample_steps"], seed=config["seed"],
+        )  # fmt: skip
+
+    def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
+        data = DigitsDataModule(batch_size=config["batch_size"])
+        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress)

@@ -1,0 +1,44 @@
+"""The flow-matching runner: ``training.flow.FlowMatchingModule`` (TinyUNet velocity, EMA) on the digits.
+
+Sampled with a fixed-step torchdiffeq solver (midpoint), so every setting costs
+the same number of evaluations per sample except where the interval skips the
+reference branch. Its :meth:`sample` clamps images to [−1, 1]. The EMA decays
+faster than the module's default (0.995, not 0.999): after 1,500 steps a 0.999
+average still holds 22 % of the random initial weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ...networks import TinyUNet
+from ...training.data import DigitsDataModule
+from ...training.fit import fit
+from ...training.flow import FlowMatchingModule
+from .base import Runner
+
+
+class FlowRunner(Runner):
+    """Class-conditional velocity field on the linear path, condition dropout 0.1, midpoint ODE steps."""
+
+    name = "flow"
+    methods = ("cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star")
+
+    def config(self, quick: bool) -> dict[str, Any]:
+        return {
+            "seed": 0, "max_steps": 1500 if quick else 4000, "batch_size": 128, "width": 32,
+            "p_uncond": 0.1, "ema_decay": 0.995, "sample_method": "midpoint", "sample_steps": 12 if quick else 25,
+        }  # fmt: skip
+
+    def build(self, config: dict[str, Any]) -> nn.Module:
+        net = TinyUNet(in_channels=1, image_size=8, num_classes=10, width=config["width"])
+        return FlowMatchingModule(
+            net, num_classes=10, p_uncond=config["p_uncond"], ema_decay=config["ema_decay"],
+            sample_method=config["sample_method"], sample_steps=config["sample_steps"],
+        )  # fmt: skip
+
+    def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
+        data = DigitsDataModule(batch_size=config["batch_size"])
+        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress)

@@ -1,0 +1,146 @@
+"""What the demo sweeps: plain CFG over scales, and the mitigations at high scales.
+
+A setting is a (method, scale) pair; :func:`guidance_for` turns it into a
+:class:`~unified_guidance.guidance.Guidance`. Methods are a plain dict; each
+paradigm's runner says which apply to it (x0-space post-processes need a
+continuous prediction; a token model has none).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..guidance.engine import Guidance
+from ..guidance.rules import APG, CFGZeroStar, DynamicThreshold, Rescale
+from ..schedules.scale import Decay, Interval
+from ..training.predict import WorkItem
+
+CFG_SCALES: tuple[float, ...] = (0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 15.0)
+"""Plain CFG scales s (s = 0: unconditional; s = 1: conditional)."""
+
+HIGH_SCALES: tuple[float, ...] = (8.0, 15.0)
+"""Where the mitigations are compared with plain CFG."""
+
+
+@dataclass(frozen=True)
+class MitigationParams:
+    """Hyper-parameters of the mitigations (a runner may override them for its paradigm).
+
+    Args:
+        rescale_phi: φ of rescaled CFG (Lin et al., arXiv 2305.08891).
+        threshold_percentile: p of dynamic thresholding (Saharia et al., arXiv 2205.11487).
+        interval: progress interval (τ_lo, τ_hi) where guidance is on (Kynkäänniemi et al., arXiv 2404.07724).
+        decay_half_life: half-life in τ of the decaying scale ``1 + (s − 1)·2^(−τ/h)``.
+        apg_eta, apg_norm_threshold, apg_momentum: APG's η, r and β (Sadat et al., arXiv 2410.02416).
+        zero_init: progress before which CFG-Zero* outputs zero (Fan et al., arXiv 2503.18886).
+    """
+
+    rescale_phi: float = 0.7
+    threshold_percentile: float = 0.95
+    interval: tuple[float, float] = (0.2, 0.7)
+    decay_half_life: float = 0.2
+    apg_eta: float = 0.0
+    apg_norm_threshold: float | None = 4.0
+    apg_momentum: float = -0.5
+    zero_init: float = 0.0
+
+
+def _cfg(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(scale=s)
+
+
+def _rescale(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(scale=s, post=(Rescale(phi=p.rescale_phi),))
+
+
+def _threshold(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(scale=s, post=(DynamicThreshold(percentile=p.threshold_percentile),))
+
+
+def _interval(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(scale=Interval(s, lo=p.interval[0], hi=p.interval[1]))
+
+
+def _decay(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(scale=Decay(s, half_life=p.decay_half_life))
+
+
+def _apg(s: float, p: MitigationParams) -> Guidance:
+    rule = APG(eta=p.apg_eta, norm_threshold=p.apg_norm_threshold, momentum=p.apg_momentum)
+    return Guidance(rule=rule, scale=s)
+
+
+def _cfg_zero_star(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(rule=CFGZeroStar(zero_init=p.zero_init), scale=s)
+
+
+METHODS: dict[str, Callable[[float, MitigationParams], Guidance]] = {
+    "cfg": _cfg,
+    "rescale": _rescale,
+    "dynamic_threshold": _threshold,
+    "interval": _interval,
+    "decay": _decay,
+    "apg": _apg,
+    "cfg_zero_star": _cfg_zero_star,
+}
+"""Method name → guidance at scale s. ``"cfg"`` is plain CFG; the rest are mitigations."""
+
+
+def guidance_for(method: str, scale: float, params: MitigationParams | None = None) -> Guidance:
+    """The :class:`Guidance` of a setting; unknown methods list the valid ones."""
+    if method not in METHODS:
+        raise ValueError(f"method: unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    return METHODS[method](float(scale), params or MitigationParams())
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the sweep: a method at a scale."""
+
+    method: str
+    scale: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} s={self.scale:g}"
+
+
+def settings(methods: Sequence[str], scales: Sequence[float] = CFG_SCALES, high: Sequence[float] = HIGH_SCALES):
+    """Plain CFG at every scale, then each other method in ``methods`` at the high scales."""
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"methods: unknown method {m!r}; valid methods: {', '.join(METHODS)}")
+    out = [Setting("cfg", float(s)) for s in scales]
+    out += [Setting(m, float(s)) for m in methods if m != "cfg" for s in high]
+    return out
+
+
+def class_seed(base_seed: int, label: int) -> int:
+    """The noise seed of a class: shared by every setting, so settings differ only in guidance."""
+    return zlib.crc32(f"{base_seed}/{label}".encode()) & 0x7FFFFFFF
+
+
+def work_items(
+    paradigm: str,
+    sweep: Sequence[Setting],
+    *,
+    num_classes: int,
+    samples_per_class: int,
+    seed: int,
+    params: MitigationParams | None = None,
+) -> list[WorkItem]:
+    """One :class:`WorkItem` per (setting, class), in a fixed order.
+
+    Keys end in a checksum of the guidance's description, so samples saved under
+    other mitigation hyper-parameters are never taken for these.
+    """
+    items: list[WorkItem] = []
+    for setting in sweep:
+        g = guidance_for(setting.method, setting.scale, params)
+        fingerprint = f"{zlib.crc32(repr(g).encode()):08x}"
+        for label in range(num_classes):
+            key = f"{paradigm}/{setting.method}/{setting.scale:g}/{label}/{fingerprint}"
+            items.append(WorkItem(len(items), key, label, samples_per_class, class_seed(seed, label), g))
+    return items

@@ -1,0 +1,211 @@
+"""Guided sampling: torchdiffeq's ``odeint`` over the guided velocity field.
+
+    x, stats = sample(model, Guidance(scale=Interval(3.0, lo=0.2, hi=0.8)), x0, labels, method="dopri5")
+
+Integrates ``dx/dt = ũ_t(x)`` with ``ũ`` the guided velocity (for CFG,
+``u(x|∅) + s(τ)·(u(x|y) − u(x|∅))``; the guided-flows form of Zheng et al.,
+arXiv 2311.13443, ``(1 − w)u(x|∅) + w·u(x|y)``, is the same with s = w) from
+the noise end of the model's path to its data end. Any torchdiffeq method
+works; the schedule's (and CFG-Zero*'s zero-init) discontinuities are handed to
+adaptive solvers as jump points. Nothing runs under ``no_grad``: gradients flow
+to ``x0`` and the network when the caller enables them (``adjoint=True`` uses
+``odeint_adjoint``, O(1) memory in the number of steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchdiffeq import odeint, odeint_adjoint
+
+from ..core.conditions import Cond, Conditions
+from ..core.model import ConditionalModel
+from ..core.shapes import check_unit_interval
+from ..guidance.engine import Guidance, GuidedModel, guide
+from ..schedules.scale import Schedule
+from .field import GuidedField
+from .solvers import ADAPTIVE, FIXED, check_method, solver_callbacks, solver_options
+
+
+@dataclass(frozen=True)
+class FlowStats:
+    """Cost of one integration.
+
+    Attributes:
+        nfe: evaluations of the guided field (the ODE right-hand side).
+        forward_calls: network forwards (one per evaluation when the branches are batched).
+        forward_rows: rows through the network (2B per guided evaluation, B where s = 1).
+        skipped_reference: evaluations whose reference forward was skipped (scale exactly 1).
+        steps: steps attempted, as reported by torchdiffeq's callbacks (``None``: the solver reports none).
+        accepted_steps: accepted steps of an adaptive solver (``None`` for fixed grids and scipy).
+        rejected_steps: rejected steps of an adaptive solver (``None`` for fixed grids and scipy).
+        jump_t: the jump points handed to the solver (path time).
+    """
+
+    nfe: int
+    forward_calls: int
+    forward_rows: int
+    skipped_reference: int
+    steps: int | None
+    accepted_steps: int | None
+    rejected_steps: int | None
+    jump_t: tuple[float, ...]
+
+
+def jump_times(guided: GuidedModel) -> tuple[float, ...]:
+    """Path times where the guided field jumps: the schedule's breakpoints and a zero-init's end."""
+    taus = guided.guidance.breakpoints()
+    path = guided.path
+    if path is None:
+        raise ValueError("model: expected a model with a path (a velocity model), got one without")
+    return tuple(sorted(float(path.time(torch.tensor(tau, dtype=torch.float64))) for tau in taus))
+
+
+def trajectory(
+    model: ConditionalModel | GuidedModel,
+    guidance: Guidance | Schedule | float | None,
+    x0: Tensor,
+    cond: Cond | Conditions | None = None,
+    *,
+    times: Sequence[float] | Tensor,
+    method: str = "dopri5",
+    steps: int | None = None,
+    step_size: float | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    options: dict[str, Any] | None = None,
+    jump_points: bool = True,
+    adjoint: bool = False,
+) -> tuple[Tensor, FlowStats]:
+    """The guided flow's states at ``times``: ``(T, B, ...)`` and the cost.
+
+    Args:
+        model: a velocity :class:`ConditionalModel`, or an already guided model
+            (then ``guidance`` must be ``None``).
+        guidance: a :class:`Guidance`, a scale schedule or a number (plain CFG).
+        x0: the starting state ``(B, ...)`` at ``times[0]`` (noise at the start of the path).
+        cond: the condition ``(B, ...)``, a :class:`Conditions`, or ``None`` for ∅.
+        times: increasing or decreasing path times in [0, 1]; ``times[0]`` is x0's time.
+        method: a torchdiffeq method (``"euler"``, ``"rk4"``, ``"dopri5"``, …).
+        steps: uniform steps over the whole span, for fixed-grid methods.
+        step_size: or torchdiffeq's ``step_size`` for fixed-grid methods.
+        rtol, atol: tolerances of adaptive methods.
+        options: more torchdiffeq options (merged; user ``jump_t`` is kept).
+        jump_points: hand the field's discontinuities to adaptive solvers (``jump_t``).
+        adjoint: integrate with ``odeint_adjoint`` (gradients by the adjoint method).
+    """
+    guided = _guided(model, guidance)
+    t = as_times(times, x0)
+    return integrate(
+        guided,
+        cond,
+        x0,
+        t,
+        method=method,
+        steps=steps,
+        step_size=step_size,
+        rtol=rtol,
+        atol=atol,
+        options=options,
+        jump_points=jump_points,
+        adjoint=adjoint,
+    )
+
+
+def integrate(
+    guided: GuidedModel,
+    cond: Cond | Conditions | None,
+    state0: Any,
+    t: Tensor,
+    *,
+    method: str,
+    steps: int | None = None,
+    step_size: float | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    options: dict[str, Any] | None = None,
+    jump_points: bool = True,
+    adjoint: bool = False,
+    augment: Callable[[GuidedField], nn.Module] | None = None,
+) -> tuple[Any, FlowStats]:
+    """Run torchdiffeq over the guided field (or ``augment(field)``, e.g. with a log-density term).
+
+    The common core of :func:`trajectory` and :func:`~.likelihood.log_likelihood`:
+    builds the solver options (grid or jump points), counts evaluations, steps
+    and network rows, and returns torchdiffeq's solution with the cost.
+    """
+    check_method(method)
+    lo, hi = float(t.min()), float(t.max())
+    jumps = tuple(j for j in jump_times(guided) if lo < j < hi) if method in ADAPTIVE and jump_points else ()
+    opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, times=t.tolist(), options=options)
+    field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite)
+    func = field if augment is None else augment(field)
+    models = [guided.model] + ([guided.guidance.reference.model] if guided.guidance.reference is not None else [])
+    before = [m.stats for m in models]
+    skipped = guided.stats.skipped_reference
+    guided.reset()
+    solve = odeint_adjoint if adjoint else odeint
+    solution = solve(func, state0, t, rtol=rtol, atol=atol, method=method, options=opts)
+    used = [m.stats - b for m, b in zip(models, before, strict=True)]
+    adaptive = method in ADAPTIVE
+    stats = FlowStats(
+        nfe=field.nfe,
+        forward_calls=sum(u.calls for u in used),
+        forward_rows=sum(u.rows for u in used),
+        skipped_reference=guided.stats.skipped_reference - skipped,
+        steps=field.accepted + field.rejected if adaptive else field.steps if method in FIXED else None,
+        accepted_steps=field.accepted if adaptive else None,
+        rejected_steps=field.rejected if adaptive else None,
+        jump_t=jumps,
+    )
+    return solution, stats
+
+
+def sample(
+    model: ConditionalModel | GuidedModel,
+    guidance: Guidance | Schedule | float | None,
+    x0: Tensor,
+    cond: Cond | Conditions | None = None,
+    *,
+    t_span: tuple[float, float] | None = None,
+    **kwargs: Any,
+) -> tuple[Tensor, FlowStats]:
+    """Integrate the guided flow from noise ``x0`` ``(B, ...)`` to data; returns ``(x, stats)``.
+
+    ``t_span`` defaults to the model path's noise and data ends (0 → 1 on the
+    linear path, σ = 1 → 0 on the rectified one). Keyword arguments are those of
+    :func:`trajectory` (``method``, ``steps``, ``step_size``, ``rtol``, ``atol``, …).
+    """
+    path = (model.model if isinstance(model, GuidedModel) else model).path
+    if t_span is None:
+        if path is None:
+            raise ValueError("model: expected a model with a path (a velocity model), got one without")
+        t_span = (float(path.time(torch.tensor(0.0))), float(path.time(torch.tensor(1.0))))
+    xs, stats = trajectory(model, guidance, x0, cond, times=t_span, **kwargs)
+    return xs[-1], stats
+
+
+def _guided(model: ConditionalModel | GuidedModel, guidance: Guidance | Schedule | float | None) -> GuidedModel:
+    if isinstance(model, GuidedModel):
+        if guidance is not None:
+            raise ValueError("guidance: model is already a GuidedModel; pass guidance=None")
+        return model
+    if guidance is None:
+        guidance = 1.0
+    return guide(model, guidance)
+
+
+def as_times(times: Sequence[float] | Tensor, x0: Tensor) -> Tensor:
+    t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
+    if t.numel() < 2:
+        raise ValueError(f"times: expected at least two times (start and end), got {t.numel()}")
+    check_unit_interval("times", t)
+    steps = t[1:] - t[:-1]
+    if not (bool((steps > 0).all()) or bool((steps < 0).all())):
+        raise ValueError(f"times: expected strictly increasing or decreasing times, got {t.tolist()}")
+    # torchdiffeq evaluates the field at t cast to the state's dtype; keep the grid in it too.
+    return t.to(device=x0.device, dtype=x0.dtype if x0.is_floating_point() else torch.get_default_dtype())

@@ -1,0 +1,46 @@
+"""Training a paradigm's LightningModule for a fixed number of steps with a fixed seed."""
+
+from __future__ import annotations
+
+import lightning as L
+
+from .predict import quiet_lightning
+
+
+def fit(
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    *,
+    max_steps: int,
+    seed: int,
+    accelerator: str = "cpu",
+    devices: int | str = 1,
+    progress: bool = True,
+) -> int:
+    """``Trainer.fit`` for exactly ``max_steps`` optimiser steps, seeded, without logs or checkpoints.
+
+    Validation is off (the demo judges models by their samples); the caller caches the weights.
+    Returns the number of optimiser steps taken.
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps}")
+    L.seed_everything(seed, workers=True, verbose=False)
+    with quiet_lightning():
+        return _fit(module, datamodule, max_steps, accelerator, devices, progress)
+
+
+def _fit(module, datamodule, max_steps, accelerator, devices, progress) -> int:
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        max_epochs=-1,
+        accelerator=accelerator,
+        devices=devices,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return trainer.global_step

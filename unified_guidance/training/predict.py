@@ -1,0 +1,208 @@
+"""Sampling a guidance sweep through ``Trainer.predict``, so it spreads over devices.
+
+The sweep is a list of :class:`WorkItem` s — one (setting, class) pair each — served
+one per batch by :class:`SweepDataModule`. :class:`SweepPredictor` wraps any
+paradigm module with ``.model`` and ``.sample(labels, guidance, generator=...)``;
+:class:`SampleWriter` saves each item's samples to its own file as soon as it is
+done (atomically), so every rank's work survives and an interrupted sweep
+resumes where it stopped. Under a distributed strategy Lightning splits the
+items over ranks; the calling process then reads all the files back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..guidance.engine import Guidance
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """``num_samples`` samples of class ``label`` under ``guidance``, from noise seeded by ``seed``.
+
+    ``key`` names the item uniquely (e.g. ``"flow/cfg/8/3"``) and ``index`` is its place in the sweep.
+    """
+
+    index: int
+    key: str
+    label: int
+    num_samples: int
+    seed: int
+    guidance: Guidance
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """One item's samples ``(n, ...)`` (CPU), the model forward rows they cost, and where they ran."""
+
+    index: int
+    key: str
+    seed: int
+    samples: Tensor
+    forward_rows: int
+    seconds: float
+    rank: int
+
+
+class _Items(Dataset):
+    def __init__(self, items: Sequence[WorkItem]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> WorkItem:
+        return self.items[i]
+
+
+def _first(batch: list[WorkItem]) -> WorkItem:
+    return batch[0]
+
+
+class SweepDataModule(L.LightningDataModule):
+    """Serves work items one per batch (Lightning shards them over ranks)."""
+
+    def __init__(self, items: Sequence[WorkItem]) -> None:
+        super().__init__()
+        self.items = list(items)
+
+    def predict_dataloader(self) -> DataLoader:
+        return DataLoader(_Items(self.items), batch_size=1, shuffle=False, collate_fn=_first)
+
+
+class SweepPredictor(L.LightningModule):
+    """``predict_step(item)`` → :class:`SampleResult`, sampling with the wrapped paradigm module.
+
+    Args:
+        sampler: a module with ``.model`` (a ConditionalModel counting ``.stats.rows``) and
+            ``.sample(labels (B,), guidance, *, generator) -> (B, ...)``.
+    """
+
+    def __init__(self, sampler: nn.Module) -> None:
+        super().__init__()
+        for attr in ("model", "sample"):
+            if not hasattr(sampler, attr):
+                raise TypeError(f"sampler: expected a module with .model and .sample(...), {attr!r} is missing")
+        self.sampler = sampler
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return batch  # a WorkItem holds no tensors to move; the sampler makes its noise on its device
+
+    def predict_step(self, item: WorkItem, batch_idx: int = 0) -> SampleResult:
+        labels = torch.full((item.num_samples,), item.label, dtype=torch.long, device=self.device)
+        generator = torch.Generator(device=self.device).manual_seed(item.seed)
+        model = self.sampler.model
+        before, start = model.stats.rows, time.perf_counter()
+        samples = self.sampler.sample(labels, item.guidance, generator=generator)
+        seconds = time.perf_counter() - start
+        rows = model.stats.rows - before
+        return SampleResult(item.index, item.key, item.seed, samples.detach().cpu(), rows, seconds, self.global_rank)
+
+
+def result_path(directory: Path, index: int) -> Path:
+    return directory / f"item-{index:05d}.pt"
+
+
+class SampleWriter(BasePredictionWriter):
+    """Saves each :class:`SampleResult` to ``directory/item-NNNNN.pt`` (temporary file + rename)."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        super().__init__(write_interval="batch")
+        self.directory = Path(directory)
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+        target = result_path(self.directory, prediction.index)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        torch.save(asdict(prediction), tmp)
+        os.replace(tmp, target)
+
+
+def _predict(sampler, items, directory, accelerator, devices, strategy, progress) -> None:
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        callbacks=[SampleWriter(directory)],
+    )
+    with warnings.catch_warnings():
+        # Lightning notes that the module's transfer_batch_to_device wins over the data module's: intended.
+        warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`")
+        trainer.predict(SweepPredictor(sampler), datamodule=SweepDataModule(items), return_predictions=False)
+
+
+def load_result(directory: Path, item: WorkItem) -> SampleResult | None:
+    """The saved result of ``item``, or ``None`` if there is none (or it belongs to another item)."""
+    path = result_path(directory, item.index)
+    if not path.exists():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None  # a damaged file is resampled, never used
+    if data.get("key") != item.key or data.get("seed") != item.seed or data["samples"].shape[0] != item.num_samples:
+        return None
+    return SampleResult(**data)
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's start-up notes (accelerators found, tips) while a demo Trainer runs."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def predict_sweep(
+    sampler: nn.Module,
+    items: Sequence[WorkItem],
+    directory: str | os.PathLike,
+    *,
+    accelerator: str = "cpu",
+    devices: int | str = 1,
+    strategy: str = "auto",
+    progress: bool = True,
+) -> list[SampleResult]:
+    """Sample every item through ``Trainer.predict`` and return the results in item order.
+
+    Items with a saved result in ``directory`` (same key and seed) are not sampled
+    again. With ``devices > 1`` use a spawning strategy (``"ddp_spawn"``) from
+    scripts and notebooks alike: each rank writes its own items' files.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    keys = [it.key for it in items]
+    if len(set(keys)) != len(keys) or sorted(it.index for it in items) != list(range(len(items))):
+        raise ValueError("items: expected unique keys and indices 0 … len(items) − 1")
+    todo = [it for it in items if load_result(directory, it) is None]
+    if todo:
+        with quiet_lightning():
+            _predict(sampler, todo, directory, accelerator, devices, strategy, progress)
+    results = [load_result(directory, it) for it in items]
+    missing = [it.key for it, r in zip(items, results, strict=True) if r is None]
+    if missing:
+        raise RuntimeError(f"predict_sweep: no samples were written for {len(missing)} items, e.g. {missing[:3]}")
+    return results  # type: ignore[return-value]
