@@ -1,0 +1,47 @@
+"""Autoregressive guidance: next-token logits of any transformers causal LM under CFG.
+
+    import unified_guidance as ug
+    ids = ug.autoregressive.generate(hf_model, input_ids, negative_input_ids=neg, guidance=1.5,
+                                     max_new_tokens=64, do_sample=True, top_p=0.9)
+
+Conditional and reference rows run as one forward over 2B rows with one KV cache.
+"""
+
+from .beam import beam_search
+from .decoding import RowDecoder, stack_prompts
+from .loss import dropped_class_tokens, next_token_loss, sample_digits
+from .mixing import Mixing, guided_scores, plausibility_mask
+from .model import CausalLMModel, as_model, left_pad, positions_from_mask
+from .processor import GuidanceLogitsProcessor, custom_generate
+from .progress import ScalePlan, anneal, check_schedule, linear_ramp, token_progress
+from .sampler import DecodeSpec, decode, generate, reference_prompt
+from .tokens import DigitTokens, digits_token_lm
+
+__all__ = [
+    "CausalLMModel",
+    "DecodeSpec",
+    "DigitTokens",
+    "GuidanceLogitsProcessor",
+    "Mixing",
+    "RowDecoder",
+    "ScalePlan",
+    "anneal",
+    "as_model",
+    "beam_search",
+    "check_schedule",
+    "custom_generate",
+    "decode",
+    "digits_token_lm",
+    "dropped_class_tokens",
+    "generate",
+    "guided_scores",
+    "left_pad",
+    "linear_ramp",
+    "next_token_loss",
+    "plausibility_mask",
+    "positions_from_mask",
+    "reference_prompt",
+    "sample_digits",
+    "stack_prompts",
+    "token_progress",
+]

@@ -1,0 +1,77 @@
+"""Rows of a batch decoded together with one KV cache: the cached twin of ``CausalLMModel.predict``.
+
+Guidance puts the conditional rows and the reference rows into one batch
+(``[cond_0 … cond_{n−1}, ref_0 … ref_{n−1}]``), each row left-padded with its own
+attention mask and position ids, so one forward over 2n rows and one cache serve
+both branches. Beam search reorders the rows (:meth:`RowDecoder.select`); once the
+guidance scale stays 1 the reference rows leave the batch and the cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .model import CausalLMModel, left_pad
+
+
+def stack_prompts(
+    prompts: list[tuple[Tensor, Tensor]], pad_token_id: int
+) -> tuple[Tensor, Tensor]:
+    """Concatenate left-padded prompts ``(Rᵢ, Lᵢ)`` of different lengths along the batch,
+    left-padding each to the longest. Returns ids and mask ``(ΣRᵢ, max Lᵢ)``."""
+    length = max(ids.shape[1] for ids, _ in prompts)
+    padded = [left_pad(ids, mask, length, pad_token_id) for ids, mask in prompts]
+    return torch.cat([p[0] for p in padded]), torch.cat([p[1] for p in padded])
+
+
+class RowDecoder:
+    """Incremental next-token logits for the rows of a prompt batch, with one KV cache.
+
+    Args:
+        model: the adapter whose :meth:`~CausalLMModel.step` runs the forward (and counts it).
+        ids, mask: the left-padded prompts ``(R, L)``.
+    """
+
+    def __init__(self, model: CausalLMModel, ids: Tensor, mask: Tensor) -> None:
+        from transformers import DynamicCache
+
+        self.model = model
+        self.mask = mask
+        self.cache: Any = DynamicCache(config=model.lm.config)
+        self._prompt = ids
+
+    @property
+    def rows(self) -> int:
+        return self.mask.shape[0]
+
+    def prefill(self) -> Tensor:
+        """Run the prompts; the logits of each row's first new token ``(R, V)``."""
+        logits, cache = self.model.step(self._prompt, self.mask, self.cache)
+        if cache is None:
+            raise ValueError(
+                f"model: expected {type(self.model.lm).__name__} to return a KV cache (past_key_values), got None"
+            )
+        self.cache = cache
+        return logits
+
+    def step(self, tokens: Tensor) -> Tensor:
+        """Append one token per row ``(R,)``; the logits of the next one ``(R, V)``."""
+        if tokens.shape != (self.rows,):
+            raise ValueError(f"tokens: expected shape ({self.rows},), got {tuple(tokens.shape)}")
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.rows, 1))], dim=1)
+        logits, self.cache = self.model.step(tokens[:, None], self.mask, self.cache)
+        return logits
+
+    def select(self, index: Tensor) -> None:
+        """Keep (and reorder, repeat) rows: row ``i`` becomes old row ``index[i]``.
+
+        Beam search calls this with each beam's parent; dropping the reference rows
+        calls it with ``arange(n)``.
+        """
+        index = index.to(self.mask.device)
+        self.mask = self.mask[index]
+        if self.cache.get_seq_length() > 0:
+            self.cache.reorder_cache(index)

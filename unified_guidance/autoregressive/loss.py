@@ -1,0 +1,71 @@
+"""Next-token training with condition dropout, and class-conditional sampling of token images."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..core.conditions import drop_condition
+from ..guidance.engine import Guidance
+from ..schedules.scale import Schedule
+from .model import CausalLMModel
+from .sampler import generate
+from .tokens import DigitTokens
+
+
+def next_token_loss(lm: nn.Module, cond_tokens: Tensor, tokens: Tensor) -> Tensor:
+    """Mean cross-entropy of ``tokens`` ``(B, T)`` after the condition token ``(B,)``:
+
+        L = −1/(B·T) Σ_b Σ_t log p(x_t | c_b, x_<t)
+
+    The condition itself is not predicted (it is given, or ∅).
+    """
+    seq = torch.cat([cond_tokens[:, None], tokens], dim=1)
+    inputs = seq[:, :-1]
+    logits = lm(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens.reshape(-1))
+
+
+def dropped_class_tokens(
+    labels: Tensor, layout: DigitTokens, p_uncond: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """Class tokens with each replaced by the null token with probability ``p_uncond``
+    (Ho & Salimans, arXiv 2207.12598): one network learns p(x|c) and p(x|∅)."""
+    cond, _ = drop_condition(layout.class_tokens(labels), layout.null_token, p_uncond, generator=generator)
+    return cond
+
+
+@torch.no_grad()
+def sample_digits(
+    model: CausalLMModel,
+    labels: Tensor,
+    guidance: Guidance | Schedule | float,
+    *,
+    layout: DigitTokens | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Draw images ``(B, 1, 8, 8)`` in [−1, 1] of classes ``labels`` ``(B,)`` under guidance.
+
+    The class token is the prompt, the null token the reference (shared by the batch);
+    64 pixel tokens are sampled with the non-pixel tokens suppressed.
+    """
+    from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
+
+    layout = layout or DigitTokens()
+    device = model.device
+    prompt = layout.class_tokens(labels.to(device))[:, None]
+    suppress = SuppressTokensLogitsProcessor(layout.non_pixel_tokens(), device=device)
+    ids = generate(
+        model,
+        prompt,
+        negative_input_ids=torch.full((1, 1), layout.null_token, device=device),
+        guidance=guidance,
+        max_new_tokens=layout.pixels,
+        do_sample=True,
+        eos_token_id=[],
+        pad_token_id=layout.null_token,
+        logits_processor=LogitsProcessorList([suppress]),
+        generator=generator,
+    )
+    return layout.images(ids[:, 1:])

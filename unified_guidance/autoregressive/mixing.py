@@ -1,0 +1,104 @@
+"""Next-token guidance: mixing the conditional and reference logits with the engine's rules.
+
+Logit CFG (Sanchez et al., "Stay on topic with classifier-free guidance", arXiv 2306.17806):
+
+    log p̂(w) = log p(w|∅) + s·(log p(w|c) − log p(w|∅))          (space "logprobs", default)
+
+or the same line on raw logits (space "logits"). For CFG the two differ by a
+per-row constant only (the log-normalisers mix affinely too), so the guided
+*distribution* is the same; rules that are not affine, post-processes and the
+plausibility mask see the difference. Mixing probabilities instead would give
+negative entries, so it is not offered.
+
+The plausibility mask of contrastive decoding (Li et al., arXiv 2210.15097) keeps
+only tokens with ``p(w|c) ≥ α·max_w p(w|c)``: a token the reference finds
+unlikely can otherwise be boosted without bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.shapes import check_finite
+from ..core.spaces import TOKEN_SPACES, convert
+from ..guidance.engine import Guidance
+from ..guidance.rules import Rule
+
+
+@dataclass(frozen=True)
+class Mixing:
+    """How guided next-token scores are formed.
+
+    Args:
+        guidance: rule, scale schedule over token progress τ, post-processes.
+        space: ``"logprobs"`` (log-softmax, default) or ``"logits"`` (raw).
+        plausibility: α of the contrastive-decoding mask, ``None`` for none.
+    """
+
+    guidance: Guidance
+    space: str = "logprobs"
+    plausibility: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.space not in TOKEN_SPACES:
+            raise ValueError(f"space: expected one of {', '.join(TOKEN_SPACES)}, got {self.space!r}")
+        if self.plausibility is not None and not 0.0 < self.plausibility <= 1.0:
+            raise ValueError(f"plausibility: expected α in (0, 1], got {self.plausibility}")
+        rule: Rule = self.guidance.rule  # type: ignore[assignment]
+        for what, obj in (("rule", rule), *(("post", p) for p in self.guidance.post)):
+            native = getattr(obj, "space", None)
+            if native is not None and native not in TOKEN_SPACES:
+                raise ValueError(
+                    f"guidance: the {what} {type(obj).__name__} runs in space {native!r}, which token models do "
+                    f"not have; expected a rule for {' or '.join(TOKEN_SPACES)} (build it with space=None)"
+                )
+        if self.guidance.reference is not None:
+            raise ValueError("guidance: a reference model is not supported for token models; pass a negative prompt")
+
+
+def plausibility_mask(scores: Tensor, cond_logits: Tensor, alpha: float) -> Tensor:
+    """Set ``scores`` to −∞ where ``p(w|c) < α·max p(w|c)`` (Li et al., arXiv 2210.15097). ``(R, V)``.
+
+    In log space: ``log p(w|c) < log α + max log p(w|c)``; the arg-max of p(·|c) always stays.
+    """
+    logp = torch.log_softmax(cond_logits, dim=-1)
+    cutoff = logp.max(dim=-1, keepdim=True).values + torch.log(torch.tensor(alpha, dtype=logp.dtype))
+    return scores.masked_fill(logp < cutoff, float("-inf"))
+
+
+def guided_scores(
+    mixing: Mixing,
+    cond_logits: Tensor,
+    ref_logits: Tensor | None,
+    scale: Tensor,
+    tau: Tensor,
+    state: Any = None,
+) -> tuple[Tensor, Any]:
+    """Guided next-token scores ``(R, V)`` in ``mixing.space`` and the rule's new state.
+
+    ``cond_logits``/``ref_logits`` ``(R, V)`` are raw logits; ``ref_logits`` is ``None``
+    once the reference rows have left the batch (then the scale must be 1). ``scale`` is
+    a scalar or ``(R,)``; where it is exactly 1 the result is the conditional scores.
+    """
+    g = mixing.guidance
+    if g.check_finite:
+        check_finite("conditional logits", cond_logits)
+    c = convert(cond_logits, "logits", mixing.space)
+    if ref_logits is None or bool((scale == 1).all()):
+        out = c
+    else:
+        if g.check_finite:
+            check_finite("reference logits", ref_logits)
+        u = convert(ref_logits, "logits", mixing.space)
+        rule: Rule = g.rule  # type: ignore[assignment]
+        rule.check_scale(scale)
+        out, state = rule(c, u, scale, tau=tau, state=state)
+        for post in g.post:
+            out = post(out, c)
+    if mixing.plausibility is not None:
+        out = plausibility_mask(out, cond_logits, mixing.plausibility)
+    return out, state
