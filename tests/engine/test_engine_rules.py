@@ -126,3 +126,11 @@ def test_multi_cfg_with_one_condition_is_cfg():
     torch.testing.assert_close(multi_cfg([c, c2], u, [2.0, -1.0]), u + 2.0 * (c - u) - (c2 - u))
     with pytest.raises(ValueError, match="scales: expected 2"):
         multi_cfg([c, c2], u, [1.0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 300), p=st.floats(0.0, 1.0))
+def test_dynamic_threshold_quantile_equals_torch_quantile(n, p):
+    x0 = 3.0 * torch.randn(3, n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    q = torch.quantile(x0.abs(), p, dim=1, keepdim=True).clamp(min=1.0)
+    torch.testing.assert_close(dynamic_threshold(x0, p), x0.clamp(-q, q) / q, rtol=1e-12, atol=1e-12)

@@ -69,10 +69,24 @@ def dynamic_threshold(x0: Tensor, percentile: float = 0.995, max_value: float = 
     x0 ← clamp(x0, −q, q)/q. Pixels saturate less than under a static clip, because
     a sample that overshoots is shrunk as a whole rather than cut at ±1.
     """
-    flat = x0.abs().reshape(x0.shape[0], -1)
-    q = torch.quantile(flat.float(), percentile, dim=1).to(x0.dtype).clamp(min=1.0, max=max_value)
-    q = broadcast_like(q, x0)
+    q = broadcast_like(_upper_quantile(x0.abs().reshape(x0.shape[0], -1), percentile), x0)
+    q = q.clamp(min=1.0, max=max_value)
     return torch.maximum(torch.minimum(x0, q), -q) / q
+
+
+def _upper_quantile(flat: Tensor, p: float) -> Tensor:
+    """Row-wise ``torch.quantile(flat, p, dim=1)`` (linear interpolation), by a partial sort.
+
+    Only the top ``n − ⌊p(n − 1)⌋`` values of each row are needed; for Imagen's
+    p ≈ 0.995 that is a few dozen, so ``topk`` beats the full sort of ``quantile``.
+    """
+    n = flat.shape[1]
+    pos = p * (n - 1)
+    lo = min(int(pos), n - 1)
+    top = torch.topk(flat, n - lo, dim=1).values  # descending: column j is ascending index n − 1 − j
+    below = top[:, -1]
+    above = top[:, -2] if n - lo >= 2 else below
+    return torch.lerp(below, above, pos - lo)
 
 
 def norm_cap(guided: Tensor, cond: Tensor, k: float) -> Tensor:
