@@ -83,10 +83,18 @@ def guidance_report(tokenizer, lm, questions, scales, *, max_new_tokens: int = 4
     results = []
     for scale in scales:
         ids = generate(
-            lm, cond["input_ids"], attention_mask=cond["attention_mask"],
-            negative_input_ids=ref["input_ids"], negative_attention_mask=ref["attention_mask"],
-            guidance=scale, max_new_tokens=max_new_tokens, do_sample=True, top_p=0.9, temperature=0.7,
-            pad_token_id=tokenizer.pad_token_id, generator=torch.Generator().manual_seed(seed),
+            lm,
+            cond["input_ids"],
+            attention_mask=cond["attention_mask"],
+            negative_input_ids=ref["input_ids"],
+            negative_attention_mask=ref["attention_mask"],
+            guidance=scale,
+            max_new_tokens=max_new_tokens,
+            do_sample=True,
+            top_p=0.9,
+            temperature=0.7,
+            pad_token_id=tokenizer.pad_token_id,
+            generator=torch.Generator().manual_seed(seed),
         )
         answers = tuple(tokenizer.batch_decode(ids[:, cond["input_ids"].shape[1] :], skip_special_tokens=True))
         score = sum(adherence(a, FRENCH_WORDS, ENGLISH_WORDS) for a in answers) / len(answers)

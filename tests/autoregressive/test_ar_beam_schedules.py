@@ -49,8 +49,16 @@ def slow_greedy(model, prompt, neg, scales) -> list[int]:
 def test_guided_beam_search_equals_a_slow_stateless_reference(llama):
     model = CausalLMModel(llama)
     ids, neg = prompts(2, 4, seed=1), prompts(2, 3, seed=2)
-    out = generate(model, ids, negative_input_ids=neg, guidance=2.5, num_beams=3, num_return_sequences=3,
-                   max_new_tokens=4, **NO_EOS)
+    out = generate(
+        model,
+        ids,
+        negative_input_ids=neg,
+        guidance=2.5,
+        num_beams=3,
+        num_return_sequences=3,
+        max_new_tokens=4,
+        **NO_EOS,
+    )
     for b in range(2):
         expected = slow_beam_search(model, ids[b : b + 1], neg[b : b + 1], 2.5, beams=3, steps=4)
         assert out[3 * b : 3 * b + 3, 4:].tolist() == expected
@@ -64,8 +72,15 @@ def test_processor_keeps_its_reference_cache_with_transformers_beams(gpt2):
     proc = GuidanceLogitsProcessor(gpt2, 2.5, negative_input_ids=neg)
     gpt2.generation_config.eos_token_id = None
     try:
-        out = gpt2.generate(ids, logits_processor=LogitsProcessorList([proc]), num_beams=3, num_return_sequences=3,
-                            max_new_tokens=4, pad_token_id=PAD, length_penalty=0.0)
+        out = gpt2.generate(
+            ids,
+            logits_processor=LogitsProcessorList([proc]),
+            num_beams=3,
+            num_return_sequences=3,
+            max_new_tokens=4,
+            pad_token_id=PAD,
+            length_penalty=0.0,
+        )
     finally:
         gpt2.generation_config.eos_token_id = 1
     assert out[:, 4:].tolist() == slow_beam_search(model, ids, neg, 2.5, 3, 4, renormalise=False)
@@ -75,8 +90,15 @@ def test_beam_search_at_scale_one_equals_transformers_beam_search(gpt2):
     ids = prompts(2, 5, seed=3)
     gpt2.generation_config.eos_token_id = None
     try:
-        builtin = gpt2.generate(ids, num_beams=3, num_return_sequences=3, max_new_tokens=5, pad_token_id=PAD,
-                                length_penalty=0.0, early_stopping=True)
+        builtin = gpt2.generate(
+            ids,
+            num_beams=3,
+            num_return_sequences=3,
+            max_new_tokens=5,
+            pad_token_id=PAD,
+            length_penalty=0.0,
+            early_stopping=True,
+        )
     finally:
         gpt2.generation_config.eos_token_id = 1
     ours = generate(gpt2, ids, guidance=1.0, num_beams=3, num_return_sequences=3, max_new_tokens=5, **NO_EOS)

@@ -66,8 +66,9 @@ def test_eos_stops_each_row_on_its_own(gpt2):
     ids, neg = prompts(3, 4, seed=6), prompts(1, 2, seed=7)
     free = generate(gpt2, ids, negative_input_ids=neg, guidance=2.0, max_new_tokens=8, **NO_EOS)
     eos = int(free[0, 5])  # row 0's second token becomes the end of sequence
-    out = generate(gpt2, ids, negative_input_ids=neg, guidance=2.0, max_new_tokens=8, eos_token_id=eos,
-                   pad_token_id=PAD)
+    out = generate(
+        gpt2, ids, negative_input_ids=neg, guidance=2.0, max_new_tokens=8, eos_token_id=eos, pad_token_id=PAD
+    )
     for row, new in zip(out[:, 4:].tolist(), free[:, 4:].tolist(), strict=True):
         stop = new.index(eos) + 1 if eos in new else len(new)
         assert row[:stop] == new[:stop]
@@ -85,8 +86,9 @@ class StopFirstRow(StoppingCriteria):
 def test_stopping_criteria_apply_per_row(gpt2):
     ids = prompts(2, 4, seed=8)
     free = generate(gpt2, ids, guidance=2.0, max_new_tokens=5, **NO_EOS)
-    out = generate(gpt2, ids, guidance=2.0, max_new_tokens=5, stopping_criteria=StoppingCriteriaList([StopFirstRow()]),
-                   **NO_EOS)
+    out = generate(
+        gpt2, ids, guidance=2.0, max_new_tokens=5, stopping_criteria=StoppingCriteriaList([StopFirstRow()]), **NO_EOS
+    )
     assert out[0, 4:].tolist() == [int(free[0, 4])] + [PAD] * 4
     assert torch.equal(out[1], free[1])
 

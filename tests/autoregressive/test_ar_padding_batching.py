@@ -78,6 +78,7 @@ def test_one_negative_prompt_broadcasts_over_the_batch(gpt2):
 def test_one_forward_over_2b_rows_per_token_and_half_the_builtin_forwards(gpt2):
     ids, neg = prompts(4, 5, seed=9), prompts(4, 3, seed=10)
     rows: list[int] = []
+
     def count(module, args, kwargs):
         rows.append((args[0] if args else kwargs["input_ids"]).shape[0])
 
@@ -85,8 +86,9 @@ def test_one_forward_over_2b_rows_per_token_and_half_the_builtin_forwards(gpt2):
     try:
         generate(gpt2, ids, negative_input_ids=neg, guidance=2.0, max_new_tokens=6, **COMMON)
         ours, rows[:] = list(rows), []
-        gpt2.generate(ids, guidance_scale=2.0, negative_prompt_ids=neg, max_new_tokens=6, eos_token_id=None,
-                      pad_token_id=PAD)
+        gpt2.generate(
+            ids, guidance_scale=2.0, negative_prompt_ids=neg, max_new_tokens=6, eos_token_id=None, pad_token_id=PAD
+        )
         builtin = list(rows)
     finally:
         hook.remove()
@@ -98,8 +100,15 @@ def test_num_return_sequences_samples_each_prompt_several_times(gpt2):
     ids, neg = prompts(2, 4, seed=11), prompts(1, 3, seed=12)
     gen = torch.Generator().manual_seed(0)
     out = generate(
-        gpt2, ids, negative_input_ids=neg, guidance=2.0, do_sample=True, num_return_sequences=3, max_new_tokens=5,
-        generator=gen, **COMMON,
+        gpt2,
+        ids,
+        negative_input_ids=neg,
+        guidance=2.0,
+        do_sample=True,
+        num_return_sequences=3,
+        max_new_tokens=5,
+        generator=gen,
+        **COMMON,
     )
     assert out.shape == (6, 9)
     assert torch.equal(out[:3, :4], ids[:1].expand(3, -1)) and torch.equal(out[3:, :4], ids[1:].expand(3, -1))

@@ -10,9 +10,7 @@ from unified_guidance.autoregressive import generate
 from unified_guidance.autoregressive.metrics import ENGLISH_WORDS, FRENCH_WORDS, adherence, distinct_n, words
 
 WORDS = "what is the capital of italy why sky blue answer in french le la est de et rome ciel bleu ? .".split()
-TEMPLATE = (
-    "{% for m in messages %}<user> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<bot>{% endif %}"
-)
+TEMPLATE = "{% for m in messages %}<user> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<bot>{% endif %}"
 
 
 def test_adherence_counts_target_among_counted_words():
@@ -41,9 +39,18 @@ def saved_chat_model(tmp_path_factory):
     fast.chat_template = TEMPLATE
     fast.save_pretrained(path)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=1, eos_token_id=2,
-                         bos_token_id=2, initializer_range=0.1)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=1,
+        eos_token_id=2,
+        bos_token_id=2,
+        initializer_range=0.1,
+    )
     LlamaForCausalLM(config).save_pretrained(path)
     return str(path)
 
@@ -60,9 +67,18 @@ def test_recipe_loads_a_local_model_and_reports_per_scale(saved_chat_model):
     assert cond["input_ids"].shape[1] > ref["input_ids"].shape[1]
     assert cond["attention_mask"][:, -1].all() and not ref["attention_mask"].all()
     # Scale 1 is the instructed chat alone: the reference prompt changes nothing.
-    plain = generate(lm, cond["input_ids"], attention_mask=cond["attention_mask"], max_new_tokens=4,
-                     pad_token_id=1, eos_token_id=[])
-    one = generate(lm, cond["input_ids"], attention_mask=cond["attention_mask"], negative_input_ids=ref["input_ids"],
-                   negative_attention_mask=ref["attention_mask"], guidance=1.0, max_new_tokens=4, pad_token_id=1,
-                   eos_token_id=[])
+    plain = generate(
+        lm, cond["input_ids"], attention_mask=cond["attention_mask"], max_new_tokens=4, pad_token_id=1, eos_token_id=[]
+    )
+    one = generate(
+        lm,
+        cond["input_ids"],
+        attention_mask=cond["attention_mask"],
+        negative_input_ids=ref["input_ids"],
+        negative_attention_mask=ref["attention_mask"],
+        guidance=1.0,
+        max_new_tokens=4,
+        pad_token_id=1,
+        eos_token_id=[],
+    )
     assert torch.equal(plain, one)

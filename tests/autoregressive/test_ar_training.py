@@ -78,10 +78,20 @@ def test_sample_contract_and_forward_counts():
 def test_recipe_config_runs_through_lightning_cli(tmp_path):
     from recipes.train_autoregressive import main
 
-    cli = main([
-        "fit", "--config", "recipes/ar_digits.yaml", "--trainer.fast_dev_run=1", "--model.width=32",
-        "--model.layers=1", "--model.heads=2", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
-        "--trainer.enable_checkpointing=false", "--trainer.enable_progress_bar=false",
-    ])
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "recipes/ar_digits.yaml",
+            "--trainer.fast_dev_run=1",
+            "--model.width=32",
+            "--model.layers=1",
+            "--model.heads=2",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.logger=false",
+            "--trainer.enable_checkpointing=false",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     assert isinstance(cli.model, TokenARModule) and cli.model.hparams.p_uncond == 0.1
     assert cli.trainer.global_step == 1

@@ -87,9 +87,27 @@ def test_custom_generate_refuses_double_guidance(gpt2):
 def test_custom_generate_samples_num_return_sequences_like_generate(gpt2):
     ids, neg = prompts(2, 5, seed=14), prompts(2, 3, seed=15)
     torch.manual_seed(7)
-    ours = generate(gpt2, ids, negative_input_ids=neg, guidance=2.0, do_sample=True, top_k=10,
-                    num_return_sequences=2, max_new_tokens=6, **COMMON)
+    ours = generate(
+        gpt2,
+        ids,
+        negative_input_ids=neg,
+        guidance=2.0,
+        do_sample=True,
+        top_k=10,
+        num_return_sequences=2,
+        max_new_tokens=6,
+        **COMMON,
+    )
     torch.manual_seed(7)
-    via = gpt2.generate(ids, custom_generate=custom_generate, guidance=2.0, negative_input_ids=neg, do_sample=True,
-                        top_k=10, num_return_sequences=2, max_new_tokens=6, **COMMON)
+    via = gpt2.generate(
+        ids,
+        custom_generate=custom_generate,
+        guidance=2.0,
+        negative_input_ids=neg,
+        do_sample=True,
+        top_k=10,
+        num_return_sequences=2,
+        max_new_tokens=6,
+        **COMMON,
+    )
     assert via.shape == (4, 11) and torch.equal(via, ours)

@@ -60,8 +60,12 @@ def beam_search(
     for b in range(batch):
         if len(hyps[b]) < k_beams:
             for j in range(k_beams):
-                _add(hyps[b], float(beam_scores[b, j]) / (ids.shape[1] - prompt[0].shape[1]) ** length_penalty,
-                     ids[b * k_beams + j], k_beams)
+                _add(
+                    hyps[b],
+                    float(beam_scores[b, j]) / (ids.shape[1] - prompt[0].shape[1]) ** length_penalty,
+                    ids[b * k_beams + j],
+                    k_beams,
+                )
     return _pad_best(hyps, num_return_sequences, spec.pad_token_id)
 
 

@@ -17,9 +17,7 @@ from torch import Tensor
 from .model import CausalLMModel, left_pad
 
 
-def stack_prompts(
-    prompts: list[tuple[Tensor, Tensor]], pad_token_id: int
-) -> tuple[Tensor, Tensor]:
+def stack_prompts(prompts: list[tuple[Tensor, Tensor]], pad_token_id: int) -> tuple[Tensor, Tensor]:
     """Concatenate left-padded prompts ``(Rᵢ, Lᵢ)`` of different lengths along the batch,
     left-padding each to the longest. Returns ids and mask ``(ΣRᵢ, max Lᵢ)``."""
     length = max(ids.shape[1] for ids, _ in prompts)

@@ -91,8 +91,12 @@ class GuidanceLogitsProcessor(_Base):
         dtype = torch.promote_types(scores.dtype, reference.dtype if reference is not None else scores.dtype)
         scale = self.plan.scales[index].to(dtype)
         out, self._state = guided_scores(
-            self.mixing, scores.to(dtype), None if reference is None else reference.to(dtype), scale,
-            self.plan.taus[index], self._state,
+            self.mixing,
+            scores.to(dtype),
+            None if reference is None else reference.to(dtype),
+            scale,
+            self.plan.taus[index],
+            self._state,
         )
         self._history = input_ids
         return out
@@ -105,7 +109,9 @@ class GuidanceLogitsProcessor(_Base):
             neg, neg_mask = self.negative
             rows = input_ids.shape[0]
             ref = reference_prompt(
-                self.lm, input_ids, torch.ones_like(input_ids),
+                self.lm,
+                input_ids,
+                torch.ones_like(input_ids),
                 _expand_rows(neg, rows, "negative_input_ids"),
                 _expand_rows(neg_mask, rows, "negative_attention_mask"),
             )
@@ -165,7 +171,9 @@ def custom_generate(
     mask = model_kwargs.get("attention_mask")
     mask = torch.ones_like(input_ids) if mask is None else mask.long()
     ref = reference_prompt(
-        lm, input_ids, mask,
+        lm,
+        input_ids,
+        mask,
         _expand_rows(negative_input_ids, rows, "negative_input_ids"),
         _expand_rows(negative_attention_mask, rows, "negative_attention_mask"),
     )

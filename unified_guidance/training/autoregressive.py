@@ -72,9 +72,7 @@ class TokenARModule(L.LightningModule):
         return torch.optim.AdamW(self.lm.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     @torch.no_grad()
-    def sample(
-        self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None
-    ) -> Tensor:
+    def sample(self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None) -> Tensor:
         """Digits ``(B, 1, 8, 8)`` in [−1, 1] of classes ``labels`` ``(B,)``, decoded under ``guidance``."""
         was_training = self.lm.training
         self.lm.eval()
