@@ -12,14 +12,3 @@ def gpt2():
 @pytest.fixture(scope="module")
 def llama():
     return tiny_llama()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and lose to OpenMP wake-ups on a busy machine."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

@@ -1,10 +1,4 @@
-"""Each paradigm's runner meets the demo's contract (runs once its LightningModule has landed on main).
-
-Until ``unified_guidance/training/<paradigm>.py`` exists on this branch the
-paradigm is skipped with that reason; once merged these tests must pass.
-"""
-
-import importlib.util
+"""Each paradigm's runner meets the demo's contract: range, seeding, forward rows, every method."""
 
 import pytest
 import torch
@@ -13,27 +7,10 @@ from unified_guidance.demo.runners import PARADIGMS, get_runner
 from unified_guidance.demo.sweep import HIGH_SCALES, guidance_for
 from unified_guidance.guidance import Guidance
 
-MODULES = {p: f"unified_guidance.training.{p}" for p in PARADIGMS}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Batches of one or two samples: a second thread only adds synchronisation on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def runner_or_skip(name):
-    if importlib.util.find_spec(MODULES[name]) is None:
-        pytest.skip(f"{MODULES[name]} has not landed on this branch yet")
-    return get_runner(name)
-
 
 @pytest.mark.parametrize("name", PARADIGMS)
 def test_untrained_module_samples_in_range_counts_rows_and_is_seeded(name):
-    runner = runner_or_skip(name)
+    runner = get_runner(name)
     module = runner.make(runner.config(quick=True))
     labels = torch.tensor([0, 7])  # two classes, one sample each
 
@@ -52,7 +29,7 @@ def test_untrained_module_samples_in_range_counts_rows_and_is_seeded(name):
 
 @pytest.mark.parametrize("name", PARADIGMS)
 def test_every_listed_method_builds_and_samples(name):
-    runner = runner_or_skip(name)
+    runner = get_runner(name)
     module = runner.make(runner.config(quick=True))
     for method in runner.methods:
         g = guidance_for(method, HIGH_SCALES[-1], runner.params)

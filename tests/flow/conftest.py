@@ -7,8 +7,8 @@ from torch import Tensor, nn
 from unified_guidance.analytic import two_d_mixture
 from unified_guidance.schedules import LinearFlowPath
 
-# The mixture's exact velocity is (x − α·x̂0)/σ-based, 0/0 at t = 1 on the linear path,
-# so mixture integrations stop a hair before the data end; its exact density at T is known.
+# Mixture integrations stop a hair before the data end, where x0-space rules would divide by σ = 0;
+# the mixture's exact density at T is known.
 T_END = 1.0 - 1e-4
 
 
