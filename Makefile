@@ -31,6 +31,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/diffusion.py
+	$(PY) benchmarks/flow.py
+	$(PY) benchmarks/autoregressive.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -8,19 +8,28 @@ from collections.abc import Callable
 
 import torch
 
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+"""``cpu`` is this process's CPU time: with one thread, other processes on a shared machine barely
+disturb it (CPU only: it does not see time spent waiting for an accelerator)."""
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 30, warmup: int = 3) -> dict[str, float]:
-    """Median wall time in seconds of each function, measured round-robin so that
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeats: int = 30, warmup: int = 3, clock: str = "wall"
+) -> dict[str, float]:
+    """Median time in seconds of each function, measured round-robin so that
     machine noise hits every candidate alike."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
+    now = CLOCKS[clock]
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = now()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(now() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 

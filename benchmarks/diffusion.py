@@ -14,16 +14,14 @@ the interval run at the cost of 0.6·fwd(2B) + 0.4·fwd(B) per step.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import interleaved_medians, machine
+from common import CLOCKS, interleaved_medians, machine
 
 from unified_guidance import Guidance
 from unified_guidance.diffusion import EpsModel, sample, time_grid
@@ -71,21 +69,6 @@ def candidates(size: int, channels: int, batch: int, steps: int, width: int, dev
     }  # fmt: skip
 
 
-def cpu_time_medians(fns: dict, repeats: int, warmup: int) -> dict[str, float]:
-    """Like ``common.interleaved_medians`` but on this process's CPU time (``time.process_time``):
-    with one thread, other processes on a shared machine then barely disturb the comparison."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.process_time()
-            fn()
-            times[name].append(time.process_time() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
 def report(med: dict[str, float], steps: int) -> None:
     fwd_b, fwd_2b = med["network, B rows × steps"], med["network, 2B rows × steps"]
     unguided, guided, interval = med["DDIM unguided (s = 1)"], med["DDIM guided (s = 5)"], med["DDIM interval 0.2–0.8"]
@@ -124,7 +107,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (default: torch's)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32], help="image sizes (8: 1 channel, else 3)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="cpu: process time (CPU only)")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall", help="cpu: process time (CPU only)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,8 +120,7 @@ def main() -> None:
         channels = 1 if size == 8 else 3
         with torch.no_grad():
             fns = candidates(size, channels, args.batch, args.steps, args.width, device)
-            timer = cpu_time_medians if args.clock == "cpu" else interleaved_medians
-            med = timer(fns, repeats=args.repeats, warmup=args.warmup)
+            med = interleaved_medians(fns, repeats=args.repeats, warmup=args.warmup, clock=args.clock)
         print(f"## {channels}×{size}×{size}\n\n| candidate | median ms |\n|---|---:|")
         report(med, args.steps)
 
