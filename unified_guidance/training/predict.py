@@ -147,6 +147,8 @@ def _predict(sampler, items, directory, accelerator, devices, strategy, progress
     with warnings.catch_warnings():
         # Lightning notes that the module's transfer_batch_to_device wins over the data module's: intended.
         warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`")
+        # Lightning 2.6's own pytree helper trips torch 2.13's LeafSpec deprecation once per batch.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
         trainer.predict(SweepPredictor(sampler), datamodule=SweepDataModule(items), return_predictions=False)
 
 
