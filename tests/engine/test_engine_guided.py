@@ -161,6 +161,13 @@ def test_condition_dropout_is_per_sample():
         ug.core.drop_condition(labels, 10, 1.5)
 
 
+def test_no_condition_is_the_unconditional_model_in_one_forward(mixture):
+    x, t = x_batch(), torch.tensor(0.5)
+    out = ug.guide(mixture, 7.0)(x, t, None)
+    assert torch.equal(out, mixture(x, t, None))
+    assert mixture.stats == ug.core.ForwardStats(calls=2, rows=8)
+
+
 def test_evaluate_exposes_the_branches_and_can_force_the_reference(mixture):
     x, t = x_batch(), torch.tensor(0.5)
     g = ug.guide(mixture, Guidance(scale=Interval(3.0, lo=0.0, hi=0.1)))  # t = 0.5 is τ = 0.5: outside

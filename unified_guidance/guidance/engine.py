@@ -188,7 +188,8 @@ class GuidedModel(nn.Module):
             return GuidedPrediction(zero, zero, None)
 
         single = spec is None or spec.is_single
-        if single and not need_reference and bool((scale == 1).all()):
+        # cond=None asks for ∅ itself: u + s(u − u) = u at every scale, one forward.
+        if single and not need_reference and (cond is None or bool((scale == 1).all())):
             self._count_skip(batch)
             c = self.model(x, t, cond if spec is None else spec.conds[0])
             self._check("conditional prediction", c)
