@@ -45,14 +45,16 @@ def methods(lm, ids: torch.Tensor, neg: torch.Tensor, tokens: int, scale: float)
 
 def raw_forward(lm, ids: torch.Tensor, tokens: int) -> Callable[[], object]:
     """The floor: ``tokens`` cached one-token forwards over the rows of ``ids``, no decoding logic."""
-    from transformers import DynamicCache
+    from unified_guidance.compat import transformers as hf
+
+    keyword = hf.cache_keyword(hf.forward_parameters(lm))
 
     def fn() -> None:
-        cache = DynamicCache(config=lm.config)
-        out = lm(ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache = hf.new_dynamic_cache(lm.config)
+        out = lm(ids, use_cache=True, logits_to_keep=1, **{keyword: cache})
         step = ids[:, -1:]
         for _ in range(tokens - 1):
-            out = lm(step, past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+            out = lm(step, use_cache=True, logits_to_keep=1, **{keyword: hf.returned_cache(out)})
 
     return fn
 

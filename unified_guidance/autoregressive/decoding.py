@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..compat import transformers as hf
 from .model import CausalLMModel, left_pad
 
 
@@ -34,11 +35,9 @@ class RowDecoder:
     """
 
     def __init__(self, model: CausalLMModel, ids: Tensor, mask: Tensor) -> None:
-        from transformers import DynamicCache
-
         self.model = model
         self.mask = mask
-        self.cache: Any = DynamicCache(config=model.lm.config)
+        self.cache: Any = hf.new_dynamic_cache(model.lm.config)
         self._prompt = ids
 
     @property
@@ -49,9 +48,7 @@ class RowDecoder:
         """Run the prompts; the logits of each row's first new token ``(R, V)``."""
         logits, cache = self.model.step(self._prompt, self.mask, self.cache)
         if cache is None:
-            raise ValueError(
-                f"model: expected {type(self.model.lm).__name__} to return a KV cache (past_key_values), got None"
-            )
+            raise ValueError(f"model: expected {type(self.model.lm).__name__} to return a KV cache, got None")
         self.cache = cache
         return logits
 
@@ -71,5 +68,5 @@ class RowDecoder:
         """
         index = index.to(self.mask.device)
         self.mask = self.mask[index]
-        if self.cache.get_seq_length() > 0:
-            self.cache.reorder_cache(index)
+        if hf.cache_length(self.cache) > 0:
+            hf.reorder_cache(self.cache, index)

@@ -13,13 +13,13 @@ logits incrementally with one KV cache (:class:`RowDecoder`).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..compat import transformers as hf
 from ..core.conditions import Cond, NullSpec
 from ..core.model import ConditionalModel
 from ..core.spaces import TOKEN_SPACES
@@ -68,18 +68,18 @@ def check_prompt(name: str, ids: Any, mask: Any = None, *, mask_name: str = "att
     return ids.long(), mask
 
 
-def check_has_cache(lm: nn.Module) -> None:
-    """Raise unless ``lm`` is a causal LM whose forward takes and returns a KV cache."""
-    forward = getattr(lm, "forward", None)
-    params = inspect.signature(forward).parameters if forward is not None else {}
-    config = getattr(lm, "config", None)
-    if "past_key_values" not in params or config is None:
+def check_has_cache(lm: nn.Module) -> str:
+    """Raise unless ``lm`` is a causal LM whose forward takes and returns a KV cache;
+    return the keyword it takes it under (``cache`` or ``past_key_values``)."""
+    keyword = hf.cache_keyword(hf.forward_parameters(lm))
+    if keyword is None or getattr(lm, "config", None) is None:
         raise ValueError(
-            f"model: expected a transformers causal LM with a KV cache (forward(..., past_key_values=...)), "
-            f"got {type(lm).__name__}"
+            f"model: expected a transformers causal LM with a KV cache (forward(..., cache=...) or "
+            f"forward(..., past_key_values=...)), got {type(lm).__name__}"
         )
-    if getattr(config, "is_encoder_decoder", False):
+    if getattr(lm.config, "is_encoder_decoder", False):
         raise ValueError(f"model: expected a decoder-only causal LM, got the encoder-decoder {type(lm).__name__}")
+    return keyword
 
 
 class CausalLMModel(ConditionalModel):
@@ -103,11 +103,11 @@ class CausalLMModel(ConditionalModel):
     ) -> None:
         if space not in TOKEN_SPACES:
             raise ValueError(f"space: expected one of {', '.join(TOKEN_SPACES)}, got {space!r}")
-        check_has_cache(lm)
+        self._cache_keyword = check_has_cache(lm)
         super().__init__(space=space, null_cond=null_cond)
         self.lm = lm
         self.pad_token_id = int(pad_token_id)
-        self._keep_last = "logits_to_keep" in inspect.signature(lm.forward).parameters
+        self._keep_last = hf.keeps_last_logits(hf.forward_parameters(lm))
 
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
         ids, mask = prompt_of(cond)
@@ -124,21 +124,22 @@ class CausalLMModel(ConditionalModel):
         return self._forward(ids, mask, cache)
 
     def _forward(self, ids: Tensor, mask: Tensor, cache: Any) -> tuple[Tensor, Any]:
-        kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keep_last else {}
+        kwargs: dict[str, Any] = {self._cache_keyword: cache}
+        if self._keep_last:
+            kwargs["logits_to_keep"] = 1
         positions = positions_from_mask(mask)[:, -ids.shape[1] :]
         out = self.lm(
             input_ids=ids,
             # Without padding the plain causal mask is the same and lets attention take its fast path.
             attention_mask=None if bool(mask.all()) else mask,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=cache is not None,
             **kwargs,
         )
         logits = out.logits[:, -1]
         # Mix in at least float32 (bf16/fp16 logits lose the small gaps guidance amplifies).
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        return logits, out.past_key_values if cache is not None else None
+        return logits, hf.returned_cache(out) if cache is not None else None
 
     @property
     def device(self) -> torch.device:

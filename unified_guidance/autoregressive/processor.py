@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..compat import transformers as hf
 from ..guidance.engine import Guidance
 from ..schedules.scale import Constant, Schedule
 from .decoding import RowDecoder
@@ -160,9 +161,7 @@ def custom_generate(
     :func:`~.sampler.decode` with them. Do not also set ``guidance_scale`` (that adds the
     built-in guidance processor on top).
     """
-    from transformers.generation.logits_process import UnbatchedClassifierFreeGuidanceLogitsProcessor
-
-    if any(isinstance(p, UnbatchedClassifierFreeGuidanceLogitsProcessor) for p in logits_processor or []):
+    if any(isinstance(p, hf.builtin_guidance_processor()) for p in logits_processor or []):
         raise ValueError("guidance_scale: pass guidance=... to custom_generate, not guidance_scale (guided twice)")
     if getattr(generation_config, "num_beams", 1) > 1:
         raise ValueError("num_beams: custom_generate decodes greedily or by sampling; use ug generate for beams")
@@ -178,14 +177,13 @@ def custom_generate(
         _expand_rows(negative_attention_mask, rows, "negative_attention_mask"),
     )
     g = as_guidance(guidance)
-    eos = generation_config._eos_token_tensor
-    pad = generation_config._pad_token_tensor
+    eos, pad = hf.special_token_tensors(generation_config, input_ids)
     spec = DecodeSpec(
         mixing=Mixing(g, guidance_space, plausibility),
         plan=ScalePlan.build(g.schedule, generation_config.max_length - input_ids.shape[1]),
         processors=logits_processor,
         stopping=stopping_criteria,
-        eos=eos.reshape(-1) if eos is not None else input_ids.new_zeros(0),
+        eos=eos,
         pad_token_id=int(pad) if pad is not None else lm.pad_token_id,
         do_sample=bool(generation_config.do_sample),
         streamer=None,  # transformers already streamed the prompt; tokens are streamed below

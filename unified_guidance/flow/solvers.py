@@ -18,13 +18,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torchdiffeq._impl.odeint import SOLVERS as _TORCHDIFFEQ_SOLVERS
-from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver
-from torchdiffeq._impl.solvers import FixedGridODESolver
 
-SOLVERS: dict[str, type] = dict(_TORCHDIFFEQ_SOLVERS)
-ADAPTIVE = tuple(name for name, cls in SOLVERS.items() if issubclass(cls, RKAdaptiveStepsizeODESolver))
-FIXED = tuple(name for name, cls in SOLVERS.items() if issubclass(cls, FixedGridODESolver))
+from ..compat import torchdiffeq as tde
+
+SOLVERS: dict[str, type] = tde.solver_registry()
+ADAPTIVE = tuple(name for name, cls in SOLVERS.items() if tde.is_adaptive(cls))
+FIXED = tuple(name for name, cls in SOLVERS.items() if tde.is_fixed_grid(cls))
 
 
 def check_method(method: str) -> str:
