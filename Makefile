@@ -1,21 +1,38 @@
 # The two commands a new user runs: `make demo` and `make test`.
-# Both create .venv when it is missing and install the package with the
-# pinned torch (constraints.txt: the tested CPU build, not the CUDA one).
+# Both create .venv when it is missing and install from the lock (constraints.txt:
+# every package pinned to the version tested, torch the CPU build), so a fresh
+# machine next month gets exactly what CI tested.
+#
+# Development:
+#   make test-latest   the whole suite on the newest releases pyproject allows (torch stays pinned)
+#   make test-oldest   the whole suite on the floors pyproject declares (constraints-oldest.txt)
+#   make test-wheel    build wheel + sdist, install the wheel (not editable) with the lock, run the README example
+#   make lock          refresh constraints.txt from the newest releases pyproject allows
 PYTHON ?= python3
+TORCH := torch==2.13.0
+LOCK := constraints.txt
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PIP := -m pip install -q --disable-pip-version-check
 DEMO_ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean lock test-latest test-oldest test-wheel
+
+# install(venv, constraints): the tested installers, torch, then the project (editable, no
+# build isolation, so setuptools comes from the constraints too), then check nothing floats.
+define install
+	$(1)/bin/python $(PIP) -c $(2) pip setuptools wheel
+	$(1)/bin/python $(PIP) -c $(2) $(TORCH)
+	$(1)/bin/python $(PIP) -c $(2) --no-build-isolation -e ".[dev]"
+endef
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(PY) pyproject.toml constraints.txt
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+$(STAMP): $(PY) pyproject.toml $(LOCK)
+	$(call install,$(VENV),$(LOCK))
+	$(PY) scripts/lock.py check $(PY) $(LOCK)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -35,5 +52,46 @@ bench: $(STAMP)
 	$(PY) benchmarks/flow.py
 	$(PY) benchmarks/autoregressive.py
 
+# The newest releases pyproject's ranges allow, upgraded eagerly on every run; torch stays pinned.
+test-latest:
+	test -x .venv-latest/bin/python || $(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python $(PIP) --upgrade pip setuptools wheel
+	.venv-latest/bin/python $(PIP) $(TORCH)
+	.venv-latest/bin/python $(PIP) --upgrade --upgrade-strategy eager --no-build-isolation -e ".[dev]" $(TORCH)
+	.venv-latest/bin/python -m pip list --format=freeze | grep -iE '^(transformers|diffusers|lightning|torchdiffeq|numpy)=='
+	.venv-latest/bin/python -m ruff check .
+	.venv-latest/bin/python -m pytest -q -p no:cacheprovider
+
+# The floors pyproject declares, every direct dependency at once.
+test-oldest:
+	test -x .venv-oldest/bin/python || $(PYTHON) -m venv .venv-oldest
+	$(call install,.venv-oldest,constraints-oldest.txt)
+	.venv-oldest/bin/python -m ruff check .
+	.venv-oldest/bin/python -m pytest -q -p no:cacheprovider
+
+# What a user installs from an index: the wheel (not editable) with the lock, outside the
+# source tree, so a module or data file left out of the package fails here.
+test-wheel: $(STAMP)
+	rm -rf dist .venv-wheel
+	$(PY) -m build --no-isolation --outdir dist .
+	$(PYTHON) -m venv .venv-wheel
+	.venv-wheel/bin/python $(PIP) -c $(LOCK) pip setuptools wheel
+	.venv-wheel/bin/python $(PIP) -c $(LOCK) $(TORCH)
+	.venv-wheel/bin/python $(PIP) -c $(LOCK) dist/*.whl
+	$(PY) scripts/lock.py check .venv-wheel/bin/python $(LOCK)
+	cd "$$(mktemp -d)" && $(CURDIR)/.venv-wheel/bin/unified-guidance --help > /dev/null
+	cd "$$(mktemp -d)" && OMP_NUM_THREADS=1 $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/scripts/readme_example.py \
+		$(CURDIR)/README.md
+
+# Refresh the lock: a throwaway venv with the newest allowed releases, frozen.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python $(PIP) --upgrade pip setuptools wheel
+	.venv-lock/bin/python $(PIP) $(TORCH)
+	.venv-lock/bin/python $(PIP) --no-build-isolation -e ".[dev]" $(TORCH)
+	.venv-lock/bin/python scripts/lock.py write .venv-lock/bin/python $(LOCK)
+	rm -rf .venv-lock
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .venv-oldest .venv-wheel .venv-lock dist build .pytest_cache .ruff_cache
