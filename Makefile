@@ -7,7 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
 
-.PHONY: demo test lint bench clean
+OLDEST := .venv-oldest
+
+.PHONY: demo test test-oldest lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,19 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+# The suite on the declared lower bounds: every direct dependency pinned to its floor
+# (constraints-oldest.txt), in a venv of its own.
+$(OLDEST)/.installed: pyproject.toml constraints-oldest.txt
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST)/bin/python -m pip install -q -c constraints-oldest.txt torch==2.13.0
+	$(OLDEST)/bin/python -m pip install -q -c constraints-oldest.txt -e ".[dev]"
+	touch $@
+
+test-oldest: $(OLDEST)/.installed
+	$(OLDEST)/bin/python -m ruff check .
+	$(OLDEST)/bin/python -m pytest -q
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -36,4 +51,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/autoregressive.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST) .pytest_cache .ruff_cache
