@@ -10,7 +10,8 @@ Scheduler: ``set_timesteps(num_inference_steps, sigmas=, mu=)``, ``timesteps``
 ``set_begin_index``, ``config.num_train_timesteps`` and the shift keys
 ``use_dynamic_shifting``, ``base_image_seq_len``, ``max_image_seq_len``, ``base_shift``,
 ``max_shift``, ``use_flow_sigmas``. Transformer: ``config.patch_size`` and the forward's
-keyword names. Guider: ``BaseGuidance`` and its ``_prepare_batch`` and ``_count_prepared``, ``GuiderOutput``.
+keyword names. Guider: ``BaseGuidance`` and its ``_prepare_batch``, ``_count_prepared``, ``register_to_config``;
+``GuiderOutput``.
 """
 
 from __future__ import annotations
@@ -108,6 +109,11 @@ def guider_base() -> tuple[type, type]:
 def prepare_batch(guider_cls: type, data: dict[str, Any], index: int, identifier: str) -> Any:
     """A ``BlockState`` of one branch: tuple fields give their ``index``-th entry (BaseGuidance._prepare_batch)."""
     return guider_cls._prepare_batch(data, index, identifier)
+
+
+def register_config(guider: Any, **values: Any) -> None:
+    """Record ``values`` as the guider's config (ConfigMixin.register_to_config; diffusers reads ``guider.config``)."""
+    guider.register_to_config(**values)
 
 
 def count_prepared(guider: Any) -> int:

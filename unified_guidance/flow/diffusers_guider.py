@@ -75,6 +75,8 @@ class UnifiedGuider(BaseGuidance):
         if guidance.reference is not None:
             raise ValueError("guidance: a reference model cannot run inside a diffusers pipeline; use ∅ or a negative")
         self.guidance = guidance
+        # The JSON config diffusers keeps for every component; a Guidance is code, so only its repr.
+        compat.register_config(self, guidance=repr(guidance), num_train_timesteps=num_train_timesteps)
         self.num_train_timesteps = num_train_timesteps
         self.latents_key = latents_key
         self._replay = _Replay()
