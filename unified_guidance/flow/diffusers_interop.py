@@ -269,11 +269,11 @@ def sample_with_scheduler(
     timesteps, step_sigmas = compat.step_sigmas(scheduler)
     guided = GuidedModel(model, guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance))
     guided.reset()
-    x = noise
+    x, step = noise, compat.stepper(scheduler, generator)
     show = sys.stderr.isatty() if progress is None else progress
     for k, sigma in tqdm(list(zip(timesteps, step_sigmas, strict=True)), disable=not show, leave=False):
         v = guided(x, sigma.to(x.device), cond)
-        x = compat.scheduler_step(scheduler, v, k, x, generator)
+        x = step(v, k, x)
     return x
 
 
