@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/engine.py
 	$(PY) benchmarks/diffusion.py
 	$(PY) benchmarks/flow.py
+	$(PY) benchmarks/flow_diffusers.py
 	$(PY) benchmarks/autoregressive.py
 
 clean:
