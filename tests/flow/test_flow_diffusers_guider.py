@@ -11,6 +11,7 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.guiders import ClassifierFreeGuidance
+from diffusers.modular_pipelines.modular_pipeline import BlockState
 from diffusers.modular_pipelines.stable_diffusion_3.modular_blocks_stable_diffusion_3 import (
     StableDiffusion3T2ICoreDenoiseStep,
 )
@@ -128,6 +129,13 @@ def test_guider_state_and_errors(transformer, inputs):
     assert guider.num_conditions == 1
     assert guider.new().num_conditions == 2 and guider.new().guidance is guider.guidance
     assert guider.new(enabled=False).num_conditions == 1
+    fresh = guider.new()
+    a, b, x = torch.zeros(1, 2), torch.ones(1, 2), torch.zeros(1, 3)
+    state = BlockState(latents=x, prompt_embeds=a, negative_prompt_embeds=b)
+    fields = {"hidden_states": "latents", "encoder_hidden_states": ("prompt_embeds", "negative_prompt_embeds")}
+    cond_batch, uncond_batch = fresh.prepare_inputs_from_block_state(state, fields)
+    assert cond_batch.encoder_hidden_states is a and uncond_batch.encoder_hidden_states is b
+    assert uncond_batch.hidden_states is x
     with pytest.raises(ValueError, match="guidance: a reference model cannot run inside a diffusers pipeline"):
         reference = ModelReference(ug.flow.VelocityModel(torch.nn.Identity()))
         UnifiedGuider(Guidance(scale=2.0, reference=reference), sd3_scheduler())

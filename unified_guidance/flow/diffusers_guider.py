@@ -143,8 +143,12 @@ class UnifiedGuider(BaseGuidance):
         ]
 
     def prepare_inputs_from_block_state(self, data: Any, input_fields: dict[str, Any]) -> list[Any]:
-        return self.prepare_inputs({k: getattr(data, v) if isinstance(v, str) else tuple(getattr(data, n) for n in v)
-                                    for k, v in input_fields.items()})  # fmt: skip
+        """``input_fields`` maps a guider input to a block-state field, or to a (conditional, unconditional) pair."""
+        fields = {
+            k: getattr(data, v) if isinstance(v, str) else tuple(None if n is None else getattr(data, n) for n in v)
+            for k, v in input_fields.items()
+        }
+        return self.prepare_inputs(fields)
 
     def forward(self, pred_cond: Tensor, pred_uncond: Tensor | None = None) -> Any:
         x = self._latents

@@ -240,6 +240,8 @@ def sample_with_scheduler(
 
     Each step evaluates ``ũ = u(∅) + s(τ)·(u(y) − u(∅))`` (or the guidance's rule) at the
     scheduler's σ and calls ``scheduler.step``; Heun's second stages are evaluations too.
+    Nothing runs under ``no_grad``: call it inside ``torch.no_grad()`` for inference, as the
+    pipelines do, unless gradients through the loop are wanted.
 
     Args:
         model: from :func:`wrap_transformer`.
