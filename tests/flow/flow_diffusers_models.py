@@ -9,6 +9,8 @@ from diffusers import (
     FluxTransformer2DModel,
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
+    WanPipeline,
+    WanTransformer3DModel,
 )
 
 BATCH, TOKENS, TEXT_DIM, POOLED_DIM = 2, 5, 16, 8
@@ -35,6 +37,22 @@ def flux_transformer(dtype: torch.dtype = torch.float32) -> FluxTransformer2DMod
         joint_attention_dim=TEXT_DIM, pooled_projection_dim=POOLED_DIM, guidance_embeds=True, axes_dims_rope=(2, 2, 4),
     )  # fmt: skip
     return model.eval().requires_grad_(False).to(dtype)
+
+
+def wan_transformer(dtype: torch.dtype = torch.float32) -> WanTransformer3DModel:
+    torch.manual_seed(2)
+    model = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4,
+        text_dim=TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=1, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+    )  # fmt: skip
+    return model.eval().requires_grad_(False).to(dtype)
+
+
+def wan_pipeline(transformer, scheduler) -> WanPipeline:
+    pipe = WanPipeline(transformer=transformer, scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def sd3_scheduler() -> FlowMatchEulerDiscreteScheduler:

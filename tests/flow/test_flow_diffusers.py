@@ -1,4 +1,4 @@
-"""diffusers flow transformers as velocity models: our guided sampling equals the SD3 and Flux pipelines.
+"""diffusers flow transformers as velocity models: our guided sampling equals the SD3, Flux and Wan pipelines.
 
 Oracles: ``StableDiffusion3Pipeline(guidance_scale=s)`` and ``FluxPipeline(true_cfg_scale=s)`` with
 a negative prompt, built locally with random weights, prompt embeddings passed directly,
@@ -25,6 +25,8 @@ from flow_diffusers_models import (
     sd3_pipeline,
     sd3_scheduler,
     sd3_transformer,
+    wan_pipeline,
+    wan_transformer,
 )
 
 import unified_guidance as ug
@@ -121,6 +123,26 @@ def test_flux_true_cfg_with_negative_prompt_equals_pipeline(flux, dtype, scale):
     assert stats.forward_rows == STEPS * (BATCH if scale == 1.0 else 2 * BATCH)  # one 2B forward per step
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+def test_wan_video_transformer_equals_wan_pipeline(dtype, scale):
+    """The mechanism beyond images: WanTransformer3DModel on (B, C, F, H, W) latents, timestep σ·N, no μ."""
+    transformer, p = wan_transformer(dtype), prompts(dtype, seed=3)
+    # one latent frame; float32 values, as WanPipeline.prepare_latents casts given latents to float32 at any dtype
+    latents = p["sd3_latents"][:, :, None].float().to(dtype)
+    pipe = wan_pipeline(transformer, sd3_scheduler())
+    reference = pipe(prompt_embeds=p["prompt_embeds"], negative_prompt_embeds=p["negative_prompt_embeds"],
+                     latents=latents, height=PIXELS, width=PIXELS, num_frames=1, num_inference_steps=STEPS,
+                     guidance_scale=scale, output_type="latent").frames  # fmt: skip
+    model = wrap_transformer(transformer, sd3_scheduler(), null_cond=None)
+    cond = Conditions.single(
+        {"encoder_hidden_states": p["prompt_embeds"]}, negative={"encoder_hidden_states": p["negative_prompt_embeds"]}
+    )
+    ours = sample_with_scheduler(model, scale, sd3_scheduler(), None, cond, steps=STEPS, noise=latents)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=TOL[dtype])
+    assert model.stats.rows == STEPS * (BATCH if scale == 1.0 else 2 * BATCH)
+
+
 def test_flux_schedule_is_the_pipelines_shifted_one(flux):
     """Flux passes σ = linspace(1, 1/n, n) and μ(L) = 0.5 + (1.15 − 0.5)(L − 256)/(4096 − 256) for L image tokens."""
     model = wrap_transformer(flux[torch.float32], flux_scheduler(), null_cond=None)
@@ -172,8 +194,8 @@ def test_bad_input_is_named(sd3, flux):
         wrap_transformer(transformer, DDIMScheduler(), null_cond=None)
     with pytest.raises(ValueError, match="family: Linear is not one of"):
         wrap_transformer(torch.nn.Linear(2, 2), sd3_scheduler(), null_cond=None)
-    with pytest.raises(ValueError, match="family: unknown family 'wan'"):
-        wrap_transformer(transformer, sd3_scheduler(), null_cond=None, family="wan")
+    with pytest.raises(ValueError, match="family: unknown family 'hunyuan'"):
+        wrap_transformer(transformer, sd3_scheduler(), null_cond=None, family="hunyuan")
     with pytest.raises(ValueError, match=r"inputs: SD3Transformer2DModel\.forward takes no shared input img_ids"):
         wrap_transformer(transformer, sd3_scheduler(), null_cond=None, inputs={"img_ids": torch.zeros(1, 3)})
     with pytest.raises(TypeError, match="null_cond: expected one sample's condition as a dict"):

@@ -1,4 +1,4 @@
-"""diffusers flow-matching transformers as velocity models (optional extra ``diffusers``).
+"""diffusers flow-matching transformers (SD3, Flux, Wan) as velocity models (optional extra ``diffusers``).
 
     model = ug.flow.wrap_transformer(transformer, scheduler, null_cond=empty_prompt)
     x = ug.flow.sample_with_scheduler(model, 4.0, scheduler, None, cond, steps=28, noise=latents)
@@ -10,7 +10,7 @@ the model lives on :class:`~unified_guidance.schedules.RectifiedFlowPath` with t
 and progress τ = 1 − σ. A pipeline's shifted schedule (``shift``, resolution-dependent
 ``mu``) only moves the σ grid; τ stays 1 − σ, so a scale schedule means the same for
 every shift and step count. The transformer sees the timestep the pipelines give it:
-``σ·N`` (SD3 family) or ``σ·N/1000`` (Flux family, which multiplies by 1000 itself),
+``σ·N`` (SD3 and Wan families) or ``σ·N/1000`` (Flux family, which multiplies by 1000 itself),
 computed from float32 σ as the schedulers do.
 
 Condition: a dict of the transformer's keyword inputs, batched along dim 0 (SD3:
@@ -50,15 +50,16 @@ class TransformerFamily:
     Attributes:
         timestep_unit: ``"train"``: the transformer takes σ·N (SD3, Wan); ``"unit"``: σ·N/1000 (Flux).
         seq_len: the image sequence length of a latent shape, for the resolution-dependent shift μ.
+        mu: when the pipeline passes μ: ``"dynamic"`` (with ``use_dynamic_shifting``, SD3),
+            ``"always"`` (Flux) or ``"never"`` (Wan).
         linear_sigmas: the pipeline passes σ = linspace(1, 1/n, n) to ``set_timesteps`` (Flux).
-        always_mu: the pipeline passes μ even without dynamic shifting (Flux).
         max_shift: the pipeline's fallback for a scheduler config without ``max_shift``.
     """
 
     timestep_unit: str
-    seq_len: Callable[[nn.Module, Sequence[int]], int]
+    seq_len: Callable[[nn.Module, Sequence[int]], int] | None = None
+    mu: str = "dynamic"
     linear_sigmas: bool = False
-    always_mu: bool = False
     max_shift: float = 1.16
 
 
@@ -67,13 +68,16 @@ def _patched_seq_len(transformer: nn.Module, shape: Sequence[int]) -> int:
     return (int(shape[-2]) // p) * (int(shape[-1]) // p)
 
 
+def _packed_seq_len(transformer: nn.Module, shape: Sequence[int]) -> int:
+    return int(shape[1])
+
+
 FAMILIES: dict[str, TransformerFamily] = {
     "sd3": TransformerFamily("train", _patched_seq_len),
-    "flux": TransformerFamily(
-        "unit", lambda _, shape: int(shape[1]), linear_sigmas=True, always_mu=True, max_shift=1.15
-    ),
+    "flux": TransformerFamily("unit", _packed_seq_len, mu="always", linear_sigmas=True, max_shift=1.15),
+    "wan": TransformerFamily("train", mu="never"),
 }
-CLASS_FAMILIES = {"SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux"}
+CLASS_FAMILIES = {"SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux", "WanTransformer3DModel": "wan"}
 _RESERVED = ("hidden_states", "timestep", "return_dict")
 
 
@@ -126,7 +130,9 @@ class TransformerVelocity(VelocityModel):
         kwargs: dict[str, Any] = {}
         if fam.linear_sigmas and not get("use_flow_sigmas", False):
             kwargs["sigmas"] = np.linspace(1.0, 1.0 / steps, steps)
-        if fam.always_mu or get("use_dynamic_shifting", False):
+        if fam.seq_len is not None and (
+            fam.mu == "always" or (fam.mu == "dynamic" and get("use_dynamic_shifting", False))
+        ):
             base_len, max_len = get("base_image_seq_len", 256), get("max_image_seq_len", 4096)
             base_shift, max_shift = get("base_shift", 0.5), get("max_shift", fam.max_shift)
             slope = (max_shift - base_shift) / (max_len - base_len)
@@ -159,17 +165,18 @@ def wrap_transformer(
     """A diffusers flow-matching transformer as a velocity model ``v(x, σ, cond)`` (module docstring).
 
     Args:
-        transformer: ``SD3Transformer2DModel``, ``FluxTransformer2DModel``, or another flow
+        transformer: ``SD3Transformer2DModel``, ``FluxTransformer2DModel``, ``WanTransformer3DModel``, or another flow
             transformer whose pipelines follow one of :data:`FAMILIES` (pass ``family``).
         scheduler: the pipeline's flow-matching scheduler (its N = ``num_train_timesteps``).
         null_cond: ∅ for one sample: a dict of the condition's tensors without batch dimension,
             or ``batch_size -> dict``; ``None`` for a model only guided against negatives.
         inputs: keyword inputs shared by every row (Flux: ``txt_ids``, ``img_ids``).
-        family: ``"sd3"`` or ``"flux"``; by default from the transformer's class.
+        family: ``"sd3"``, ``"flux"`` or ``"wan"``; by default from the transformer's class.
 
     Returns:
         a :class:`TransformerVelocity` on :class:`~unified_guidance.schedules.RectifiedFlowPath`;
-        x is the pipeline's latents ``(B, C, H, W)`` (SD3) or packed ``(B, S, C)`` (Flux).
+        x is the pipeline's latents ``(B, C, H, W)`` (SD3), packed ``(B, S, C)`` (Flux) or
+        ``(B, C, F, H, W)`` (Wan).
     """
     if not isinstance(transformer, nn.Module):
         raise TypeError(f"transformer: expected a diffusers transformer (nn.Module), got {type(transformer).__name__}")
