@@ -19,7 +19,7 @@ from flow_diffusers_models import BATCH, PIXELS, prompts, sd3_scheduler, sd3_tra
 
 import unified_guidance as ug
 from unified_guidance.flow.diffusers_guider import UnifiedGuider
-from unified_guidance.guidance import APG, Guidance, ModelReference
+from unified_guidance.guidance import APG, Guidance, ModelReference, Rescale
 from unified_guidance.guidance.functional import apg
 from unified_guidance.schedules import Interval
 
@@ -88,6 +88,17 @@ def test_cfg_guider_equals_diffusers_classifier_free_guidance(transformer, input
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
     assert our_rows == their_rows == [BATCH] * STEPS * (1 if scale == 1.0 else 2)
     assert guider.stats.skipped_reference == (STEPS if scale == 1.0 else 0)
+
+
+def test_rescale_on_the_velocity_equals_diffusers_guidance_rescale(transformer, inputs):
+    """diffusers' guidance_rescale acts on the raw prediction (here the velocity): our Rescale in space
+    "velocity" equals it; the default x0 space (Lin et al., arXiv 2305.08891) gives another result."""
+    theirs, _ = _modular(transformer, ClassifierFreeGuidance(guidance_scale=4.0, guidance_rescale=0.7), inputs)
+    on_v = Guidance(scale=4.0, post=(Rescale(0.7, space="velocity"),))
+    ours, _ = _modular(transformer, UnifiedGuider(on_v, sd3_scheduler()), inputs)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+    on_x0, _ = _modular(transformer, UnifiedGuider(Guidance(scale=4.0, post=(Rescale(0.7),)), sd3_scheduler()), inputs)
+    assert (on_x0 - theirs).abs().max() > 1e-3
 
 
 def test_sigma_interval_guider_equals_hand_loop_and_skips_branches(transformer, inputs):
