@@ -3,15 +3,17 @@
 diffusers marks its guiders experimental and has changed scheduler internals between
 releases; the attributes, config keys and hooks below are the ones
 :mod:`.diffusers_interop` and :mod:`.diffusers_guider` read. Each is reached through a
-small function here, found by feature detection, so a rename is fixed in one file.
+small function here (keyword support by signature inspection), so a rename is fixed in one file.
 
-Scheduler: ``set_timesteps(num_inference_steps, sigmas=, mu=)``, ``timesteps``
-(σ·N, float32), ``sigmas`` (σ per timestep plus the terminal σ), ``step(...).prev_sample``,
-``set_begin_index``, ``config.num_train_timesteps`` and the shift keys
-``use_dynamic_shifting``, ``base_image_seq_len``, ``max_image_seq_len``, ``base_shift``,
-``max_shift``, ``use_flow_sigmas``. Transformer: ``config.patch_size`` and the forward's
-keyword names. Guider: ``BaseGuidance`` and its ``_prepare_batch``, ``_count_prepared``, ``register_to_config``;
-``GuiderOutput``.
+* Scheduler: ``set_timesteps(num_inference_steps, sigmas=, mu=)``, ``set_begin_index``,
+  ``timesteps`` (σ·N, float32), ``sigmas`` (σ per timestep plus the terminal σ),
+  ``step(..., return_dict=False)[0]``, ``alphas_cumprod`` (to refuse diffusion schedulers),
+  ``config.num_train_timesteps`` and the shift keys read by the interop (``use_dynamic_shifting``,
+  ``base_image_seq_len``, ``max_image_seq_len``, ``base_shift``, ``max_shift``, ``use_flow_sigmas``).
+* Transformer: ``config.patch_size`` and the forward's keyword names; the call
+  ``transformer(hidden_states=, timestep=, return_dict=False, ...)[0]`` is in the interop.
+* Guider: ``BaseGuidance`` with its ``_prepare_batch``, ``_count_prepared``, ``_timestep``,
+  ``_enabled`` and ``register_to_config``; ``GuiderOutput``.
 """
 
 from __future__ import annotations
@@ -120,6 +122,16 @@ def prepare_batch(guider_cls: type, data: dict[str, Any], index: int, identifier
 def register_config(guider: Any, **values: Any) -> None:
     """Record ``values`` as the guider's config (ConfigMixin.register_to_config; diffusers reads ``guider.config``)."""
     guider.register_to_config(**values)
+
+
+def guider_timestep(guider: Any) -> Any:
+    """The timestep of the pipeline's last ``set_state`` (BaseGuidance._timestep), ``None`` before any."""
+    return guider._timestep
+
+
+def guider_enabled(guider: Any) -> bool:
+    """BaseGuidance._enabled (``enable()`` / ``disable()``)."""
+    return bool(guider._enabled)
 
 
 def count_prepared(guider: Any) -> int:

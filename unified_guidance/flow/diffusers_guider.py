@@ -91,7 +91,7 @@ class UnifiedGuider(BaseGuidance):
         fresh = object.__new__(type(self))
         fresh._setup(
             kwargs.get("guidance", self.guidance), self.num_train_timesteps, self.latents_key,
-            kwargs.get("enabled", self._enabled),
+            kwargs.get("enabled", compat.guider_enabled(self)),
         )  # fmt: skip
         return fresh
 
@@ -109,14 +109,15 @@ class UnifiedGuider(BaseGuidance):
 
     def sigma(self) -> float:
         """σ = timestep/N of the current step."""
-        if self._timestep is None:
+        timestep = compat.guider_timestep(self)
+        if timestep is None:
             raise ValueError("timestep: the pipeline has not called set_state for this step")
-        return float(torch.as_tensor(self._timestep, dtype=torch.float64)) / self.num_train_timesteps
+        return float(torch.as_tensor(timestep, dtype=torch.float64)) / self.num_train_timesteps
 
     def _needs_reference(self) -> bool:
-        if not self._enabled:
+        if not compat.guider_enabled(self):
             return False
-        if self._timestep is None:
+        if compat.guider_timestep(self) is None:
             return True
         tau = torch.tensor(1.0 - self.sigma(), dtype=torch.float64).clamp(0.0, 1.0)
         rule = self.guidance.rule
@@ -155,7 +156,7 @@ class UnifiedGuider(BaseGuidance):
         if x is None or x.shape != pred_cond.shape:
             got = None if x is None else tuple(x.shape)
             raise ValueError(f"latents_key: expected latents of shape {tuple(pred_cond.shape)}, got {got}")
-        if not self._enabled:
+        if not compat.guider_enabled(self):
             return GuiderOutput(pred=pred_cond, pred_cond=pred_cond, pred_uncond=pred_uncond)
         self._replay.table = pred_cond if pred_uncond is None else torch.cat([pred_cond, pred_uncond])
         batch = pred_cond.shape[0]
