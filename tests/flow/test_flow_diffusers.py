@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import DDIMScheduler, FlowMatchHeunDiscreteScheduler, FluxPipeline
+from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler, FluxPipeline
 from flow_diffusers_models import (
     BATCH,
     PIXELS,
@@ -206,6 +206,8 @@ def test_bad_input_is_named(sd3, flux):
         model(x, 0.5, {"prompt": torch.zeros(BATCH, 3)})
     with pytest.raises(ValueError, match="steps: expected an int ≥ 1, got 0"):
         sample_with_scheduler(model, 1.0, sd3_scheduler(), SD3_LATENTS, {}, steps=0)
+    with pytest.raises(ValueError, match=r"scheduler: expected num_train_timesteps=1000 .* got 500"):
+        sample_with_scheduler(model, 1.0, FlowMatchEulerDiscreteScheduler(500), SD3_LATENTS, {}, steps=1)
     flux_model = wrap_transformer(flux[torch.float32], flux_scheduler(), null_cond=None)
     with pytest.raises(
         ValueError, match=r"scheduler: FlowMatchHeunDiscreteScheduler\.set_timesteps takes no sigmas, mu"

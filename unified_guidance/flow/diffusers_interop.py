@@ -206,9 +206,8 @@ def scheduler_sigmas(
     ``schedule`` overrides the pipeline's ``sigmas``/``mu``. Integrate on it with
     ``ug.flow.sample(model, g, noise, cond, method="euler", t_span=(σ[0], σ[-1]), options=sigma_grid(σ))``.
     """
-    _check_model(model)
+    _check_model(model, scheduler)
     _check_steps(steps)
-    compat.check_flow_scheduler(scheduler)
     compat.set_timesteps(scheduler, steps, **{**model.schedule_kwargs(scheduler, steps, shape), **schedule})
     return compat.grid_sigmas(scheduler)
 
@@ -264,9 +263,8 @@ def sample_with_scheduler(
     Returns:
         the final latents, shape of ``noise``.
     """
-    _check_model(model)
+    _check_model(model, scheduler)
     _check_steps(steps)
-    compat.check_flow_scheduler(scheduler)
     if noise is None:
         if shape is None:
             raise ValueError("shape: expected the latents' shape when no noise is given, got None")
@@ -286,9 +284,16 @@ def sample_with_scheduler(
     return x
 
 
-def _check_model(model: Any) -> None:
+def _check_model(model: Any, scheduler: Any) -> None:
     if not isinstance(model, TransformerVelocity):
         raise TypeError(f"model: expected a model from wrap_transformer, got {type(model).__name__}")
+    compat.check_flow_scheduler(scheduler)
+    n = compat.num_train_timesteps(scheduler)
+    if n != model.num_train_timesteps:
+        raise ValueError(
+            f"scheduler: expected num_train_timesteps={model.num_train_timesteps} (the model's, from "
+            f"wrap_transformer), got {n}"
+        )
 
 
 def _check_steps(steps: Any) -> None:
