@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/engine.py
 	$(PY) benchmarks/diffusion.py
 	$(PY) benchmarks/flow.py
+	$(PY) benchmarks/flow_diffusers.py
 	$(PY) benchmarks/autoregressive.py
 
 # The newest releases pyproject's ranges allow, upgraded eagerly on every run; torch stays pinned.

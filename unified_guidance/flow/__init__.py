@@ -2,7 +2,15 @@
 
 Time convention: noise at t = 0, data at t = 1, ``x_t = t·x1 + (1 − t)·x0``
 (:class:`~unified_guidance.schedules.LinearFlowPath`) unless a model says otherwise.
+
+``wrap_transformer`` and ``sample_with_scheduler`` (diffusers flow transformers, optional
+extra ``diffusers``) load :mod:`.diffusers_interop` on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .field import GuidedField, IntegrationError
 from .likelihood import LogLikelihood, divergence_exact, divergence_hutchinson, log_likelihood
@@ -29,5 +37,15 @@ __all__ = [
     "log_likelihood",
     "sample",
     "sample_time",
+    "sample_with_scheduler",
     "trajectory",
+    "wrap_transformer",
 ]
+
+_DIFFUSERS = ("wrap_transformer", "sample_with_scheduler")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DIFFUSERS:  # diffusers is optional: import it only when asked for
+        return getattr(importlib.import_module(".diffusers_interop", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,139 @@
+"""Every diffusers name the flow interop relies on, in one place (optional extra ``diffusers``).
+
+diffusers marks its guiders experimental and has changed scheduler internals between
+releases; the attributes, config keys and hooks below are the ones
+:mod:`.diffusers_interop` and :mod:`.diffusers_guider` read. Each is reached through a
+small function here (keyword support by signature inspection), so a rename is fixed in one file.
+
+* Scheduler: ``set_timesteps(num_inference_steps, sigmas=, mu=)``, ``set_begin_index``,
+  ``timesteps`` (σ·N, float32), ``sigmas`` (σ per timestep plus the terminal σ),
+  ``step(..., return_dict=False)[0]``, ``alphas_cumprod`` (to refuse diffusion schedulers),
+  ``config.num_train_timesteps`` and the shift keys read by the interop (``use_dynamic_shifting``,
+  ``base_image_seq_len``, ``max_image_seq_len``, ``base_shift``, ``max_shift``, ``use_flow_sigmas``).
+* Transformer: ``config.patch_size`` and the forward's keyword names; the call
+  ``transformer(hidden_states=, timestep=, return_dict=False, ...)[0]`` is in the interop.
+* Guider: ``BaseGuidance`` with its ``_prepare_batch``, ``_count_prepared``, ``_timestep``,
+  ``_enabled`` and ``register_to_config``; ``GuiderOutput``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+_SCHEDULER_API = ("set_timesteps", "step", "timesteps", "sigmas", "config")
+
+
+def check_flow_scheduler(scheduler: Any) -> None:
+    """Raise unless ``scheduler`` is a diffusers flow-matching scheduler (σ grid, σ·N timesteps)."""
+    missing = [name for name in _SCHEDULER_API if not hasattr(scheduler, name)]
+    if missing or hasattr(scheduler, "alphas_cumprod"):
+        why = f"without {', '.join(missing)}" if missing else "on an alphas_cumprod table (a diffusion scheduler)"
+        raise ValueError(
+            "scheduler: expected a diffusers flow-matching scheduler (FlowMatchEulerDiscreteScheduler, "
+            f"FlowMatchHeunDiscreteScheduler), got {type(scheduler).__name__} {why}"
+        )
+
+
+def num_train_timesteps(scheduler: Any) -> int:
+    """N of the scheduler's timesteps ``σ·N``."""
+    return int(scheduler.config.num_train_timesteps)
+
+
+def config_value(scheduler: Any, key: str, default: Any) -> Any:
+    """A scheduler config entry, ``default`` where this scheduler has no such key."""
+    return scheduler.config.get(key, default)
+
+
+def set_timesteps(scheduler: Any, steps: int, **kwargs: Any) -> None:
+    """``scheduler.set_timesteps(steps, **kwargs)``, dropping ``None`` values; a scheduler that
+    cannot take a given keyword (Heun takes no ``sigmas``/``mu``) raises naming it."""
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    accepted = inspect.signature(scheduler.set_timesteps).parameters
+    refused = [k for k in kwargs if k not in accepted]
+    if refused:
+        raise ValueError(
+            f"scheduler: {type(scheduler).__name__}.set_timesteps takes no {', '.join(refused)}, which this "
+            "pipeline's σ schedule needs; use FlowMatchEulerDiscreteScheduler"
+        )
+    scheduler.set_timesteps(steps, **kwargs)
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(0)  # as the pipelines do: step i is entry i, no timestep lookup
+
+
+def step_sigmas(scheduler: Any) -> tuple[Tensor, Tensor]:
+    """The scheduler's timesteps and the σ of each, ``(n,)`` float32 both.
+
+    ``sigmas[i]`` is the σ of ``timesteps[i]`` for FlowMatchEuler and FlowMatchHeun (whose
+    second stages repeat both); schedulers whose timesteps are not σ·N are refused.
+    """
+    timesteps = scheduler.timesteps
+    sigmas = scheduler.sigmas[: len(timesteps)].to(timesteps.device)
+    if not torch.equal(sigmas * num_train_timesteps(scheduler), timesteps):
+        raise ValueError(
+            f"scheduler: expected timesteps = σ·{num_train_timesteps(scheduler)} on the scheduler's σ grid, "
+            f"got {type(scheduler).__name__} timesteps that differ (custom timesteps or inverted σ?)"
+        )
+    return timesteps, sigmas
+
+
+def grid_sigmas(scheduler: Any) -> Tensor:
+    """The σ knots of the last ``set_timesteps`` with the terminal σ, repeats (Heun) removed; float64."""
+    sigmas = scheduler.sigmas.to(torch.float64)
+    return torch.unique_consecutive(sigmas)
+
+
+def stepper(scheduler: Any, generator: Any) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """``(velocity, timestep, x) -> x_next``: ``scheduler.step``, with ``generator`` where the step takes one
+    (looked up once per loop: ``inspect.signature`` costs about 1 % of a tiny transformer's forward)."""
+    extra = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+
+    def step(velocity: Tensor, timestep: Tensor, x: Tensor) -> Tensor:
+        return scheduler.step(velocity, timestep, x, return_dict=False, **extra)[0]
+
+    return step
+
+
+def patch_size(transformer: nn.Module) -> int:
+    return int(transformer.config.patch_size)
+
+
+def forward_names(transformer: nn.Module) -> set[str]:
+    """The keyword inputs of ``transformer.forward``."""
+    return set(inspect.signature(transformer.forward).parameters)
+
+
+def guider_base() -> tuple[type, type]:
+    """diffusers' ``BaseGuidance`` and ``GuiderOutput``."""
+    from diffusers.guiders.guider_utils import BaseGuidance, GuiderOutput
+
+    return BaseGuidance, GuiderOutput
+
+
+def prepare_batch(guider_cls: type, data: dict[str, Any], index: int, identifier: str) -> Any:
+    """A ``BlockState`` of one branch: tuple fields give their ``index``-th entry (BaseGuidance._prepare_batch)."""
+    return guider_cls._prepare_batch(data, index, identifier)
+
+
+def register_config(guider: Any, **values: Any) -> None:
+    """Record ``values`` as the guider's config (ConfigMixin.register_to_config; diffusers reads ``guider.config``)."""
+    guider.register_to_config(**values)
+
+
+def guider_timestep(guider: Any) -> Any:
+    """The timestep of the pipeline's last ``set_state`` (BaseGuidance._timestep), ``None`` before any."""
+    return guider._timestep
+
+
+def guider_enabled(guider: Any) -> bool:
+    """BaseGuidance._enabled (``enable()`` / ``disable()``)."""
+    return bool(guider._enabled)
+
+
+def count_prepared(guider: Any) -> int:
+    """How many branches the pipeline has prepared models for this step (BaseGuidance._count_prepared)."""
+    return int(guider._count_prepared)
