@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..compat import diffusers as compat
 from ..core.model import ConditionalModel
 from ..guidance.engine import Guidance, GuidedModel
 from ..schedules.noise import RectifiedFlowPath
-from . import diffusers_compat as compat
 
 BaseGuidance, GuiderOutput = compat.guider_base()
 

@@ -35,11 +35,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..compat import diffusers as compat
 from ..core.conditions import Cond, Conditions
 from ..diffusion.sampler import randn
 from ..guidance.engine import Guidance, GuidedModel
 from ..schedules.noise import RectifiedFlowPath
-from . import diffusers_compat as compat
 from .model import VelocityModel
 
 

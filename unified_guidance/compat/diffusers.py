@@ -1,9 +1,10 @@
-"""Every diffusers name the flow interop relies on, in one place (optional extra ``diffusers``).
+"""Every diffusers name the project relies on, in one place (optional extra ``diffusers``).
 
 diffusers marks its guiders experimental and has changed scheduler internals between
-releases; the attributes, config keys and hooks below are the ones
-:mod:`.diffusers_interop` and :mod:`.diffusers_guider` read. Each is reached through a
-small function here (keyword support by signature inspection), so a rename is fixed in one file.
+releases; the attributes, config keys and hooks below are the ones the interop modules
+(:mod:`unified_guidance.flow.diffusers_interop`, :mod:`unified_guidance.flow.diffusers_guider`,
+:mod:`unified_guidance.diffusion.diffusers_interop`) read. Each is reached through a small
+function here (keyword support by signature inspection), so a rename is fixed in one file.
 
 * Scheduler: ``set_timesteps(num_inference_steps, sigmas=, mu=)``, ``set_begin_index``,
   ``timesteps`` (σ·N, float32), ``sigmas`` (σ per timestep plus the terminal σ),
