@@ -22,9 +22,10 @@ from torch import Tensor, nn
 
 from ..guidance.engine import Guidance
 from ..schedules.scale import Constant, Schedule
+from .checks import check_prompts, check_scores
 from .decoding import RowDecoder
 from .mixing import Mixing, guided_scores
-from .model import as_model
+from .model import as_model, check_prompt
 from .progress import ScalePlan
 from .sampler import DecodeSpec, as_guidance, decode, reference_prompt
 
@@ -94,6 +95,7 @@ class GuidanceLogitsProcessor(_Base):
         reference = None
         if self._decoder is not None and self.plan.guided(index):
             reference = self._reference_logits(input_ids)
+            check_scores(scores, input_ids.shape[0], reference.shape[-1])
         else:
             self._decoder = None  # the scale stays 1: stop running the reference branch
         dtype = torch.promote_types(scores.dtype, reference.dtype if reference is not None else scores.dtype)
@@ -113,6 +115,7 @@ class GuidanceLogitsProcessor(_Base):
         """The index of the token being chosen; (re)starts the reference branch on a new generation."""
         self._parent = self._parents(input_ids)
         if self._parent is None:  # not a continuation of the previous call: a new generation
+            input_ids = check_prompt("input_ids", input_ids)[0]
             self._prompt_length, self._state = input_ids.shape[1], None
             neg, neg_mask = self.negative
             rows = input_ids.shape[0]
@@ -123,6 +126,7 @@ class GuidanceLogitsProcessor(_Base):
                 _expand_rows(neg, rows, "negative_input_ids"),
                 _expand_rows(neg_mask, rows, "negative_attention_mask"),
             )
+            check_prompts(self.lm, (input_ids, torch.ones_like(input_ids)), ref, None)
             self._identity = reference_identity(*ref)
             self._decoder = RowDecoder(self.lm, *ref) if self.plan.guided(0) else None
         return input_ids.shape[1] - self._prompt_length
@@ -196,6 +200,7 @@ def custom_generate(
         _expand_rows(negative_input_ids, rows, "negative_input_ids"),
         _expand_rows(negative_attention_mask, rows, "negative_attention_mask"),
     )
+    check_prompts(lm, (input_ids, mask), ref, generation_config.max_length - input_ids.shape[1])
     g = as_guidance(guidance)
     eos = generation_config._eos_token_tensor
     pad = generation_config._pad_token_tensor
