@@ -1,11 +1,13 @@
 """GuidanceLogitsProcessor keeps each row's own reference, even where rows share a token history."""
 
+import pytest
 import torch
 from ar_models import EOS, PAD, prompts
 from test_ar_beam_schedules import slow_beam_search
 from transformers import LogitsProcessorList
 
 from unified_guidance.autoregressive import CausalLMModel, GuidanceLogitsProcessor, generate
+from unified_guidance.schedules import Custom
 
 
 def test_rows_with_one_prompt_and_different_negatives_keep_their_own_reference(gpt2):
@@ -45,3 +47,10 @@ def test_beams_of_two_identical_prompts_with_different_negatives(gpt2):
         expected = slow_beam_search(model, ids[b : b + 1], neg[b : b + 1], 4.0, 2, 3, renormalise=False)
         assert out[2 * b : 2 * b + 2, 4:].tolist() == expected
     assert out[:2].tolist() != out[2:].tolist()
+
+
+def test_a_custom_schedule_whose_unit_intervals_contradict_its_values_is_refused(gpt2):
+    lying = Custom(lambda tau: torch.full_like(tau, 3.0), unit_intervals_=((0.5, 1.0),))
+    message = r"guidance: the Custom schedule declares s = 1 on \[0.5, 1\] \(unit_intervals\) but gives s = 3 at τ"
+    with pytest.raises(ValueError, match=message):
+        generate(gpt2, prompts(1, 3), guidance=lying, max_new_tokens=3, eos_token_id=[], pad_token_id=PAD)
