@@ -14,7 +14,8 @@ synchronised): this module is the one place value checks live.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -56,6 +57,20 @@ class DeferredChecks:
         """Queue "every entry of ``value`` is finite"; the error names ``name`` (and ``origin``)."""
         if self.enabled and value.is_floating_point():
             self.require(torch.isfinite(value.detach()), lambda: nonfinite_message(name, value, origin), NonFiniteError)
+
+    @contextmanager
+    def first(self) -> Iterator[None]:
+        """Run a block that uses the values queued so far: if it raises, a failed check queued
+        before it is reported instead (a NaN time is the cause of the network's crash, not
+        the crash), at no cost when nothing raises."""
+        try:
+            yield
+        except Exception as err:
+            try:
+                self.verify()
+            except Exception as check:
+                raise check from err
+            raise
 
     def verify(self) -> None:
         """Read every queued condition back at once; raise the first that failed. Empties the queue."""

@@ -156,8 +156,9 @@ def _check_path_on_grid(times: Tensor, coeffs: list[PathCoefficients]) -> None:
     bad = ~((alpha > 0) & (sigma > 0) & torch.isfinite(alpha) & torch.isfinite(sigma))
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
+        a, s = float(alpha[i]) + 0.0, float(sigma[i]) + 0.0  # + 0.0: no "-0"
         raise ValueError(
-            f"model: its path has α_t = {float(alpha[i]):g}, σ_t = {float(sigma[i]):g} at t = {float(times[i]):g}; "
+            f"model: its path has α_t = {a:g}, σ_t = {s:g} at t = {float(times[i]):g}; "
             "diffusion sampling needs α_t > 0 and σ_t > 0 at every step (a zero noise schedule, or a path "
             "that reaches pure noise: pass t_max < 1)"
         )

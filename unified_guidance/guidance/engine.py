@@ -199,6 +199,20 @@ class GuidedModel(nn.Module):
         checks = DeferredChecks(g.check_finite)
         checks.finite("x", x, "the state the guided model was called with")
         tau = self._progress(t, checks)
+        with checks.first():  # a bad x or t is reported even if it makes the network raise
+            return self._evaluate(x, t, tau, cond, spec, need_reference, checks)
+
+    def _evaluate(
+        self,
+        x: Tensor,
+        t: Tensor,
+        tau: Tensor,
+        cond: Cond | Conditions | None,
+        spec: Conditions | None,
+        need_reference: bool,
+        checks: DeferredChecks,
+    ) -> GuidedPrediction:
+        g, batch = self.guidance, x.shape[0]
         scale = g.schedule.value(tau)
         checks.finite("scale", scale, f"from the {type(g.schedule).__name__} schedule")
         rule: Rule = g.rule  # type: ignore[assignment]
