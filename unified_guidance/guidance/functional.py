@@ -64,11 +64,14 @@ def rescale(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
     """
     check_branches(guided, cond, ("guided", "cond"))
     check_number("phi", phi, lo=0.0, hi=1.0)
-    std_guided = _per_sample(torch.std, wide(guided), correction=0)
+    x = wide(guided)
+    std_guided = _per_sample(torch.std, x, correction=0)
     std_cond = _per_sample(torch.std, wide(cond), correction=0)
+    # x/std(x) first, then ·std(c): the ratio std(c)/std(x) alone overflows for a tiny spread.
     # A sample with no spread (one element, or constant) has nothing to rescale: factor 1.
-    factor = torch.where(std_guided > 0, std_cond / std_guided.clamp(min=torch.finfo(std_guided.dtype).tiny), 1.0)
-    return (wide(guided) * (phi * factor + (1.0 - phi))).to(guided.dtype)
+    spread = std_guided > 0
+    matched = torch.where(spread, x / torch.where(spread, std_guided, 1.0) * std_cond, x)
+    return (phi * matched + (1.0 - phi) * x).to(guided.dtype)
 
 
 def static_clip(x0: Tensor, bound: float = 1.0) -> Tensor:
