@@ -153,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputDirError as err:
         print(f"unified-guidance demo: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, quota, permissions while writing: one line, no traceback
+        print(f"unified-guidance demo: error: {err.strerror or err}", file=sys.stderr)
+        return 1
     print(f"wrote {opts.out / 'report.md'} and {opts.out / 'report.json'} ({len(report['rows'])} rows)")
     return 0
 

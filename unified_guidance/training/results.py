@@ -9,6 +9,7 @@ included). A file whose checksum does not match (a flipped bit), that does not l
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 import warnings
@@ -41,15 +42,26 @@ def fields_digest(fields: dict[str, Any]) -> str:
 
 
 def save_fields(path: Path, fields: dict[str, Any]) -> None:
-    """Write ``fields`` with their checksum to ``path`` (temporary file + rename: all or nothing)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Write ``fields`` with their checksum to ``path`` (temporary file + rename: all or nothing).
+
+    A failed write (disk full, quota) raises an ``OSError`` naming ``path`` and leaves no file.
+    """
+    buffer = io.BytesIO()
+    torch.save({**fields, "sha256": fields_digest(fields)}, buffer)  # in memory: write errors stay OSErrors
+    tmp = None
     try:
-        torch.save({**fields, "sha256": fields_digest(fields)}, tmp)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            message = f"cannot write {str(path)!r}: {err.strerror or err}; nothing partial was left behind"
+            raise OSError(err.errno, message) from err
         raise
 
 
