@@ -87,11 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quick", action="store_true", help="fewer steps and samples (~10 min on 2 CPU cores)")
     demo.add_argument(
-        "--out",
-        type=_writable_dir,
-        metavar="DIR",
-        default=Path("demo_out"),
-        help="output directory (default: demo_out)",
+        "--out", type=Path, metavar="DIR", default=Path("demo_out"), help="output directory (default: demo_out)"
     )
     demo.add_argument(
         "--paradigms", type=_paradigms, metavar="LIST", default=None, help="comma-separated (default: all three)"
