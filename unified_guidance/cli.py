@@ -131,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from .demo.io import OutputDirError
     from .demo.run import DemoOptions, run_demo
+    from .training.resume import TrainingInterrupted
 
     opts = DemoOptions(
         out=args.out,
@@ -152,6 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # disk full, quota, permissions while writing: one line, no traceback
         print(f"unified-guidance demo: error: {err.strerror or err}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as err:
+        print(f"unified-guidance demo: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(
+            "unified-guidance demo: interrupted; trained models and finished sweep items are kept in the cache "
+            "and work directories, and a rerun reuses them",
+            file=sys.stderr,
+        )
+        return 130
     print(f"wrote {opts.out / 'report.md'} and {opts.out / 'report.json'} ({len(report['rows'])} rows)")
     return 0
 
