@@ -147,9 +147,18 @@ def test_deferred_checks_report_the_first_failure_in_order():
     off.verify()
 
 
-def test_one_read_back_per_guided_call(mixture, monkeypatch):
-    calls = []
+def test_one_read_back_per_guided_call_and_one_full_size_reduction(mixture, monkeypatch):
+    seen = []
     original = DeferredChecks.verify
-    monkeypatch.setattr(DeferredChecks, "verify", lambda self: calls.append(len(self._flags)) or original(self))
+
+    def verify(self, **kwargs):
+        seen.append([flag is not None for flag, *_ in self._entries])
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(DeferredChecks, "verify", verify)
     ug.guide(mixture, Guidance(rule=CFG(), scale=2.0, post=(NormCap(2.0),)))(x_batch(), 0.5, LABELS)
-    assert len(calls) == 1 and calls[0] >= 6  # x, t, scale, both branches, rule, post … in one read-back
+    assert len(seen) == 1  # one read-back for the whole call
+    kinds = seen[0]
+    # traced (kept to blame, never reduced on success): x, both branches, the rule's and the post's output;
+    # checked: t in range, the scale, the output.
+    assert kinds.count(False) == 5 and kinds.count(True) == 3

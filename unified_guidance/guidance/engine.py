@@ -197,7 +197,7 @@ class GuidedModel(nn.Module):
         if t.ndim != 0 and tuple(t.shape) != (batch,):
             raise ValueError(f"t: expected a scalar or shape ({batch},) (the batch of x), got shape {tuple(t.shape)}")
         checks = DeferredChecks(g.check_finite)
-        checks.finite("x", x, "the state the guided model was called with")
+        checks.trace("x", x, "the state the guided model was called with")
         tau = self._progress(t, checks)
         with checks.first():  # a bad x or t is reported even if it makes the network raise
             return self._evaluate(x, t, tau, cond, spec, need_reference, checks)
@@ -230,8 +230,9 @@ class GuidedModel(nn.Module):
         if single and not need_reference and (cond is None or bool((scale == 1).all())):
             self._count_skip(batch)
             c = self.model(x, t, cond if spec is None else spec.conds[0])
-            checks.finite("conditional prediction", c)
+            checks.trace("conditional prediction", c)
             out = self._post(c, c, self.space, x, t, checks)
+            checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
             checks.verify()
             return GuidedPrediction(out, c, None)
 
@@ -242,11 +243,12 @@ class GuidedModel(nn.Module):
         c_native = self._to(combined, self.space, space, x, t)
         u_native = self._to(uncond, self.space, space, x, t)
         if space != self.space:
-            checks.finite(f"conditional prediction in {space}", c_native, f"converted from {self.space!r} at t")
-            checks.finite(f"reference prediction in {space}", u_native, f"converted from {self.space!r} at t")
+            checks.trace(f"conditional prediction in {space}", c_native, f"converted from {self.space!r} at t")
+            checks.trace(f"reference prediction in {space}", u_native, f"converted from {self.space!r} at t")
         guided, state = rule(c_native, u_native, scale, tau=tau, state=self.state)
-        checks.finite("guided prediction", guided, f"made by {rule!r} from finite branches")
+        checks.trace("guided prediction", guided, f"made by {rule!r} from finite branches")
         out = self._post(guided, c_native, space, x, t, checks)
+        checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
         checks.verify()
         self.state = state
         return GuidedPrediction(out, combined, uncond)
@@ -298,9 +300,9 @@ class GuidedModel(nn.Module):
         else:
             uncond = preds.pop()
         for i, c in enumerate(preds):
-            checks.finite(f"conditional prediction {i}" if n > 1 else "conditional prediction", c)
+            checks.trace(f"conditional prediction {i}" if n > 1 else "conditional prediction", c)
             check_pair("conditional prediction", c, "reference prediction", uncond)
-        checks.finite("reference prediction", uncond)
+        checks.trace("reference prediction", uncond)
         return preds, uncond
 
     def _run(self, model: ConditionalModel, x: Tensor, t: Tensor, rows: list[Cond]) -> list[Tensor]:
@@ -324,12 +326,8 @@ class GuidedModel(nn.Module):
             target = post.space or space
             guided, cond = self._to(guided, space, target, x, t), self._to(cond, space, target, x, t)
             guided, space = post(guided, cond), target
-            checks.finite("post", guided, f"made by {post!r}")
-        if space == self.space:
-            return guided
-        out = self._to(guided, space, self.space, x, t)
-        checks.finite("guided prediction", out, f"converted from {space!r} back to {self.space!r}")
-        return out
+            checks.trace("post", guided, f"made by {post!r}")
+        return self._to(guided, space, self.space, x, t)
 
     def _to(self, pred: Tensor, src: str, dst: str, x: Tensor, t: Tensor) -> Tensor:
         if src == dst:
