@@ -98,3 +98,11 @@ def test_step_sigmas_are_read_only_where_the_scheduler_keeps_them():
     ddim = DDIMScheduler()
     ddim.set_timesteps(4)
     assert scheduler_sigmas(ddim) is None  # integer timesteps on the ᾱ table: the table is exact
+
+
+def test_nan_noise_is_named_noise(unet):
+    model = wrap_unet(unet, SCHEDULERS["euler"](), null_cond=NUM_CLASSES, num_classes=NUM_CLASSES)
+    noise = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    noise[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="noise: expected finite values, got 1 non-finite"):
+        sample_with_scheduler(model, 2.0, SCHEDULERS["euler"](), None, torch.tensor([0]), steps=2, noise=noise)

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ..core.conditions import Cond, Conditions, NullSpec
 from ..core.model import ConditionalModel
 from ..core.path import Path, PathCoefficients
+from ..core.shapes import check_finite
 from ..guidance.engine import Guidance, GuidedModel
 from .model import EpsModel
 from .sampler import randn
@@ -147,6 +148,9 @@ def sample_with_scheduler(
             raise ValueError("shape: expected (B, C, H, W) when no noise is given, got None")
         param = next(model.parameters())
         noise = randn(shape, generator, param.dtype, param.device)
+    if not isinstance(noise, Tensor) or not noise.is_floating_point():
+        raise ValueError(f"noise: expected a floating-point (B, C, H, W) tensor, got {type(noise).__name__}")
+    check_finite("noise", noise)
     x = noise * scheduler.init_noise_sigma
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     show = sys.stderr.isatty() if progress is None else progress
