@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,10 +32,47 @@ def _devices(text: str) -> int | str:
 
 
 def _positive(text: str) -> int:
-    value = _devices(text)
-    if value == "auto":
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(value)
+    return value
+
+
+def _accelerator(text: str) -> str:
+    from .training.names import accelerator_available, accelerator_names
+
+    names = accelerator_names()
+    if text not in names:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(names)}, got {text!r}")
+    if not accelerator_available(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine; use cpu")
+    return text
+
+
+def _strategy(text: str) -> str:
+    from .training.names import strategy_names
+
+    names = strategy_names()
+    if text not in names:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(names)}, got {text!r}")
+    return text
+
+
+def _writable_dir(text: str) -> Path:
+    """A directory that is (or can be made) writable: created if missing, probed with a temporary file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a writable directory ({err.strerror})") from None
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,16 +93,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--paradigms", type=_paradigms, metavar="LIST", default=None, help="comma-separated (default: all three)"
     )
     demo.add_argument(
-        "--cache", type=Path, metavar="DIR", default=None, help="checkpoint cache directory (default: OUT/cache)"
+        "--cache",
+        type=_writable_dir,
+        metavar="DIR",
+        default=None,
+        help="checkpoint cache directory (default: OUT/cache)",
     )
     demo.add_argument("--samples-per-class", type=_positive, metavar="N", default=None, help="per class and setting")
     demo.add_argument("--seed", type=int, metavar="N", default=0, help="base seed of the sampling noise")
     demo.add_argument(
-        "--accelerator", metavar="NAME", default="cpu", help="Lightning accelerator for sampling (default: cpu)"
+        "--accelerator",
+        type=_accelerator,
+        metavar="NAME",
+        default="cpu",
+        help="Lightning accelerator for sampling (default: cpu)",
     )
     demo.add_argument("--devices", type=_devices, metavar="N", default=1, help="devices for sampling (default: 1)")
     demo.add_argument(
-        "--strategy", metavar="NAME", default="auto", help="Lightning strategy, e.g. ddp_spawn (default: auto)"
+        "--strategy",
+        type=_strategy,
+        metavar="NAME",
+        default="auto",
+        help="Lightning strategy, e.g. ddp_spawn (default: auto)",
     )
     demo.add_argument(
         "--threads", type=_positive, metavar="N", default=None, help="torch intra-op threads (default: torch's)"
@@ -81,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from .demo.io import OutputDirError
     from .demo.run import DemoOptions, run_demo
+    from .training.resume import TrainingInterrupted
 
     opts = DemoOptions(
         out=args.out,
@@ -99,6 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputDirError as err:
         print(f"unified-guidance demo: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, quota, permissions while writing: one line, no traceback
+        print(f"unified-guidance demo: error: {err.strerror or err}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as err:
+        print(f"unified-guidance demo: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(
+            "unified-guidance demo: interrupted; trained models and finished sweep items are kept in the cache "
+            "and work directories, and a rerun reuses them",
+            file=sys.stderr,
+        )
+        return 130
     print(f"wrote {opts.out / 'report.md'} and {opts.out / 'report.json'} ({len(report['rows'])} rows)")
     return 0
 

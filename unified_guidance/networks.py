@@ -14,14 +14,16 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .core.shapes import batch_time
+from .core.shapes import batch_time, time_dtype
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """Sinusoidal features of ``1000·t``: ``(B,) -> (B, dim)`` (Vaswani et al., arXiv 1706.03762)."""
+    """Sinusoidal features of ``1000·t``: ``(B,) -> (B, dim)`` (Vaswani et al., arXiv 1706.03762),
+    computed in at least float32 (half-precision times collapse)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = 1000.0 * t.float()[:, None] * freqs[None]
+    dtype = time_dtype(t.dtype)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    args = 1000.0 * t.to(dtype)[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
@@ -42,8 +44,9 @@ class _Embedding(nn.Module):
             )
         if bool(((labels < 0) | (labels > self.num_classes)).any()):
             raise ValueError(f"labels: expected class indices in [0, {self.num_classes}] (the last is ∅)")
-        t = batch_time(t, x.shape[0], device=x.device, dtype=torch.float32)
-        emb = self.time(timestep_embedding(t, self.width)) + self.labels(labels)
+        t = batch_time(t, x.shape[0], device=x.device, dtype=time_dtype(x.dtype))
+        features = timestep_embedding(t, self.width).to(self.labels.weight.dtype)  # the network's dtype
+        emb = self.time(features) + self.labels(labels)
         return nn.functional.silu(emb)
 
 

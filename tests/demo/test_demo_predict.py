@@ -1,5 +1,6 @@
 """The sweep runs through Lightning's Trainer.predict: exact forward-row counts, resume, two CPU processes."""
 
+import pytest
 import torch
 
 from unified_guidance.analytic import two_d_mixture
@@ -7,6 +8,7 @@ from unified_guidance.demo.standin import MixtureSampler
 from unified_guidance.guidance import Guidance
 from unified_guidance.schedules import Interval, LinearBetaSchedule
 from unified_guidance.training.predict import WorkItem, predict_sweep
+from unified_guidance.training.results import DamagedResultWarning
 
 STEPS, N = 10, 6
 
@@ -70,6 +72,7 @@ def test_an_interrupted_sweep_resamples_only_the_missing_items(tmp_path):
     (tmp_path / "item-00002.pt").write_bytes(b"truncated")  # and one was cut short
     CountingSampler.calls = 0
     model = two_d_mixture(path=LinearBetaSchedule())
-    again = predict_sweep(CountingSampler(model, steps=STEPS), items, tmp_path, progress=False)
+    with pytest.warns(DamagedResultWarning, match="item-00002.pt: does not load"):
+        again = predict_sweep(CountingSampler(model, steps=STEPS), items, tmp_path, progress=False)
     assert CountingSampler.calls == 3
     assert all(torch.equal(a.samples, b.samples) for a, b in zip(first, again, strict=True))

@@ -160,8 +160,9 @@ class GaussianMixture(ConditionalModel):
     def _labels(self, x: Tensor, labels: Tensor | None) -> Tensor:
         if labels is None:
             return torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
-        if labels.shape != (x.shape[0],):
-            raise ValueError(f"labels: expected shape ({x.shape[0]},), got {tuple(labels.shape)}")
+        from ..diffusion.model import check_labels
+
+        check_labels("cond", labels, x.shape[0], self.num_classes)
         return labels.to(x.device)
 
 

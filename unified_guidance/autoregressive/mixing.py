@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.shapes import check_finite
+from ..core.checks import DeferredChecks, NonFiniteError
 from ..core.spaces import TOKEN_SPACES, convert
 from ..guidance.engine import Guidance
 from ..guidance.rules import Rule
@@ -70,6 +70,16 @@ def plausibility_mask(scores: Tensor, cond_logits: Tensor, alpha: float) -> Tens
     return scores.masked_fill(logp < cutoff, float("-inf"))
 
 
+def _check_scores(checks: DeferredChecks, name: str, scores: Tensor, made_by: object) -> None:
+    """Scores may be −inf (a masked token) but neither NaN nor +inf."""
+    bad = lambda: int((torch.isnan(scores) | (scores == float("inf"))).sum())  # noqa: E731
+    checks.require(
+        ~torch.isnan(scores) & (scores < float("inf")),
+        lambda: f"{name}: expected scores without NaN or +inf, got {bad()} such entries; made by {made_by!r}",
+        NonFiniteError,
+    )
+
+
 def guided_scores(
     mixing: Mixing,
     cond_logits: Tensor,
@@ -85,20 +95,25 @@ def guided_scores(
     a scalar or ``(R,)``; where it is exactly 1 the result is the conditional scores.
     """
     g = mixing.guidance
-    if g.check_finite:
-        check_finite("conditional logits", cond_logits)
+    checks = DeferredChecks(g.check_finite)
+    checks.finite("conditional logits", cond_logits)
     c = convert(cond_logits, "logits", mixing.space)
     if ref_logits is None or bool((scale == 1).all()):
         out = c
     else:
-        if g.check_finite:
-            check_finite("reference logits", ref_logits)
+        checks.finite("reference logits", ref_logits)
         u = convert(ref_logits, "logits", mixing.space)
         rule: Rule = g.rule  # type: ignore[assignment]
-        rule.check_scale(scale)
+        if rule.min_scale is not None:
+            lo = rule.min_scale
+            checks.require(scale >= lo, lambda: f"scale: {type(rule).__name__} expects scales ≥ {lo}, got {scale}")
         out, state = rule(c, u, scale, tau=tau, state=state)
+        _check_scores(checks, "guided scores", out, rule)
         for post in g.post:
             out = post(out, c)
+            _check_scores(checks, "post", out, post)
     if mixing.plausibility is not None:
         out = plausibility_mask(out, cond_logits, mixing.plausibility)
+    checks.require((out > float("-inf")).any(-1), lambda: "guided scores: every token of some row has score −inf")
+    checks.verify()
     return out, state

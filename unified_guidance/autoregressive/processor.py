@@ -8,8 +8,8 @@
   processor sees nothing but ``(input_ids, scores)``, so it must run the reference
   branch as its own forward (as transformers' built-in does); unlike the built-in it
   gives the negative prompt position ids, broadcasts one negative prompt, follows
-  schedules over progress, and finds each row's parent from the token histories, so
-  its reference cache stays right under beam search.
+  schedules over progress, and tracks each row's identity (its own reference prompt)
+  from call to call, so its reference cache stays right under beam search.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from torch import Tensor, nn
 from ..compat import transformers as hf
 from ..guidance.engine import Guidance
 from ..schedules.scale import Constant, Schedule
+from .checks import check_prompts, check_scores
 from .decoding import RowDecoder
 from .mixing import Mixing, guided_scores
-from .model import as_model
+from .model import as_model, check_prompt
 from .progress import ScalePlan
 from .sampler import DecodeSpec, as_guidance, decode, reference_prompt
 
@@ -42,6 +43,13 @@ def _expand_rows(t: Tensor | None, rows: int, name: str) -> Tensor | None:
     if rows % t.shape[0]:
         raise ValueError(f"{name}: expected batch size 1 or a divisor of {rows} (the expanded batch), got {t.shape[0]}")
     return t.repeat_interleave(rows // t.shape[0], 0)
+
+
+def reference_identity(ids: Tensor, mask: Tensor) -> Tensor:
+    """For each row of a reference prompt ``(R, Lr)``, the first row with the same prompt ``(R,)``."""
+    key = torch.cat([ids * mask, mask], dim=1)
+    same = (key[:, None, :] == key[None, :, :]).all(-1)
+    return same.float().argmax(-1)
 
 
 class GuidanceLogitsProcessor(_Base):
@@ -79,6 +87,7 @@ class GuidanceLogitsProcessor(_Base):
         self._prompt_length = 0
         self._state: Any = None
         self._parent: Tensor | None = None
+        self._identity: Tensor | None = None
 
     @torch.no_grad()
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
@@ -87,6 +96,7 @@ class GuidanceLogitsProcessor(_Base):
         reference = None
         if self._decoder is not None and self.plan.guided(index):
             reference = self._reference_logits(input_ids)
+            check_scores(scores, input_ids.shape[0], reference.shape[-1])
         else:
             self._decoder = None  # the scale stays 1: stop running the reference branch
         dtype = torch.promote_types(scores.dtype, reference.dtype if reference is not None else scores.dtype)
@@ -106,6 +116,7 @@ class GuidanceLogitsProcessor(_Base):
         """The index of the token being chosen; (re)starts the reference branch on a new generation."""
         self._parent = self._parents(input_ids)
         if self._parent is None:  # not a continuation of the previous call: a new generation
+            input_ids = check_prompt("input_ids", input_ids)[0]
             self._prompt_length, self._state = input_ids.shape[1], None
             neg, neg_mask = self.negative
             rows = input_ids.shape[0]
@@ -116,17 +127,29 @@ class GuidanceLogitsProcessor(_Base):
                 _expand_rows(neg, rows, "negative_input_ids"),
                 _expand_rows(neg_mask, rows, "negative_attention_mask"),
             )
+            check_prompts(self.lm, (input_ids, torch.ones_like(input_ids)), ref, None)
+            self._identity = reference_identity(*ref)
             self._decoder = RowDecoder(self.lm, *ref) if self.plan.guided(0) else None
         return input_ids.shape[1] - self._prompt_length
 
     def _parents(self, input_ids: Tensor) -> Tensor | None:
-        """Each row's parent in the previous call (beam search reorders rows), or ``None``
-        if some row continues no previous row."""
-        history = self._history
-        if history is None or input_ids.shape[1] != history.shape[1] + 1:
+        """Each row's parent in the previous call, or ``None`` if some row continues no previous row.
+
+        Row ``r`` keeps its reference prompt for the whole generation (transformers keeps
+        the beams of prompt ``b`` in rows ``b·num_beams …``; sampling never moves rows), so a
+        parent must have the same reference prompt and the row's history minus its newest
+        token; among such rows a row is its own parent where it can be (the states of the
+        others are identical to its own). Content alone is not enough: two rows with the
+        same prompt and different negative prompts have the same token history.
+        """
+        history, identity = self._history, self._identity
+        if history is None or identity is None or input_ids.shape != (history.shape[0], history.shape[1] + 1):
             return None
-        same = (input_ids[:, None, :-1] == history[None, :, :]).all(-1)
-        return same.float().argmax(-1) if bool(same.any(-1).all()) else None
+        same = (input_ids[:, None, :-1] == history[None, :, :]).all(-1) & (identity[:, None] == identity[None, :])
+        if not bool(same.any(-1).all()):
+            return None
+        own = torch.arange(len(same), device=same.device)
+        return torch.where(same[own, own], own, same.float().argmax(-1))
 
     def _reference_logits(self, input_ids: Tensor) -> Tensor:
         decoder = self._decoder
@@ -176,6 +199,7 @@ def custom_generate(
         _expand_rows(negative_input_ids, rows, "negative_input_ids"),
         _expand_rows(negative_attention_mask, rows, "negative_attention_mask"),
     )
+    check_prompts(lm, (input_ids, mask), ref, generation_config.max_length - input_ids.shape[1])
     g = as_guidance(guidance)
     eos, pad = hf.special_token_tensors(generation_config, input_ids)
     spec = DecodeSpec(

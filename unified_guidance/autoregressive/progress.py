@@ -57,6 +57,19 @@ def check_schedule(schedule: Schedule) -> None:
             raise ValueError(f"guidance: expected schedule unit intervals inside progress [0, 1], got ({lo}, {hi})")
 
 
+def _check_unit_intervals(schedule: Schedule, taus: Tensor, scales: Tensor) -> None:
+    """A schedule's declared unit intervals must hold at every token inside them: the decoder
+    drops the reference rows there, so a contradiction would decode those tokens unguided."""
+    for lo, hi in schedule.unit_intervals():
+        inside = (taus >= lo) & (taus <= hi) & (scales != 1)
+        if bool(inside.any()):
+            k = int(inside.nonzero()[0, 0])
+            raise ValueError(
+                f"guidance: the {type(schedule).__name__} schedule declares s = 1 on [{lo:g}, {hi:g}] "
+                f"(unit_intervals) but gives s = {float(scales[k]):g} at τ = {float(taus[k]):g}"
+            )
+
+
 @dataclass(frozen=True)
 class ScalePlan:
     """The scale of every new token and the step from which the reference rows are dropped.
@@ -74,6 +87,7 @@ class ScalePlan:
         check_schedule(schedule)
         taus = torch.tensor([token_progress(k, max_new_tokens) for k in range(max_new_tokens)], dtype=dtype)
         scales = schedule(taus)
+        _check_unit_intervals(schedule, taus, scales)
         start = schedule.unit_from()
         drop_at = max_new_tokens
         if start is not None:

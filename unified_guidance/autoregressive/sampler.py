@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..guidance.engine import Guidance
 from ..schedules.scale import Schedule
+from .checks import check_prompts, check_real, check_special_tokens, vocab_size
 from .decoding import RowDecoder, stack_prompts
 from .mixing import Mixing, guided_scores
 from .model import CausalLMModel, as_model, check_prompt
@@ -174,8 +175,11 @@ def generate(
     _check_int("num_beams", num_beams, 1)
     _check_int("num_return_sequences", num_return_sequences, 1)
     _check_combination(do_sample, num_beams, num_return_sequences, streamer, stopping_criteria)
+    check_real("length_penalty", length_penalty)
     ref = reference_prompt(lm, ids, mask, negative_input_ids, negative_attention_mask)
+    check_prompts(lm, (ids, mask), ref, max_new_tokens)
     eos, pad = _special_tokens(lm, eos_token_id, pad_token_id)
+    check_special_tokens(eos, pad, vocab_size(lm))
     g = as_guidance(guidance)
     spec = DecodeSpec(
         mixing=Mixing(g, space, plausibility),

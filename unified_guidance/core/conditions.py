@@ -8,6 +8,7 @@ to a batch here, so the same code serves labels, embeddings and token prompts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,11 @@ class Conditions:
             raise ValueError(
                 f"weights: expected {len(self.conds)} weights (one per condition), got {len(self.weights)}"
             )
+        for w in self.weights:
+            if isinstance(w, bool) or not isinstance(w, (int, float)):
+                raise TypeError(f"weights: expected numbers, got {type(w).__name__}")
+        if not all(math.isfinite(w) for w in self.weights):
+            raise ValueError(f"weights: expected finite numbers, got {tuple(self.weights)}")
         sizes = {batch_size_of(c) for c in self.conds}
         if self.negative is not None:
             sizes.add(batch_size_of(self.negative))

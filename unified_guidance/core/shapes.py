@@ -75,3 +75,31 @@ def check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
     ):
         if va != vb:
             raise ValueError(f"{name_b}: expected the {what} of {name_a} ({va}), got {vb}")
+
+
+def time_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype times and noise levels are kept in: at least float32 (``dtype`` if wider).
+
+    A float16 or bfloat16 time grid collapses (bfloat16 keeps 8 bits: 2,000 DDIM
+    times become 635 distinct values), so times never drop below float32.
+    """
+    return torch.promote_types(dtype, torch.float32) if dtype.is_floating_point else torch.get_default_dtype()
+
+
+def check_module_input(name: str, x: Tensor, module: object) -> None:
+    """``x`` has the dtype and device of ``module``'s first floating-point parameter (if it has one).
+
+    Catches a float16 ``x`` for a float32 network (or a CPU ``x`` for a CUDA one) before
+    torch reports it from deep inside a convolution as "Input type … and bias type …".
+    """
+    params = getattr(module, "parameters", None)
+    if not isinstance(x, Tensor) or params is None:
+        return
+    param = next((p for p in params() if p.is_floating_point()), None)
+    if param is None:
+        return
+    if x.dtype != param.dtype or x.device != param.device:
+        raise TypeError(
+            f"{name}: expected {param.dtype} on {param.device} (the network's parameters), "
+            f"got {x.dtype} on {x.device}; cast x (or the network with .to(...))"
+        )

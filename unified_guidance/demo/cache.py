@@ -53,6 +53,12 @@ class CheckpointCache:
             raise ValueError(f"key: expected a plain file name, got {key!r}")
         return self.root / f"{key}.pt", self.root / f"{key}.json"
 
+    def resume_path(self, key: str, config: Mapping[str, Any]) -> Path:
+        """Where an interrupted training of ``key`` under ``config`` keeps its resumable checkpoint
+        (the configuration's digest is in the name: another configuration never resumes from it)."""
+        digest = _sha256(json.dumps(dict(config), sort_keys=True).encode())[:12]
+        return self.root / f"{key}-{digest}.resume.ckpt"
+
     def check(self, key: str, config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
         """The cached state dict if the entry is sound, else ``None``, and the reason."""
         ckpt, meta_path = self.paths(key)

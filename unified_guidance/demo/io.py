@@ -19,6 +19,16 @@ class OutputDirError(OSError):
     """The output directory cannot be created or written."""
 
 
+class WriteError(OSError):
+    """A file could not be written (disk full, quota, permissions); nothing partial was left behind."""
+
+
+def write_error(path: str | os.PathLike, err: OSError) -> WriteError:
+    """A one-line error naming ``path`` and the system's reason (e.g. "No space left on device")."""
+    reason = err.strerror or str(err) or type(err).__name__
+    return WriteError(err.errno, f"cannot write {str(path)!r}: {reason}; nothing partial was left behind")
+
+
 def prepare_output_dir(path: str | os.PathLike, *, argument: str = "--out") -> Path:
     """Create ``path`` if needed and prove it writable; raise :class:`OutputDirError` naming ``argument``."""
     out = Path(path)
@@ -38,7 +48,10 @@ def prepare_output_dir(path: str | os.PathLike, *, argument: str = "--out") -> P
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it to ``path``."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise write_error(target, err) from err
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make reports private
         with os.fdopen(fd, "wb") as f:
@@ -46,9 +59,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise write_error(target, err) from err
         raise
     return target
 

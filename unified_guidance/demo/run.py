@@ -28,6 +28,7 @@ from ..data import NUM_CLASSES, load_digits_split
 from ..evaluation.classifier import DigitsClassifier, train_digits_classifier
 from ..evaluation.metrics import saturation
 from ..training.predict import SampleResult, predict_sweep
+from ..training.resume import resumable
 from . import figures
 from .cache import CheckpointCache
 from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
@@ -35,6 +36,8 @@ from .io import atomic_write_json, atomic_write_text, prepare_output_dir
 from .report import ROW_FIELDS, evidence, markdown
 from .runners import PARADIGMS, Runner, get_runner
 from .sweep import CFG_SCALES, HIGH_SCALES, Setting, settings, work_items
+
+CHECKPOINT_EVERY = 50  # optimiser steps between the resumable checkpoints of a paradigm's training
 
 
 @dataclass(frozen=True)
@@ -128,9 +131,12 @@ def run_paradigm(
     """Train or load one paradigm, sample its sweep, measure every setting; rows and meta."""
     config = runner.config(opts.quick)
     start = time.perf_counter()
-    module, cached = cache.load_or_train(
-        runner.name, config, lambda: runner.make(config), lambda m: runner.train(m, config, progress=opts.progress)
-    )
+    resume = cache.resume_path(runner.name, config)
+    with resumable(resume, every_n_steps=CHECKPOINT_EVERY):  # Ctrl-C keeps the last of these checkpoints
+        module, cached = cache.load_or_train(
+            runner.name, config, lambda: runner.make(config), lambda m: runner.train(m, config, progress=opts.progress)
+        )
+    resume.unlink(missing_ok=True)  # trained and cached: the resume point is spent
     train_seconds = time.perf_counter() - start
     methods = [m for m in runner.methods if opts.methods is None or m in opts.methods]
     sweep = settings(methods, opts.scales, opts.high_scales)

@@ -10,6 +10,13 @@ prediction in place of the pipeline's ``uncond + s·(cond − uncond)`` line.
 Time: the scheduler's timestep k (DDIM: integers; Euler: possibly fractional)
 is continuous time t = (k + 1)/N, progress τ = 1 − t, so scale schedules and
 intervals mean the same here as with our own samplers.
+
+Noise level: schedulers that keep a σ per step (Euler, Heun, DPM-Solver …, with
+Karras or default spacing) convert predictions with that σ, which between table
+entries is not the ᾱ table's log-linear interpolation at k (and, with Karras σ and
+integer timesteps, not the table at k at all). :func:`sample_with_scheduler`
+therefore converts between ε, x0 and v with the scheduler's own σ at each step:
+α = 1/√(1 + σ²), σ_VP = σ·α, exactly what the scheduler's step assumes.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..core.conditions import Cond, Conditions, NullSpec
+from ..core.model import ConditionalModel
+from ..core.path import Path, PathCoefficients
+from ..core.shapes import check_finite
 from ..guidance.engine import Guidance, GuidedModel
 from .model import EpsModel
 from .sampler import randn
@@ -128,19 +138,90 @@ def sample_with_scheduler(
         raise ValueError(f"model: expected a model on the scheduler's {n_train}-step ᾱ table (use wrap_unet)")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected an int ≥ 1, got {steps!r}")
-    guided = GuidedModel(model, guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance))
-    guided.reset()
     scheduler.set_timesteps(steps)
+    times = (scheduler.timesteps.to(torch.float64) + 1.0) / n_train
+    on_steps = _OnSchedulerSigmas(model, StepSigmaPath(model.path, times, scheduler_sigmas(scheduler)))
+    guided = GuidedModel(on_steps, guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance))
+    guided.reset()
     if noise is None:
         if shape is None:
             raise ValueError("shape: expected (B, C, H, W) when no noise is given, got None")
         param = next(model.parameters())
         noise = randn(shape, generator, param.dtype, param.device)
+    if not isinstance(noise, Tensor) or not noise.is_floating_point():
+        raise ValueError(f"noise: expected a floating-point (B, C, H, W) tensor, got {type(noise).__name__}")
+    check_finite("noise", noise)
     x = noise * scheduler.init_noise_sigma
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     show = sys.stderr.isatty() if progress is None else progress
-    for k in tqdm(scheduler.timesteps, disable=not show, desc=type(scheduler).__name__, leave=False):
-        t = (k.to(torch.float64) + 1.0) / n_train
+    for k, t in tqdm(
+        zip(scheduler.timesteps, times, strict=True),
+        total=len(times),
+        disable=not show,
+        desc=type(scheduler).__name__,
+        leave=False,
+    ):
         pred = guided(scheduler.scale_model_input(x, k), t.to(x.device), cond)
         x = scheduler.step(pred, k, x, **step_kwargs).prev_sample
     return x
+
+
+def scheduler_sigmas(scheduler: Any) -> Tensor | None:
+    """The σ = √((1 − ᾱ)/ᾱ) a scheduler's step uses at each of its timesteps ``(S,)``, in the
+    scheduler's dtype, or ``None`` for schedulers that convert with the ᾱ table at integer
+    timesteps (DDIM, DDPM).
+
+    Reads diffusers' ``scheduler.sigmas`` (one per timestep plus the final 0).
+    """
+    sigmas = getattr(scheduler, "sigmas", None)
+    if not isinstance(sigmas, Tensor) or sigmas.ndim != 1 or len(sigmas) != len(scheduler.timesteps) + 1:
+        return None
+    return sigmas[:-1]
+
+
+class StepSigmaPath(Path):
+    """``base`` with α_t, σ_t replaced at the scheduler's step times by the scheduler's own σ.
+
+    At ``times[i]``: α = 1/√(1 + σᵢ²), σ_VP = σᵢ·α (diffusers' VE σ on the VP path), with
+    √(1 + σᵢ²) rounded in σ's dtype as the scheduler rounds it when it scales the model input;
+    elsewhere, and for the time derivatives, ``base``.
+    """
+
+    def __init__(self, base: Path, times: Tensor, sigmas: Tensor | None) -> None:
+        self.base = base
+        self.times = times.to(torch.float64)
+        if sigmas is None:
+            self.alphas = self.sigmas = None
+        else:
+            self.alphas = 1.0 / ((sigmas**2 + 1) ** 0.5).to(torch.float64)
+            self.sigmas = sigmas.to(torch.float64) * self.alphas
+
+    def coefficients(self, t: Tensor) -> PathCoefficients:
+        c = self.base.coefficients(t)
+        if self.alphas is None or self.sigmas is None:
+            return c
+        t = torch.as_tensor(t)
+        gap = (t.to(torch.float64)[..., None] - self.times.to(t.device)).abs()
+        nearest, index = gap.min(-1)
+        on_step = nearest <= 1e-12
+        alpha = torch.where(on_step, self.alphas.to(t.device)[index], c.alpha_t.to(torch.float64))
+        sigma = torch.where(on_step, self.sigmas.to(t.device)[index], c.sigma_t.to(torch.float64))
+        dtype = c.alpha_t.dtype
+        return PathCoefficients(alpha.to(dtype), sigma.to(dtype), c.d_alpha_t, c.d_sigma_t)
+
+    def progress(self, t: Tensor) -> Tensor:
+        return self.base.progress(t)
+
+    def time(self, tau: Tensor) -> Tensor:
+        return self.base.time(tau)
+
+
+class _OnSchedulerSigmas(ConditionalModel):
+    """``model`` itself (its forwards counted on it), converted on a :class:`StepSigmaPath`."""
+
+    def __init__(self, model: EpsModel, path: StepSigmaPath) -> None:
+        super().__init__(space=model.space, path=path, null_cond=model.null_spec)
+        self.inner = model
+
+    def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
+        return self.inner(x, t, cond)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..core.conditions import Cond, NullSpec
 from ..core.model import ConditionalModel
 from ..core.path import Path
-from ..core.shapes import batch_time
+from ..core.shapes import batch_time, check_module_input, time_dtype
 from ..schedules.noise import LinearBetaSchedule
 
 PREDICTIONS = ("eps", "x0", "v")
@@ -28,8 +28,9 @@ class EpsModel(ConditionalModel):
     """Wrap ``net(x, t, cond) -> prediction`` (same shape as x) as a diffusion model.
 
     Args:
-        net: the network; called with x ``(B, ...)``, time ``(B,)`` (``t·time_scale``)
-            and the condition.
+        net: the network; called with x ``(B, ...)``, time ``(B,)`` (``t·time_scale``, in
+            float32, or float64 for float64 x: never in half precision) and the condition.
+            x must have the dtype and device of its parameters.
         path: the noise schedule (default :class:`LinearBetaSchedule`, DDPM's).
         prediction: what the network predicts: ``"eps"``, ``"x0"`` or ``"v"``.
         null_cond: ∅ — an ``int`` label token (conditions are then ``(B,)`` integer
@@ -66,7 +67,8 @@ class EpsModel(ConditionalModel):
         if self.sample_shape is not None and tuple(x.shape[1:]) != self.sample_shape:
             raise ValueError(f"x: expected samples of shape {self.sample_shape}, got {tuple(x.shape[1:])}")
         self._check_cond(cond, x.shape[0])
-        t = batch_time(t, x.shape[0], device=x.device, dtype=x.dtype)
+        check_module_input("x", x, self.net)
+        t = batch_time(t, x.shape[0], device=x.device, dtype=time_dtype(x.dtype))
         out = self.net(x, t * self.time_scale, cond)
         if not isinstance(out, Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

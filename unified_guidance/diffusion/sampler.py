@@ -29,10 +29,12 @@ from tqdm.auto import tqdm
 from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.path import PathCoefficients
+from ..core.shapes import check_finite, time_dtype
 from ..core.spaces import to_x0_eps
 from ..guidance.engine import Guidance, GuidedModel
 from .time import time_grid
 
+DIFFUSION_SPACES = ("eps", "x0", "v", "score")
 StepFn = Callable[[Tensor, Tensor, Tensor, PathCoefficients, PathCoefficients, "Tensor | None", float], Tensor]
 
 
@@ -118,6 +120,12 @@ def sample(
         raise ValueError("eta: DDPM's ancestral sampler has a fixed variance; pass eta only with method='ddim'")
     if not isinstance(model, ConditionalModel) or model.path is None:
         raise TypeError(f"model: expected a ConditionalModel with a diffusion path, got {type(model).__name__}")
+    if model.space not in DIFFUSION_SPACES:
+        raise ValueError(
+            f"model: expected a diffusion model predicting one of {', '.join(DIFFUSION_SPACES)}, got space "
+            f"{model.space!r}"
+            + ("; sample a flow model with unified_guidance.flow.sample" if model.space == "velocity" else "")
+        )
     guidance = guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance)
     grid = time_grid(model.path, steps, t_max=t_max)
     x = _initial_noise(model, shape, noise, generator)
@@ -126,8 +134,9 @@ def sample(
     guided.reset()
     step = STEPS[method]
     show = sys.stderr.isatty() if progress is None else progress
-    times = grid.to(x.dtype)
+    times = grid.to(time_dtype(x.dtype))  # a float16/bfloat16 grid would collapse
     coeffs = _grid_coefficients(model, times)
+    _check_path_on_grid(times, coeffs)
     for i in tqdm(range(steps), disable=not show, desc=f"{method} sampling", leave=False):
         t, c_t, c_s = times[i], coeffs[i], coeffs[i + 1]
         pred = guided.evaluate(x, t, cond)
@@ -138,6 +147,21 @@ def sample(
         z = randn(x.shape, generator, x.dtype, x.device) if noisy else None
         x = step(x, x0, eps, c_t, c_s, z, eta)
     return x
+
+
+def _check_path_on_grid(times: Tensor, coeffs: list[PathCoefficients]) -> None:
+    """Every time the model is evaluated at needs α_t > 0 and σ_t > 0 (x0 = (x − σε)/α, ε = (x − αx0)/σ)."""
+    alpha = torch.stack([c.alpha_t for c in coeffs[:-1]])
+    sigma = torch.stack([c.sigma_t for c in coeffs[:-1]])
+    bad = ~((alpha > 0) & (sigma > 0) & torch.isfinite(alpha) & torch.isfinite(sigma))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        a, s = float(alpha[i]) + 0.0, float(sigma[i]) + 0.0  # + 0.0: no "-0"
+        raise ValueError(
+            f"model: its path has α_t = {a:g}, σ_t = {s:g} at t = {float(times[i]):g}; "
+            "diffusion sampling needs α_t > 0 and σ_t > 0 at every step (a zero noise schedule, or a path "
+            "that reaches pure noise: pass t_max < 1)"
+        )
 
 
 def _check_cond(cond: Cond | Conditions, batch: int) -> None:
@@ -161,8 +185,14 @@ def _initial_noise(
     model: ConditionalModel, shape: Sequence[int] | None, noise: Tensor | None, generator: torch.Generator | None
 ) -> Tensor:
     if noise is not None:
-        if not isinstance(noise, Tensor) or noise.ndim < 1:
-            raise ValueError(f"noise: expected a (B, ...) tensor, got {type(noise).__name__}")
+        if not isinstance(noise, Tensor) or noise.ndim < 1 or not noise.is_floating_point():
+            got = (
+                f"a {noise.dtype} tensor of shape {tuple(noise.shape)}"
+                if isinstance(noise, Tensor)
+                else type(noise).__name__
+            )
+            raise ValueError(f"noise: expected a floating-point (B, ...) tensor, got {got}")
+        check_finite("noise", noise)
         return noise
     if shape is None or len(shape) < 1 or any(int(d) < 1 for d in shape):
         raise ValueError(f"shape: expected (B, ...) with positive sizes, got {shape!r}")

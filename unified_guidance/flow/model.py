@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..core.conditions import Cond, NullSpec
 from ..core.model import ConditionalModel
 from ..core.path import Path
-from ..core.shapes import batch_time, check_unit_interval
+from ..core.shapes import batch_time, check_module_input, check_unit_interval
 from ..core.spaces import from_x0_eps, to_x0_eps
 from ..schedules.noise import LinearFlowPath
 
@@ -51,6 +51,7 @@ class VelocityModel(ConditionalModel):
 
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
         check_unit_interval("t", t.detach())
+        check_module_input("x", x, self.net)
         t = batch_time(t, x.shape[0], device=x.device, dtype=x.dtype)
         return check_output("net", self.net(x, t, cond), x)
 

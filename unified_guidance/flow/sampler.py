@@ -24,7 +24,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
-from ..core.shapes import check_unit_interval
+from ..core.shapes import check_finite, check_unit_interval
 from ..guidance.engine import Guidance, GuidedModel, guide
 from ..schedules.scale import Schedule
 from .field import GuidedField
@@ -99,6 +99,7 @@ def trajectory(
         adjoint: integrate with ``odeint_adjoint`` (gradients by the adjoint method).
     """
     guided = _guided(model, guidance)
+    check_state("x0", x0)
     t = as_times(times, x0)
     return integrate(
         guided,
@@ -197,6 +198,14 @@ def _guided(model: ConditionalModel | GuidedModel, guidance: Guidance | Schedule
     if guidance is None:
         guidance = 1.0
     return guide(model, guidance)
+
+
+def check_state(name: str, x: Any) -> None:
+    """A starting state: a finite floating-point ``(B, ...)`` tensor."""
+    if not isinstance(x, Tensor) or x.ndim < 1 or not x.is_floating_point():
+        got = f"a {x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected a floating-point (B, ...) tensor, got {got}")
+    check_finite(name, x)
 
 
 def as_times(times: Sequence[float] | Tensor, x0: Tensor) -> Tensor:

@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import DeferredChecks
 from ..core.conditions import Cond, Conditions, batch_size_of, cat_batch
 from ..core.model import ConditionalModel
-from ..core.shapes import check_finite, check_pair
+from ..core.shapes import check_pair
 from ..core.spaces import convert
 from ..schedules.scale import Schedule, as_schedule
 from .functional import multi_cfg
@@ -55,7 +56,10 @@ class Guidance:
             :class:`ModelReference` for autoguidance.
         batch_branches: run the branches as one forward over a stacked batch
             (default); ``False`` runs them one after another to save memory.
-        check_finite: raise, naming the branch, when a prediction holds NaN or inf.
+        check_finite: raise, naming where it came from, when ``x``, a branch, the rule's
+            output or a post-process's output holds NaN or inf, or ``t`` lies outside the
+            path's time range; these checks cost one device synchronisation per call
+            (:mod:`~unified_guidance.core.checks`). ``False`` turns them all off.
     """
 
     rule: Rule | str = field(default_factory=CFG)
@@ -71,6 +75,10 @@ class Guidance:
         elif not isinstance(self.rule, Rule):
             raise TypeError(f"rule: expected a Rule or a rule name, got {type(self.rule).__name__}")
         object.__setattr__(self, "scale", as_schedule(self.scale))
+        if isinstance(self.post, (str, PostProcess)):
+            raise TypeError(
+                f"post: expected a sequence of post-processes, got {self.post!r}; write post=({self.post!r},)"
+            )
         posts = tuple(postprocess_from_name(p) if isinstance(p, str) else p for p in self.post)
         for p in posts:
             if not isinstance(p, PostProcess):
@@ -127,6 +135,14 @@ class GuidedModel(nn.Module):
         super().__init__()
         if not isinstance(model, ConditionalModel):
             raise TypeError(f"model: expected a ConditionalModel, got {type(model).__name__}")
+        if not isinstance(guidance, Guidance):
+            raise TypeError(f"guidance: expected a Guidance, got {type(guidance).__name__}")
+        ref = guidance.reference
+        if ref is not None and ref.model.space != model.space:
+            raise ValueError(
+                f"reference: the reference model predicts {ref.model.space!r} but the model predicts "
+                f"{model.space!r}; both branches are mixed in one space, so they must agree"
+            )
         self.model = model
         self.guidance = guidance
         self.state: Any = None
@@ -172,19 +188,41 @@ class GuidedModel(nn.Module):
         g = self.guidance
         spec = cond if isinstance(cond, Conditions) else None
         first = spec.conds[0] if spec is not None else cond
-        if first is not None and batch_size_of(first) != x.shape[0]:
-            raise ValueError(f"cond: expected batch size {x.shape[0]} (that of x), got {batch_size_of(first)}")
+        batch = x.shape[0] if isinstance(x, Tensor) and x.ndim > 0 else None
+        if batch is None:
+            raise ValueError(f"x: expected a (B, ...) tensor, got {_describe(x)}")
+        if first is not None and batch_size_of(first) != batch:
+            raise ValueError(f"cond: expected batch size {batch} (that of x), got {batch_size_of(first)}")
         t = torch.as_tensor(t, device=x.device)
-        tau = self.model.progress(t) if self.model.path is not None else t
-        scale = g.schedule(tau)
+        if t.ndim != 0 and tuple(t.shape) != (batch,):
+            raise ValueError(f"t: expected a scalar or shape ({batch},) (the batch of x), got shape {tuple(t.shape)}")
+        checks = DeferredChecks(g.check_finite)
+        checks.trace("x", x, "the state the guided model was called with")
+        tau = self._progress(t, checks)
+        with checks.first():  # a bad x or t is reported even if it makes the network raise
+            return self._evaluate(x, t, tau, cond, spec, need_reference, checks)
+
+    def _evaluate(
+        self,
+        x: Tensor,
+        t: Tensor,
+        tau: Tensor,
+        cond: Cond | Conditions | None,
+        spec: Conditions | None,
+        need_reference: bool,
+        checks: DeferredChecks,
+    ) -> GuidedPrediction:
+        g, batch = self.guidance, x.shape[0]
+        scale = g.schedule.value(tau)
+        checks.finite("scale", scale, f"from the {type(g.schedule).__name__} schedule")
         rule: Rule = g.rule  # type: ignore[assignment]
-        rule.check_scale(scale)
+        self._check_scale(rule, scale, checks)
         self._calls += 1
-        batch = x.shape[0]
 
         if rule.zero_output(tau) and not need_reference:
             self._count_skip(batch * (1 + (len(spec.conds) if spec else 1)))
             zero = self._to(torch.zeros_like(x), rule.space or self.space, self.space, x, t)
+            checks.verify()
             return GuidedPrediction(zero, zero, None)
 
         single = spec is None or spec.is_single
@@ -192,21 +230,58 @@ class GuidedModel(nn.Module):
         if single and not need_reference and (cond is None or bool((scale == 1).all())):
             self._count_skip(batch)
             c = self.model(x, t, cond if spec is None else spec.conds[0])
-            self._check("conditional prediction", c)
-            return GuidedPrediction(self._post(c, c, self.space, x, t), c, None)
+            checks.trace("conditional prediction", c)
+            out = self._post(c, c, self.space, x, t, checks)
+            checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
+            checks.verify()
+            return GuidedPrediction(out, c, None)
 
-        conds, uncond = self._branches(x, t, spec if spec is not None else Conditions.single(cond))
+        conds, uncond = self._branches(x, t, spec if spec is not None else Conditions.single(cond), checks)
         weights = (1.0,) if spec is None else spec.weights
         combined = conds[0] if single else multi_cfg(conds, uncond, list(weights))
         space = rule.space or self.space
         c_native = self._to(combined, self.space, space, x, t)
         u_native = self._to(uncond, self.space, space, x, t)
-        guided, self.state = rule(c_native, u_native, scale, tau=tau, state=self.state)
-        return GuidedPrediction(self._post(guided, c_native, space, x, t), combined, uncond)
+        if space != self.space:
+            checks.trace(f"conditional prediction in {space}", c_native, f"converted from {self.space!r} at t")
+            checks.trace(f"reference prediction in {space}", u_native, f"converted from {self.space!r} at t")
+        guided, state = rule(c_native, u_native, scale, tau=tau, state=self.state)
+        checks.trace("guided prediction", guided, f"made by {rule!r} from finite branches")
+        out = self._post(guided, c_native, space, x, t, checks)
+        checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
+        checks.verify()
+        self.state = state
+        return GuidedPrediction(out, combined, uncond)
+
+    def _progress(self, t: Tensor, checks: DeferredChecks) -> Tensor:
+        """Progress τ of ``t``, with "τ ∈ [0, 1]" queued as a check stated in ``t``."""
+        path = self.model.path
+        if path is None:
+            return t
+        tau = path.progress(t)
+        tau = tau if tau.is_floating_point() else tau.to(torch.get_default_dtype())
+        ends = lambda: path.time(torch.tensor([0.0, 1.0], dtype=torch.float64)).tolist()  # noqa: E731
+        checks.require(
+            (tau >= 0) & (tau <= 1),
+            lambda: (
+                f"t: expected times on the model's path, from {ends()[0]:g} (noise) to {ends()[1]:g} (data), "
+                f"got values in [{float(t.min()):g}, {float(t.max()):g}]"
+            ),
+        )
+        return tau
+
+    @staticmethod
+    def _check_scale(rule: Rule, scale: Tensor, checks: DeferredChecks) -> None:
+        lo = rule.min_scale
+        if lo is not None:
+            checks.require(
+                scale >= lo,
+                lambda: f"scale: {type(rule).__name__} expects scales ≥ {lo}, got a minimum of {float(scale.min()):g}",
+            )
 
     # -- branches ---------------------------------------------------------------------------
 
-    def _branches(self, x: Tensor, t: Tensor, spec: Conditions) -> tuple[list[Tensor], Tensor]:
+    def _branches(self, x: Tensor, t: Tensor, spec: Conditions, checks: DeferredChecks) -> tuple[list[Tensor], Tensor]:
         """The conditional predictions (one per condition) and the reference prediction."""
         g, n = self.guidance, len(spec.conds)
         ref = g.reference
@@ -225,9 +300,9 @@ class GuidedModel(nn.Module):
         else:
             uncond = preds.pop()
         for i, c in enumerate(preds):
-            self._check(f"conditional prediction {i}" if n > 1 else "conditional prediction", c)
+            checks.trace(f"conditional prediction {i}" if n > 1 else "conditional prediction", c)
             check_pair("conditional prediction", c, "reference prediction", uncond)
-        self._check("reference prediction", uncond)
+        checks.trace("reference prediction", uncond)
         return preds, uncond
 
     def _run(self, model: ConditionalModel, x: Tensor, t: Tensor, rows: list[Cond]) -> list[Tensor]:
@@ -246,11 +321,12 @@ class GuidedModel(nn.Module):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _post(self, guided: Tensor, cond: Tensor, space: str, x: Tensor, t: Tensor) -> Tensor:
+    def _post(self, guided: Tensor, cond: Tensor, space: str, x: Tensor, t: Tensor, checks: DeferredChecks) -> Tensor:
         for post in self.guidance.post:
             target = post.space or space
             guided, cond = self._to(guided, space, target, x, t), self._to(cond, space, target, x, t)
             guided, space = post(guided, cond), target
+            checks.trace("post", guided, f"made by {post!r}")
         return self._to(guided, space, self.space, x, t)
 
     def _to(self, pred: Tensor, src: str, dst: str, x: Tensor, t: Tensor) -> Tensor:
@@ -259,13 +335,13 @@ class GuidedModel(nn.Module):
         coeffs = self.model.coefficients(t) if self.model.path is not None else None
         return convert(pred, src, dst, x, coeffs)
 
-    def _check(self, branch: str, pred: Tensor) -> None:
-        if self.guidance.check_finite:
-            check_finite(branch, pred)
-
     def _count_skip(self, rows: int) -> None:
         self._skipped += 1
         self._skipped_rows += rows
+
+
+def _describe(value: Any) -> str:
+    return f"a tensor of shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
 
 
 def guide(model: ConditionalModel, guidance: Guidance | float | Schedule) -> GuidedModel:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..core.shapes import broadcast_like
+from .validation import check_branches, check_number, check_scale, wide
 
 
 def _per_sample(fn, x: Tensor, **kwargs) -> Tensor:
@@ -25,11 +26,19 @@ def _per_sample(fn, x: Tensor, **kwargs) -> Tensor:
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
-    return _per_sample(torch.sum, a * b)
+    """Per-sample ⟨a, b⟩ in at least float32."""
+    return _per_sample(torch.sum, wide(a) * wide(b))
+
+
+def _norm(x: Tensor) -> Tensor:
+    """Per-sample ‖x‖ in at least float32."""
+    return _per_sample(torch.linalg.vector_norm, wide(x))
 
 
 def cfg(cond: Tensor, uncond: Tensor, scale: Tensor | float) -> Tensor:
     """Classifier-free guidance: ``u + s·(c − u)`` (Ho & Salimans, arXiv 2207.12598)."""
+    check_branches(cond, uncond)
+    check_scale(scale, cond)
     return torch.lerp(uncond, cond, broadcast_like(scale, cond))
 
 
@@ -37,6 +46,9 @@ def multi_cfg(conds: Sequence[Tensor], uncond: Tensor, scales: Sequence[Tensor |
     """Composition of several conditions: ``u + Σᵢ sᵢ·(cᵢ − u)`` (Liu et al., arXiv 2206.01714)."""
     if len(conds) != len(scales):
         raise ValueError(f"scales: expected {len(conds)} scales (one per condition), got {len(scales)}")
+    for i, (c, s) in enumerate(zip(conds, scales, strict=True)):
+        check_branches(c, uncond, (f"conds[{i}]", "uncond"))
+        check_scale(s, c, f"scales[{i}]")
     out = uncond
     for c, s in zip(conds, scales, strict=True):
         out = out + broadcast_like(s, c) * (c - uncond)
@@ -50,15 +62,21 @@ def rescale(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
     Brings the guided prediction's spread back to that of the conditional one,
     which undoes the over-exposure of high scales. φ = 0 is plain CFG.
     """
-    std_guided = _per_sample(torch.std, guided, correction=0)
-    std_cond = _per_sample(torch.std, cond, correction=0)
+    check_branches(guided, cond, ("guided", "cond"))
+    check_number("phi", phi, lo=0.0, hi=1.0)
+    x = wide(guided)
+    std_guided = _per_sample(torch.std, x, correction=0)
+    std_cond = _per_sample(torch.std, wide(cond), correction=0)
+    # x/std(x) first, then ·std(c): the ratio std(c)/std(x) alone overflows for a tiny spread.
     # A sample with no spread (one element, or constant) has nothing to rescale: factor 1.
-    factor = torch.where(std_guided > 0, std_cond / std_guided.clamp(min=torch.finfo(guided.dtype).tiny), 1.0)
-    return guided * (phi * factor + (1.0 - phi))
+    spread = std_guided > 0
+    matched = torch.where(spread, x / torch.where(spread, std_guided, 1.0) * std_cond, x)
+    return (phi * matched + (1.0 - phi) * x).to(guided.dtype)
 
 
 def static_clip(x0: Tensor, bound: float = 1.0) -> Tensor:
     """Static thresholding: clamp an x0 prediction to ``[−bound, bound]``."""
+    check_number("bound", bound, lo=0.0)
     return x0.clamp(-bound, bound)
 
 
@@ -69,6 +87,11 @@ def dynamic_threshold(x0: Tensor, percentile: float = 0.995, max_value: float = 
     x0 ← clamp(x0, −q, q)/q. Pixels saturate less than under a static clip, because
     a sample that overshoots is shrunk as a whole rather than cut at ±1.
     """
+    check_number("percentile", percentile, lo=0.0, hi=1.0)
+    if not (isinstance(max_value, (int, float)) and max_value >= 1.0):
+        raise ValueError(f"max_value: expected a value ≥ 1, got {max_value!r}")
+    if not isinstance(x0, Tensor) or x0.ndim < 1 or x0.numel() == 0:
+        raise ValueError(f"x0: expected a non-empty (B, ...) tensor, got {x0!r:.60}")
     q = broadcast_like(_upper_quantile(x0.abs().reshape(x0.shape[0], -1), percentile), x0)
     q = q.clamp(min=1.0, max=max_value)
     return torch.maximum(torch.minimum(x0, q), -q) / q
@@ -91,13 +114,18 @@ def _upper_quantile(flat: Tensor, p: float) -> Tensor:
 
 def norm_cap(guided: Tensor, cond: Tensor, k: float) -> Tensor:
     """Cap the guided prediction's norm at ``k`` times the conditional one's:
-    ``x·min(1, k‖c‖/‖x‖)`` per sample."""
-    ratio = k * _per_sample(torch.linalg.vector_norm, cond) / _per_sample(torch.linalg.vector_norm, guided)
-    return guided * ratio.clamp(max=1.0)
+    ``x·min(1, k‖c‖/‖x‖)`` per sample (a zero ``x`` is left as it is)."""
+    check_branches(guided, cond, ("guided", "cond"))
+    check_number("k", k, lo=0.0)
+    norm = _norm(guided)
+    ratio = k * _norm(cond) / norm.clamp(min=torch.finfo(norm.dtype).tiny)
+    return (wide(guided) * ratio.clamp(max=1.0)).to(guided.dtype)
 
 
 def optimized_scale(cond: Tensor, uncond: Tensor, eps: float = 1e-12) -> Tensor:
-    """CFG-Zero*'s per-sample α* = ⟨c, u⟩/‖u‖² (Fan et al., arXiv 2503.18886), shape ``(B, 1, …)``."""
+    """CFG-Zero*'s per-sample α* = ⟨c, u⟩/‖u‖² (Fan et al., arXiv 2503.18886), shape ``(B, 1, …)``,
+    in at least float32 (α* = 0 where u = 0)."""
+    check_branches(cond, uncond)
     return _dot(cond, uncond) / (_dot(uncond, uncond) + eps)
 
 
@@ -107,7 +135,9 @@ def cfg_zero_star(cond: Tensor, uncond: Tensor, scale: Tensor | float) -> Tensor
     Scaling the reference by the projection of c onto it first removes the part of
     the difference that only reflects a wrongly scaled unconditional velocity.
     """
-    return cfg(cond, optimized_scale(cond, uncond) * uncond, scale)
+    alpha = optimized_scale(cond, uncond)
+    check_scale(scale, cond)
+    return cfg(cond, (alpha * wide(uncond)).to(uncond.dtype), scale)
 
 
 @dataclass(frozen=True)
@@ -118,9 +148,11 @@ class APGState:
 
 
 def project(v: Tensor, onto: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor]:
-    """Split ``v`` into its component along ``onto`` and the orthogonal rest, per sample."""
-    parallel = _dot(v, onto) / (_dot(onto, onto) + eps) * onto
-    return parallel, v - parallel
+    """Split ``v`` into its component along ``onto`` and the orthogonal rest, per sample
+    (computed in at least float32, returned in ``v``'s dtype)."""
+    check_branches(v, onto, ("v", "onto"))
+    parallel = _dot(v, onto) / (_dot(onto, onto) + eps) * wide(onto)
+    return parallel.to(v.dtype), (wide(v) - parallel).to(v.dtype)
 
 
 def apg(
@@ -141,12 +173,24 @@ def apg(
     momentum is CFG; the default η = 0 drops the parallel part, which is what
     over-saturates. Returns the guided prediction and the new state.
     """
+    check_branches(cond, uncond)
+    check_scale(scale, cond)
+    check_number("eta", eta)
+    check_number("momentum", momentum, lo=-1.0, hi=1.0)
+    if norm_threshold is not None:
+        check_number("norm_threshold", norm_threshold, lo=0.0)
     diff = cond - uncond
     if momentum != 0.0 and state is not None:
+        if not isinstance(state, APGState) or state.running.shape != diff.shape:
+            got = tuple(state.running.shape) if isinstance(state, APGState) else type(state).__name__
+            raise ValueError(
+                f"state: expected APG momentum for predictions of shape {tuple(diff.shape)}, got {got}; "
+                "reset the guided model (GuidedModel.reset) before a new generation"
+            )
         diff = diff + momentum * state.running
     new_state = APGState(diff)
     if norm_threshold is not None:
-        norm = _per_sample(torch.linalg.vector_norm, diff)
-        diff = diff * (norm_threshold / norm.clamp(min=1e-12)).clamp(max=1.0)
+        norm = _norm(diff)
+        diff = (wide(diff) * (norm_threshold / norm.clamp(min=1e-12)).clamp(max=1.0)).to(diff.dtype)
     parallel, orthogonal = project(diff, cond)
     return cond + (broadcast_like(scale, cond) - 1.0) * (orthogonal + eta * parallel), new_state

@@ -67,6 +67,17 @@ class LinearBetaSchedule(_VPSchedule):
     beta_min: float = 0.1
     beta_max: float = 20.0
 
+    def __post_init__(self) -> None:
+        for name in ("beta_min", "beta_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name}: expected a finite number ≥ 0, got {value!r}")
+        if self.beta_max < self.beta_min or self.beta_max == 0:
+            raise ValueError(
+                f"beta_max: expected beta_max ≥ beta_min = {self.beta_min} and > 0 (β ≡ 0 adds no noise), "
+                f"got {self.beta_max}"
+            )
+
     def log_alpha(self, t: Tensor) -> tuple[Tensor, Tensor]:
         delta = self.beta_max - self.beta_min
         return -0.25 * t * t * delta - 0.5 * t * self.beta_min, -0.5 * (self.beta_min + t * delta)

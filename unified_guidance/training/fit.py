@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 
 from .predict import quiet_lightning
+from .resume import PeriodicCheckpoint, active, interrupted
 
 
 def fit(
@@ -20,7 +21,9 @@ def fit(
     """``Trainer.fit`` for exactly ``max_steps`` optimiser steps, seeded, without logs or checkpoints.
 
     Validation is off (the demo judges models by their samples); the caller caches the weights.
-    Returns the number of optimiser steps taken.
+    Inside :func:`~.resume.resumable` it checkpoints periodically, resumes from that
+    checkpoint, and raises :class:`~.resume.TrainingInterrupted` (saying what was kept) on
+    Ctrl-C. Returns the number of optimiser steps taken.
     """
     if max_steps < 1:
         raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps}")
@@ -30,6 +33,8 @@ def fit(
 
 
 def _fit(module, datamodule, max_steps, accelerator, devices, progress) -> int:
+    spec = active()
+    saver = PeriodicCheckpoint(spec) if spec is not None else None
     trainer = L.Trainer(
         max_steps=max_steps,
         max_epochs=-1,
@@ -41,6 +46,13 @@ def _fit(module, datamodule, max_steps, accelerator, devices, progress) -> int:
         enable_progress_bar=progress,
         limit_val_batches=0,
         num_sanity_val_steps=0,
+        callbacks=[saver] if saver is not None else None,
     )
-    trainer.fit(module, datamodule=datamodule)
+    resume = str(spec.path) if spec is not None and spec.path.exists() else None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning's answer to Ctrl-C: shut down, then sys.exit(1)
+            raise interrupted(trainer, saver) from None
+        raise
     return trainer.global_step

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -29,6 +28,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..guidance.engine import Guidance
+from .results import load_fields, save_fields
 
 
 @dataclass(frozen=True)
@@ -126,11 +126,7 @@ class SampleWriter(BasePredictionWriter):
         self.directory = Path(directory)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        target = result_path(self.directory, prediction.index)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        torch.save(asdict(prediction), tmp)
-        os.replace(tmp, target)
+        save_fields(result_path(self.directory, prediction.index), asdict(prediction))
 
 
 def _predict(sampler, items, directory, accelerator, devices, strategy, progress) -> None:
@@ -153,14 +149,14 @@ def _predict(sampler, items, directory, accelerator, devices, strategy, progress
 
 
 def load_result(directory: Path, item: WorkItem) -> SampleResult | None:
-    """The saved result of ``item``, or ``None`` if there is none (or it belongs to another item)."""
+    """The saved result of ``item``, or ``None`` if there is none, it belongs to another item, or
+    it is damaged (checksum, load or non-finite samples: resampled with a :class:`DamagedResultWarning`)."""
     path = result_path(directory, item.index)
     if not path.exists():
         return None
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None  # a damaged file is resampled, never used
+    data = load_fields(path)
+    if data is None:
+        return None
     if data.get("key") != item.key or data.get("seed") != item.seed or data["samples"].shape[0] != item.num_samples:
         return None
     return SampleResult(**data)
