@@ -52,7 +52,7 @@ def test_condition_dropout_is_per_sample_with_probability_p(tmp_path):
 
 
 class _WeightRecorder(L.Callback):
-    """Raw weights after each optimizer step (callbacks run before the module's EMA update)."""
+    """Raw weights after each optimizer step (the module has updated its EMA by then)."""
 
     def __init__(self) -> None:
         self.weights: list[torch.Tensor] = []
@@ -61,19 +61,33 @@ class _WeightRecorder(L.Callback):
         self.weights.append(nn.utils.parameters_to_vector(pl_module.net.parameters()).detach().clone())
 
 
-def test_ema_weights_follow_the_recursion_and_serve_sampling(tmp_path):
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ema_weights_follow_the_recursion_and_serve_sampling(tmp_path, warmup):
     torch.manual_seed(0)
     decay = 0.8
-    module = DiffusionModule(width=8, ema_decay=decay)
+    module = DiffusionModule(width=8, ema_decay=decay, ema_warmup=warmup)
     rec = _WeightRecorder()
     _trainer(tmp_path, max_steps=4, callbacks=[rec]).fit(module, DigitsDataModule(batch_size=64))
     expected = rec.weights[0]  # the first update copies the weights
-    for w in rec.weights[1:]:
-        expected = decay * expected + (1 - decay) * w
+    for n, w in enumerate(rec.weights[1:], start=1):
+        beta = min(decay, (1 + n) / (10 + n)) if warmup else decay  # warm-up: 2/11, 3/12, 4/13 < 0.8
+        expected = beta * expected + (1 - beta) * w
     ema = nn.utils.parameters_to_vector(module.ema.module.parameters())
     torch.testing.assert_close(ema, expected)
-    assert module.model.net is module.ema.module
+    assert module.model.net is module.ema.module and module.trained_model.net is module.net
     assert not torch.allclose(ema, rec.weights[-1])
+
+
+def test_a_step_triggered_checkpoint_holds_the_ema_of_the_same_step(tmp_path):
+    torch.manual_seed(0)
+    module = DiffusionModule(width=8)
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    _trainer(tmp_path, max_steps=2, enable_checkpointing=True, callbacks=[saver]).fit(module, DigitsDataModule(64))
+    (path,) = (tmp_path / "ckpt").iterdir()
+    saved = torch.load(path, weights_only=False)["state_dict"]
+    assert saved["ema.n_averaged"] == 2
+    for key, value in module.state_dict().items():  # weights and EMA both after step 2
+        torch.testing.assert_close(saved[key], value, rtol=0, atol=0)
 
 
 def test_sample_contract_shape_range_seed_and_forward_count():

@@ -32,6 +32,14 @@ class EpochShuffle(Sampler[int]):
         return self.n
 
 
+def class_labels(num_classes: int, per_class: int) -> DataLoader:
+    """Predict batches: one tensor of ``per_class`` copies of each class label ``0 … num_classes − 1``."""
+    if per_class < 1:
+        raise ValueError(f"predict_per_class: expected a positive number of samples per class, got {per_class}")
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    return DataLoader(labels, batch_size=per_class)
+
+
 class DigitsDataModule(L.LightningDataModule):
     """Digits as ``(image (1, 8, 8) in [−1, 1], label)`` batches, with a fixed validation split.
 
@@ -39,13 +47,17 @@ class DigitsDataModule(L.LightningDataModule):
         batch_size: samples per batch.
         val_fraction: share of the 1,797 digits held out (the evaluator holds out the same ones).
         seed: the split's seed.
+        predict_per_class: samples per class drawn by ``Trainer.predict`` (a batch per class).
     """
 
-    def __init__(self, batch_size: int = 128, val_fraction: float = 0.2, seed: int = 0) -> None:
+    def __init__(self, batch_size: int = 128, val_fraction: float = 0.2, seed: int = 0, predict_per_class: int = 8):
         super().__init__()
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.split = load_digits_split(val_fraction, seed)
+
+    def predict_dataloader(self) -> DataLoader:
+        return class_labels(10, self.hparams.predict_per_class)
 
     def train_dataloader(self) -> DataLoader:
         ds = TensorDataset(self.split.train_images, self.split.train_labels)
