@@ -78,18 +78,6 @@ def test_ema_weights_follow_the_recursion_and_serve_sampling(tmp_path, warmup):
     assert not torch.allclose(ema, rec.weights[-1])
 
 
-def test_a_step_triggered_checkpoint_holds_the_ema_of_the_same_step(tmp_path):
-    torch.manual_seed(0)
-    module = DiffusionModule(width=8)
-    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
-    _trainer(tmp_path, max_steps=2, enable_checkpointing=True, callbacks=[saver]).fit(module, DigitsDataModule(64))
-    (path,) = (tmp_path / "ckpt").iterdir()
-    saved = torch.load(path, weights_only=False)["state_dict"]
-    assert saved["ema.n_averaged"] == 2
-    for key, value in module.state_dict().items():  # weights and EMA both after step 2
-        torch.testing.assert_close(saved[key], value, rtol=0, atol=0)
-
-
 def test_sample_contract_shape_range_seed_and_forward_count():
     torch.manual_seed(0)
     module = DiffusionModule(width=8, sample_steps=10)

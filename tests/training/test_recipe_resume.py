@@ -1,4 +1,5 @@
-"""Each recipe, stopped by a real SIGINT and resumed from its last.ckpt, ends exactly where an uninterrupted run ends.
+"""Each recipe, stopped by a real SIGINT (or by max_steps mid-epoch) and resumed from its last.ckpt,
+ends exactly where an uninterrupted run ends.
 
 The recipes' YAMLs are used as shipped (checkpoint every 5 epochs, validation every
 10 or 25): epochs are cut to one batch so that the 5-epoch checkpoint comes quickly.
@@ -66,3 +67,20 @@ def test_diffusion_recipe_checkpoints_every_5_epochs_though_it_validates_every_2
     saved = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert saved == ["epoch=4-step=5.ckpt", "last.ckpt"]
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6  # fit end
+
+
+@pytest.mark.parametrize("name", ["diffusion", "flow", "autoregressive"])
+def test_a_fit_stopped_mid_epoch_resumes_exactly(name, tmp_path):
+    """max_steps = 4 with 3 batches per epoch stops in epoch 1; fit-end last.ckpt continues to step 7."""
+    batches = ["--trainer.max_epochs=-1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=0"]
+    straight = cli(name, None, tmp_path / "straight", *batches, "--trainer.max_steps=7", run=False)
+    straight.trainer.fit(straight.model, straight.datamodule)
+    cli(name, "fit", tmp_path / "first", *batches, "--trainer.max_steps=4")
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    torch.manual_seed(123)
+    resumed = cli(name, None, tmp_path / "resumed", *batches, "--trainer.max_steps=7", run=False)
+    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=last)
+    assert resumed.trainer.global_step == straight.trainer.global_step == 7
+    for x, y in zip(training_state(straight.model, straight.trainer), training_state(resumed.model, resumed.trainer),
+                    strict=True):  # fmt: skip
+        torch.testing.assert_close(x, y, rtol=0, atol=0)

@@ -6,8 +6,10 @@ than ``check_val_every_n_epoch`` silently becomes the validation interval, and
 it does not refresh ``last.ckpt`` when a fit stops between intervals
 (``max_steps``). :class:`LastCheckpoint` saves at the end of each
 ``every_n_epochs``-th training epoch whatever the validation interval, and once
-more at the end of fit. Epoch-end checkpoints resume exactly (the modules draw
-their randomness from the global step, the digits' order from the epoch).
+more when the fit ends (at the batch that reaches ``max_steps``, or at the end of
+the last epoch). Every one of these resumes exactly: the modules draw their
+randomness from the global step, the data order depends on (seed, epoch), and
+the digits' loader skips the batches a mid-epoch checkpoint had already run.
 """
 
 from __future__ import annotations
@@ -40,7 +42,19 @@ class LastCheckpoint(ModelCheckpoint):
         """Where ``last.ckpt`` is written (known once the fit has started)."""
         return Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._saved_at_max_steps = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        # A fit that stops at max_steps keeps its last steps, saved where a step checkpoint is
+        # (after the batch, before Lightning closes the epoch), so it resumes mid-epoch exactly.
+        if 0 < trainer.max_steps <= trainer.global_step and not trainer.sanity_checking:
+            trainer.save_checkpoint(self.last_path)
+            self._saved_at_max_steps = True
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Also when the fit stops between intervals (max_steps): the last steps are kept.
-        if trainer.global_step > 0 and not trainer.sanity_checking:
+        # A fit that ends by max_epochs (or any other stop) between intervals keeps its last epoch.
+        if trainer.global_step > 0 and not getattr(self, "_saved_at_max_steps", False):
             trainer.save_checkpoint(self.last_path)
