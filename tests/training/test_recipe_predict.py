@@ -28,16 +28,24 @@ def test_short_fit_reload_from_path_and_predict(name, tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
 
     out = tmp_path / "predict"
-    cli(name, "predict", out, f"--ckpt_path={last}", "--data.predict_per_class=2")
+    # The guidance from the command line: the writer is the YAML's last callback.
+    cli(
+        name,
+        "predict",
+        out,
+        f"--ckpt_path={last}",
+        "--data.predict_per_class=2",
+        "--trainer.callbacks.init_args.scale=5",
+    )
     saved = torch.load(out / "predictions" / "samples.pt", weights_only=False)
     assert saved["labels"].tolist() == [c for c in range(10) for _ in range(2)]
     assert saved["samples"].shape == (20, 1, 8, 8) and float(saved["samples"].abs().max()) <= 1.0
     assert (out / "predictions" / "grid.png").stat().st_size > 0
-    assert "scale=Constant(3.0" in saved["guidance"] or "3.0" in saved["guidance"]  # the YAML's scale
+    assert "scale=Constant(scale=5.0)" in saved["guidance"] and saved["ema"] is True
     # The first batch (class 0) is exactly the module's own guided sample with the predict generator.
     seed = reloaded.hparams.seed * 100_003
     own = reloaded.sample(
-        torch.zeros(2, dtype=torch.long), Guidance(scale=3.0), generator=torch.Generator().manual_seed(seed)
+        torch.zeros(2, dtype=torch.long), Guidance(scale=5.0), generator=torch.Generator().manual_seed(seed)
     )
     torch.testing.assert_close(saved["samples"][:2], own, rtol=0, atol=0)
     if name == "autoregressive":
