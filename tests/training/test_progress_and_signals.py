@@ -51,5 +51,6 @@ def test_sigterm_stops_the_sweep_after_the_current_item_and_keeps_it(tmp_path, c
     assert "sweep stopped by SIGTERM: 1 of 6 items kept" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)  # Lightning gave the handler back
     results = predict_sweep(MixtureSampler(two_d_mixture(path=LinearBetaSchedule()), steps=4), items, tmp_path,
-                            progress=False)  # fmt: skip
+                            label="mixture")  # fmt: skip
     assert len(results) == 6  # the rerun samples the rest
+    assert "mixture: sampling: 100%" in " ".join(capsys.readouterr().out.split("\r"))

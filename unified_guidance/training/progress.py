@@ -35,6 +35,10 @@ class StepProgressBar(TQDMProgressBar):
     def predict_description(self) -> str:
         return self._named("sampling")
 
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        super().on_predict_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
+        self.predict_progress_bar.set_description(self.predict_description, refresh=False)  # no "DataLoader 0"
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         bar = self.train_progress_bar = self.init_train_tqdm()
         bar.set_description(self._named("training"), refresh=False)
