@@ -51,3 +51,23 @@ def test_short_fit_reload_from_path_and_predict(name, tmp_path):
     if name == "autoregressive":
         assert saved["tokens"].shape == (20, 64) and int(saved["tokens"].max()) <= 16
         torch.testing.assert_close(reloaded.layout.images(saved["tokens"]), saved["samples"])
+
+
+def test_predict_on_the_2d_mixture_writes_vectors_without_a_grid(tmp_path):
+    import lightning as L
+
+    from unified_guidance.analytic import two_d_mixture
+    from unified_guidance.schedules import LinearBetaSchedule
+    from unified_guidance.training.data import MixtureDataModule
+    from unified_guidance.training.sampling import GuidedSampleWriter
+
+    module = DiffusionModule(sample_shape=(2,), num_classes=3, width=8, sample_steps=3, clip=False)
+    data = MixtureDataModule(two_d_mixture(path=LinearBetaSchedule()), num_samples=64, predict_per_class=5)
+    writer = GuidedSampleWriter(scale=2.0, ema=False, directory=tmp_path)
+    L.Trainer(logger=False, enable_progress_bar=False, callbacks=[writer]).predict(module, datamodule=data)
+    saved = torch.load(tmp_path / "samples.pt", weights_only=False)
+    assert saved["labels"].tolist() == [0] * 5 + [1] * 5 + [2] * 5 and saved["samples"].shape == (15, 2)
+    assert saved["ema"] is False and not (tmp_path / "grid.png").exists()
+    gen = torch.Generator().manual_seed(0)  # batch 0, seed 0
+    own = module.sample(torch.zeros(5, dtype=torch.long), Guidance(scale=2.0), generator=gen, ema=False)
+    torch.testing.assert_close(saved["samples"][:5], own, rtol=0, atol=0)

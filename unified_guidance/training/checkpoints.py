@@ -51,10 +51,10 @@ class LastCheckpoint(ModelCheckpoint):
         # A fit that stops at max_steps keeps its last steps, saved where a step checkpoint is
         # (after the batch, before Lightning closes the epoch), so it resumes mid-epoch exactly.
         if 0 < trainer.max_steps <= trainer.global_step and not trainer.sanity_checking:
-            trainer.save_checkpoint(self.last_path)
+            trainer.save_checkpoint(self.last_path, weights_only=self.save_weights_only)
             self._saved_at_max_steps = True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A fit that ends by max_epochs (or any other stop) between intervals keeps its last epoch.
         if trainer.global_step > 0 and not getattr(self, "_saved_at_max_steps", False):
-            trainer.save_checkpoint(self.last_path)
+            trainer.save_checkpoint(self.last_path, weights_only=self.save_weights_only)

@@ -122,11 +122,20 @@ class MixtureDataModule(L.LightningDataModule):
         num_samples: size of the (fixed) training set.
         batch_size: samples per batch.
         seed: seed of the samples and of the shuffling.
+        predict_per_class: samples per class drawn by ``Trainer.predict`` (a batch per class).
     """
 
-    def __init__(self, mixture: GaussianMixture, num_samples: int = 20_000, batch_size: int = 256, seed: int = 0):
+    def __init__(
+        self,
+        mixture: GaussianMixture,
+        num_samples: int = 20_000,
+        batch_size: int = 256,
+        seed: int = 0,
+        predict_per_class: int = 64,
+    ) -> None:
         super().__init__()
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size, self.seed, self.num_classes = batch_size, seed, mixture.num_classes
+        self.predict_per_class = predict_per_class
         gen = torch.Generator().manual_seed(seed)
         null = torch.full((num_samples,), mixture.num_classes, dtype=torch.long)
         x = mixture.sample(null, generator=gen)
@@ -137,3 +146,6 @@ class MixtureDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         ds = TensorDataset(self.x, self.labels)
         return _train_loader(ds, self.batch_size, self.seed, self.trainer, drop_last=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return class_labels(self.num_classes, self.predict_per_class)
