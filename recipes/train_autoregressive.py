@@ -1,24 +1,21 @@
-"""LightningCLI entry for the class-conditional token model of the digits.
+"""LightningCLI entry point for the class-conditional token model of the digits (run from the repository root).
 
-    python recipes/train_autoregressive.py fit --config recipes/ar_digits.yaml
+    python -m recipes.train_autoregressive fit --config recipes/ar_digits.yaml
+    python -m recipes.train_autoregressive fit --config recipes/ar_digits.yaml --ckpt_path <run>/checkpoints/last.ckpt
+    python -m recipes.train_autoregressive predict --config recipes/ar_digits.yaml --ckpt_path <.../last.ckpt>
 
 Configuration only; the model is :class:`unified_guidance.training.autoregressive.TokenARModule`.
 """
 
-from lightning import LightningDataModule
-from lightning.pytorch.cli import LightningCLI
+from __future__ import annotations
 
+from recipes.cli import RecipeCLI
 from unified_guidance.training.autoregressive import TokenARModule
+from unified_guidance.training.data import DigitsDataModule
 
 
-def main(args=None) -> LightningCLI:
-    return LightningCLI(
-        TokenARModule,
-        LightningDataModule,
-        subclass_mode_data=True,
-        args=args,
-        save_config_kwargs={"overwrite": True},
-    )
+def main(args: list[str] | None = None, run: bool = True) -> RecipeCLI:
+    return RecipeCLI(TokenARModule, DigitsDataModule, args=args, run=run, label="autoregressive")
 
 
 if __name__ == "__main__":

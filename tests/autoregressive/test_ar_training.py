@@ -89,7 +89,6 @@ def test_recipe_config_runs_through_lightning_cli(tmp_path):
             "--model.heads=2",
             f"--trainer.default_root_dir={tmp_path}",
             "--trainer.logger=false",
-            "--trainer.enable_checkpointing=false",
             "--trainer.enable_progress_bar=false",
         ]
     )

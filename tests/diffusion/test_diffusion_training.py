@@ -52,7 +52,7 @@ def test_condition_dropout_is_per_sample_with_probability_p(tmp_path):
 
 
 class _WeightRecorder(L.Callback):
-    """Raw weights after each optimizer step (callbacks run before the module's EMA update)."""
+    """Raw weights after each optimizer step (the module has updated its EMA by then)."""
 
     def __init__(self) -> None:
         self.weights: list[torch.Tensor] = []
@@ -61,18 +61,20 @@ class _WeightRecorder(L.Callback):
         self.weights.append(nn.utils.parameters_to_vector(pl_module.net.parameters()).detach().clone())
 
 
-def test_ema_weights_follow_the_recursion_and_serve_sampling(tmp_path):
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ema_weights_follow_the_recursion_and_serve_sampling(tmp_path, warmup):
     torch.manual_seed(0)
     decay = 0.8
-    module = DiffusionModule(width=8, ema_decay=decay)
+    module = DiffusionModule(width=8, ema_decay=decay, ema_warmup=warmup)
     rec = _WeightRecorder()
     _trainer(tmp_path, max_steps=4, callbacks=[rec]).fit(module, DigitsDataModule(batch_size=64))
     expected = rec.weights[0]  # the first update copies the weights
-    for w in rec.weights[1:]:
-        expected = decay * expected + (1 - decay) * w
+    for n, w in enumerate(rec.weights[1:], start=1):
+        beta = min(decay, (1 + n) / (10 + n)) if warmup else decay  # warm-up: 2/11, 3/12, 4/13 < 0.8
+        expected = beta * expected + (1 - beta) * w
     ema = nn.utils.parameters_to_vector(module.ema.module.parameters())
     torch.testing.assert_close(ema, expected)
-    assert module.model.net is module.ema.module
+    assert module.model.net is module.ema.module and module.trained_model.net is module.net
     assert not torch.allclose(ema, rec.weights[-1])
 
 
@@ -146,13 +148,12 @@ def test_cli_recipe_trains_from_yaml(tmp_path):
 
     args = [
         "fit", "--config", str(RECIPES / "diffusion_digits.yaml"), f"--trainer.default_root_dir={tmp_path}",
-        "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
-        "--trainer.check_val_every_n_epoch=1", "--trainer.enable_progress_bar=false", "--model.width=8",
-        "--model.sample_steps=2", "--trainer.callbacks.init_args.every_n_epochs=1",  # the grid callback (last)
+        "--trainer.max_epochs=25", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false", "--model.width=8", "--model.sample_steps=2",
     ]  # fmt: skip
-    cli = main(args)
+    cli = main(args)  # validation and the grids come at epoch 25, as the YAML says
     assert cli.model.hparams.p_uncond == 0.1 and cli.model.hparams.ema_decay == 0.995  # from the YAML
-    assert cli.trainer.global_step == 2
+    assert cli.trainer.global_step == 25
     assert list(tmp_path.rglob("last.ckpt")) and len(list(tmp_path.rglob("samples/*.png"))) == 3
     with pytest.raises(SystemExit):  # a typo in an argument is refused by the CLI, naming it
         main(["fit", "--config", str(RECIPES / "diffusion_digits.yaml"), "--model.p_uncnd=0.2"])

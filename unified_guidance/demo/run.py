@@ -147,7 +147,7 @@ def run_paradigm(
     work = out / "work" / f"{runner.name}-{cached.sha256[:12]}"
     results = predict_sweep(
         module, items, work, accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
-        progress=opts.progress,
+        progress=opts.progress, label=runner.name,
     )  # fmt: skip
     rows, grids = [], {}
     for i, setting in enumerate(tqdm(sweep, desc=f"{runner.name}: metrics", disable=not opts.progress)):

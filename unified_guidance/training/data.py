@@ -11,25 +11,80 @@ from ..data import load_digits_split
 
 
 class EpochShuffle(Sampler[int]):
-    """A shuffle that depends only on (seed, epoch).
+    """A shuffle that depends only on (seed, epoch), and resumes in the middle of an epoch.
 
     Lightning calls :meth:`set_epoch` at every epoch, so a run resumed from a
     checkpoint sees the order an uninterrupted one would; a DataLoader
     ``generator`` restarts whenever the loader is rebuilt and would replay epoch 0.
+    After :meth:`skip`, the next pass leaves out the first samples of the epoch's
+    order: the batches a run resumed mid-epoch had already trained on.
     """
 
     def __init__(self, n: int, seed: int = 0) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
+        self.n, self.seed, self.epoch, self.skipped = n, seed, 0, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def skip(self, samples: int) -> None:
+        """Leave out the first ``samples`` indices of the next pass only."""
+        self.skipped = samples
+
     def __iter__(self):
         gen = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.n, generator=gen).tolist())
+        order = torch.randperm(self.n, generator=gen).tolist()[self.skipped :]
+        self.skipped = 0
+        return iter(order)
 
     def __len__(self) -> int:
         return self.n
+
+
+def batches_done_this_epoch(trainer: L.Trainer | None) -> int:
+    """Training batches a fit resumed from a mid-epoch checkpoint has already run in its epoch (else 0).
+
+    Read from the restored progress of Lightning's training-epoch loop (``Trainer.fit``
+    restores it before it asks for the train dataloader): the batches *processed*, since a
+    checkpoint saved at the end of a batch (a step checkpoint) counts that batch as processed
+    and Lightning completes it on restart.
+    """
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    progress = getattr(getattr(loop, "batch_progress", None), "current", None)
+    done = int(getattr(progress, "processed", 0) or 0)
+    if trainer is None or done == 0 or not trainer.fit_loop.restarting:
+        return 0
+    return done
+
+
+class ResumingLoader(DataLoader):
+    """A DataLoader over :class:`EpochShuffle` that resumes mid-epoch from the trainer's restored progress.
+
+    It has ``state_dict`` / ``load_state_dict`` (empty: the progress lives in the checkpoint's
+    loop state), which is how Lightning recognises a loader that resumes where it stopped.
+    """
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass
+
+
+def _train_loader(dataset: TensorDataset, batch_size: int, seed: int, trainer, drop_last: bool) -> DataLoader:
+    sampler = EpochShuffle(len(dataset), seed)
+    batches_per_epoch = len(dataset) // batch_size if drop_last else -(-len(dataset) // batch_size)
+    done = batches_done_this_epoch(trainer)
+    if done < batches_per_epoch:  # an epoch-end checkpoint starts the next epoch from its beginning
+        sampler.skip(done * batch_size)
+    return ResumingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last)
+
+
+def class_labels(num_classes: int, per_class: int) -> DataLoader:
+    """Predict batches: one tensor of ``per_class`` copies of each class label ``0 … num_classes − 1``."""
+    if per_class < 1:
+        raise ValueError(f"predict_per_class: expected a positive number of samples per class, got {per_class}")
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    return DataLoader(labels, batch_size=per_class)
 
 
 class DigitsDataModule(L.LightningDataModule):
@@ -39,19 +94,21 @@ class DigitsDataModule(L.LightningDataModule):
         batch_size: samples per batch.
         val_fraction: share of the 1,797 digits held out (the evaluator holds out the same ones).
         seed: the split's seed.
+        predict_per_class: samples per class drawn by ``Trainer.predict`` (a batch per class).
     """
 
-    def __init__(self, batch_size: int = 128, val_fraction: float = 0.2, seed: int = 0) -> None:
+    def __init__(self, batch_size: int = 128, val_fraction: float = 0.2, seed: int = 0, predict_per_class: int = 8):
         super().__init__()
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.split = load_digits_split(val_fraction, seed)
 
+    def predict_dataloader(self) -> DataLoader:
+        return class_labels(10, self.hparams.predict_per_class)
+
     def train_dataloader(self) -> DataLoader:
         ds = TensorDataset(self.split.train_images, self.split.train_labels)
-        return DataLoader(
-            ds, batch_size=self.batch_size, sampler=EpochShuffle(len(ds), self.hparams.seed), drop_last=True
-        )
+        return _train_loader(ds, self.batch_size, self.hparams.seed, self.trainer, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(TensorDataset(self.split.val_images, self.split.val_labels), batch_size=self.batch_size)
@@ -65,11 +122,20 @@ class MixtureDataModule(L.LightningDataModule):
         num_samples: size of the (fixed) training set.
         batch_size: samples per batch.
         seed: seed of the samples and of the shuffling.
+        predict_per_class: samples per class drawn by ``Trainer.predict`` (a batch per class).
     """
 
-    def __init__(self, mixture: GaussianMixture, num_samples: int = 20_000, batch_size: int = 256, seed: int = 0):
+    def __init__(
+        self,
+        mixture: GaussianMixture,
+        num_samples: int = 20_000,
+        batch_size: int = 256,
+        seed: int = 0,
+        predict_per_class: int = 64,
+    ) -> None:
         super().__init__()
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size, self.seed, self.num_classes = batch_size, seed, mixture.num_classes
+        self.predict_per_class = predict_per_class
         gen = torch.Generator().manual_seed(seed)
         null = torch.full((num_samples,), mixture.num_classes, dtype=torch.long)
         x = mixture.sample(null, generator=gen)
@@ -78,5 +144,8 @@ class MixtureDataModule(L.LightningDataModule):
         self.x, self.labels = x.float(), labels
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochShuffle(len(self.labels), self.seed)
-        return DataLoader(TensorDataset(self.x, self.labels), batch_size=self.batch_size, sampler=sampler)
+        ds = TensorDataset(self.x, self.labels)
+        return _train_loader(ds, self.batch_size, self.seed, self.trainer, drop_last=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return class_labels(self.num_classes, self.predict_per_class)

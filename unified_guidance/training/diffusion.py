@@ -4,12 +4,15 @@ The math lives in :mod:`unified_guidance.diffusion` (loss, sampler) and the
 network in :mod:`unified_guidance.networks`; this module only wires them into
 Lightning: the ε-MSE on batches whose labels are replaced by the null token ∅
 with probability ``p_uncond`` per sample (Ho & Salimans, arXiv 2207.12598), an
-exponential moving average of the weights (used for sampling and validation),
-and :class:`SampleGridCallback`, which saves sample grids at a few scales.
+exponential moving average of the weights with warm-up (used for sampling and
+validation; :mod:`unified_guidance.training.ema`), ``predict`` (guided samples,
+:mod:`unified_guidance.training.sampling`) and :class:`SampleGridCallback`,
+which saves sample grids at a few scales during training.
 
 Randomness of a training step (times, noise, dropout) comes from a generator
-seeded by (seed, rank, global step), so a resumed run draws exactly what an
-uninterrupted one would, and DDP ranks draw differently.
+seeded by (seed, rank, global step) (:mod:`unified_guidance.training.seeding`),
+so a resumed run draws exactly what an uninterrupted one would, and DDP ranks
+draw differently.
 """
 
 from __future__ import annotations
@@ -20,20 +23,22 @@ from pathlib import Path
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..core.conditions import drop_condition
 from ..diffusion.loss import diffusion_loss
 from ..diffusion.model import EpsModel
 from ..diffusion.sampler import sample as diffusion_sample
 from ..guidance.engine import Guidance
-from ..networks import MLPNet, TinyUNet
 from ..schedules.noise import CosineSchedule, LinearBetaSchedule
+from .ema import ema_copy
+from .nets import default_net
+from .sampling import GuidedPredictions, image_grid, save_png
+from .seeding import step_generator
 
 SCHEDULES = {"linear_beta": LinearBetaSchedule, "cosine": CosineSchedule}
 
 
-class DiffusionModule(L.LightningModule):
+class DiffusionModule(GuidedPredictions, L.LightningModule):
     """ε-prediction (or x0 / v) training of ``net(x, t, labels)`` with a learned null label.
 
     Args:
@@ -46,7 +51,9 @@ class DiffusionModule(L.LightningModule):
         prediction: what the network predicts (``"eps"``, ``"x0"``, ``"v"``); the loss is ε-MSE.
         p_uncond: probability of replacing a sample's label by ∅.
         lr, weight_decay: AdamW.
-        ema_decay: decay of the weight average used for sampling.
+        ema_decay: decay β of the weight average used for sampling.
+        ema_warmup: cap the decay at update n by (1 + n)/(10 + n), so a short run's average
+            forgets the random initial weights (:func:`~unified_guidance.training.ema.ema_decay_at`).
         weighting, snr_gamma: loss weighting (see :mod:`unified_guidance.diffusion.loss`).
         sample_steps: DDIM steps of :meth:`sample`.
         clip: clamp samples to [−1, 1] (the digits' range); ``False`` for unbounded data (the 2-D mixture).
@@ -65,6 +72,7 @@ class DiffusionModule(L.LightningModule):
         lr: float = 2e-3,
         weight_decay: float = 0.0,
         ema_decay: float = 0.995,
+        ema_warmup: bool = True,
         weighting: str = "none",
         snr_gamma: float = 5.0,
         sample_steps: int = 50,
@@ -77,12 +85,9 @@ class DiffusionModule(L.LightningModule):
             raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
-        if not 0.0 <= ema_decay <= 1.0:
-            raise ValueError(f"ema_decay: expected a value in [0, 1], got {ema_decay}")
         self.sample_shape = tuple(int(d) for d in sample_shape)
-        self.net = net if net is not None else _default_net(self.sample_shape, num_classes, width)
-        self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-        self.ema.requires_grad_(False)
+        self.net = net if net is not None else default_net(self.sample_shape, num_classes, width)
+        self.ema = ema_copy(self.net, ema_decay, ema_warmup)
         kwargs = dict(
             path=SCHEDULES[schedule](), prediction=prediction, null_cond=num_classes,
             num_classes=num_classes, sample_shape=self.sample_shape,
@@ -93,12 +98,16 @@ class DiffusionModule(L.LightningModule):
 
     @property
     def model(self) -> EpsModel:
-        """The conditional model used for sampling: the EMA weights."""
+        """The conditional model of the EMA weights (what :meth:`sample` uses by default)."""
         return self._ema_model
 
+    @property
+    def trained_model(self) -> EpsModel:
+        """The conditional model of the trained (raw) weights."""
+        return self._train_model
+
     def _generator(self, step: int, salt: int = 0) -> torch.Generator:
-        seed = ((self.hparams.seed * 1009 + self.global_rank) * 7 + salt) * 10_000_000 + step
-        return torch.Generator().manual_seed(seed)
+        return step_generator(self.hparams.seed, self.global_rank, step, salt)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x0, labels = batch
@@ -112,7 +121,10 @@ class DiffusionModule(L.LightningModule):
         self.log("train/dropped", dropped.float().mean())
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        # The EMA follows each optimiser step before any callback runs, so a checkpoint
+        # saved at the end of a batch holds weights and average of the same step.
+        super().optimizer_step(*args, **kwargs)
         self.ema.update_parameters(self.net)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -127,36 +139,28 @@ class DiffusionModule(L.LightningModule):
 
     @torch.no_grad()
     def sample(
-        self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None, **kwargs
+        self,
+        labels: Tensor,
+        guidance: Guidance | float,
+        *,
+        generator: torch.Generator | None = None,
+        ema: bool = True,
+        **kwargs,
     ) -> Tensor:
-        """Samples ``(B, *sample_shape)`` for labels ``(B,)`` with the EMA model, clamped to [−1, 1] if
-        ``clip`` (digits: ``(B, 1, 8, 8)``). ``kwargs`` go to :func:`~unified_guidance.diffusion.sample`."""
+        """Samples ``(B, *sample_shape)`` for labels ``(B,)``, clamped to [−1, 1] if ``clip``
+        (digits: ``(B, 1, 8, 8)``), from the EMA weights (``ema=True``) or the trained ones.
+        ``kwargs`` go to :func:`~unified_guidance.diffusion.sample` (``steps`` defaults to ``sample_steps``)."""
         kwargs.setdefault("steps", self.hparams.sample_steps)
-        was_training = self.ema.training
-        self.ema.eval()
+        model = self.model if ema else self.trained_model
+        was_training = model.net.training
+        model.net.eval()
         labels = labels.to(self.device)
         shape = (labels.shape[0], *self.sample_shape)
-        x = diffusion_sample(self.model, guidance, shape, labels, generator=generator, **kwargs)
-        self.ema.train(was_training)
+        try:
+            x = diffusion_sample(model, guidance, shape, labels, generator=generator, **kwargs)
+        finally:
+            model.net.train(was_training)
         return x.clamp(-1.0, 1.0) if self.hparams.clip else x
-
-
-def _default_net(shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:
-    if len(shape) == 3 and shape[1] == shape[2]:
-        return TinyUNet(in_channels=shape[0], image_size=shape[1], num_classes=num_classes, width=width)
-    if len(shape) == 1:
-        return MLPNet(dim=shape[0], num_classes=num_classes, width=width)
-    raise ValueError(f"sample_shape: expected (C, H, H) images or (D,) vectors, got {shape}")
-
-
-def image_grid(images: Tensor, nrow: int) -> Tensor:
-    """``(B, C, H, W)`` → one ``(C, rows·(H+1)−1, nrow·(W+1)−1)`` image, one pixel of padding at −1."""
-    b, c, h, w = images.shape
-    rows = -(-b // nrow)
-    padded = torch.full((rows * nrow, c, h + 1, w + 1), -1.0, dtype=images.dtype)
-    padded[:b, :, :h, :w] = images.cpu()
-    grid = padded.reshape(rows, nrow, c, h + 1, w + 1).permute(2, 0, 3, 1, 4)
-    return grid.reshape(c, rows * (h + 1), nrow * (w + 1))[:, :-1, :-1]
 
 
 class SampleGridCallback(L.Callback):
@@ -187,13 +191,4 @@ class SampleGridCallback(L.Callback):
             experiment = getattr(trainer.logger, "experiment", None)
             if hasattr(experiment, "add_image"):
                 experiment.add_image(f"samples/scale{scale:g}", (grid + 1) / 2, trainer.global_step)
-            _save_png(grid, out_dir / f"{name}.png")
-
-
-def _save_png(grid: Tensor, path: Path) -> None:
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:  # the plots extra is optional; the grid stays in last_grids
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plt.imsave(path, ((grid[0] + 1) / 2).clamp(0, 1).numpy(), cmap="gray", vmin=0.0, vmax=1.0)
+            save_png(grid, out_dir / f"{name}.png")

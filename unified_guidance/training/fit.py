@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 
 from .predict import quiet_lightning
+from .progress import StepProgressBar
 from .resume import PeriodicCheckpoint, active, interrupted
 
 
@@ -17,22 +18,24 @@ def fit(
     accelerator: str = "cpu",
     devices: int | str = 1,
     progress: bool = True,
+    label: str | None = None,
 ) -> int:
     """``Trainer.fit`` for exactly ``max_steps`` optimiser steps, seeded, without logs or checkpoints.
 
     Validation is off (the demo judges models by their samples); the caller caches the weights.
     Inside :func:`~.resume.resumable` it checkpoints periodically, resumes from that
     checkpoint, and raises :class:`~.resume.TrainingInterrupted` (saying what was kept) on
-    Ctrl-C. Returns the number of optimiser steps taken.
+    Ctrl-C. The progress bar reads ``"<label>: training"`` and counts steps done / total with
+    an ETA. Returns the number of optimiser steps taken.
     """
     if max_steps < 1:
         raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps}")
     L.seed_everything(seed, workers=True, verbose=False)
     with quiet_lightning():
-        return _fit(module, datamodule, max_steps, accelerator, devices, progress)
+        return _fit(module, datamodule, max_steps, accelerator, devices, progress, label)
 
 
-def _fit(module, datamodule, max_steps, accelerator, devices, progress) -> int:
+def _fit(module, datamodule, max_steps, accelerator, devices, progress, label) -> int:
     spec = active()
     saver = PeriodicCheckpoint(spec) if spec is not None else None
     trainer = L.Trainer(
@@ -46,7 +49,7 @@ def _fit(module, datamodule, max_steps, accelerator, devices, progress) -> int:
         enable_progress_bar=progress,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        callbacks=[saver] if saver is not None else None,
+        callbacks=([StepProgressBar(label)] if progress else []) + ([saver] if saver is not None else []),
     )
     resume = str(spec.path) if spec is not None and spec.path.exists() else None
     try:

@@ -1,9 +1,13 @@
-"""Flow matching under Lightning: the loss of :mod:`unified_guidance.flow.loss`, Adam, an EMA copy.
+"""Flow matching under Lightning: the loss of :mod:`unified_guidance.flow.loss`, AdamW, an EMA copy.
 
 The math lives in :func:`~unified_guidance.flow.loss.flow_matching_loss` and the
 sampler; this module only wires them to a Trainer and exposes the shared
 contract of every paradigm: ``.model`` (the ConditionalModel to sample from, EMA
-weights when kept) and ``.sample(labels, guidance, generator=None)``.
+weights when kept), ``.sample(labels, guidance, generator=None, ema=True)`` and
+``predict`` (:mod:`unified_guidance.training.sampling`).
+
+A step's randomness (times, noise, condition dropout) comes from a generator
+seeded by (seed, rank, global step), so a resumed run is exact.
 """
 
 from __future__ import annotations
@@ -13,56 +17,76 @@ from collections.abc import Sequence
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..flow.loss import flow_matching_loss
 from ..flow.model import VelocityModel
 from ..flow.sampler import sample
 from ..flow.solvers import ADAPTIVE
 from ..guidance.engine import Guidance
+from .ema import ema_copy
+from .nets import default_net
+from .sampling import GuidedPredictions
+from .seeding import step_generator
 
 
-class FlowMatchingModule(L.LightningModule):
-    """A conditional velocity network trained by conditional flow matching on the linear path.
+class FlowMatchingModule(GuidedPredictions, L.LightningModule):
+    """A conditional velocity network trained by conditional flow matching on the linear path (noise at t = 0).
 
     Args:
-        net: ``net(x, t, labels)`` with label ``num_classes`` as ∅ (e.g. :class:`~unified_guidance.networks.TinyUNet`).
+        net: ``net(x, t, labels)`` with label ``num_classes`` as ∅; ``None`` builds
+            :class:`~unified_guidance.networks.TinyUNet` for ``(C, H, H)`` or
+            :class:`~unified_guidance.networks.MLPNet` for ``(D,)`` from ``width`` (and a
+            checkpoint then reloads from its path alone; a network passed here must be
+            passed again to ``load_from_checkpoint``).
         num_classes: number of classes (∅ is label ``num_classes``).
         p_uncond: per-sample condition dropout.
         time_sampler: ``"uniform"`` or ``"logit_normal"``.
         lr, weight_decay: AdamW settings.
-        ema_decay: decay of the EMA weights used for sampling (``None``: sample the trained weights).
+        ema_decay: decay β of the EMA weights used for sampling (``None``: sample the trained weights).
+        ema_warmup: cap the decay at update n by (1 + n)/(10 + n) (see :mod:`unified_guidance.training.ema`).
         sample_shape: one sample's shape (``(1, 8, 8)`` for digits, ``(2,)`` for the 2-D mixture).
         sample_method, sample_steps: the torchdiffeq method of :meth:`sample` (steps for fixed-grid methods).
+        width: width of the default network.
+        seed: seeds the per-step generator.
     """
 
     def __init__(
         self,
-        net: nn.Module,
+        net: nn.Module | None = None,
         num_classes: int = 10,
         p_uncond: float = 0.1,
         time_sampler: str = "logit_normal",
         lr: float = 2e-3,
         weight_decay: float = 0.0,
         ema_decay: float | None = 0.999,
+        ema_warmup: bool = True,
         sample_shape: Sequence[int] = (1, 8, 8),
         sample_method: str = "midpoint",
         sample_steps: int | None = 25,
+        width: int = 32,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
+        if not 0.0 <= p_uncond <= 1.0:
+            raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
+        net = net if net is not None else default_net(tuple(int(d) for d in sample_shape), num_classes, width)
         self.velocity = VelocityModel(net, null_cond=num_classes)
         self.ema = None
         if ema_decay is not None:
-            averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-            self.ema = VelocityModel(averaged.requires_grad_(False), null_cond=num_classes)
+            self.ema = VelocityModel(ema_copy(net, ema_decay, ema_warmup), null_cond=num_classes)
 
     @property
     def model(self) -> VelocityModel:
         """The velocity model to sample from (EMA weights when kept)."""
         return self.ema if self.ema is not None else self.velocity
 
-    def _loss(self, batch: tuple[Tensor, Tensor], generator: torch.Generator | None = None) -> Tensor:
+    @property
+    def trained_model(self) -> VelocityModel:
+        """The velocity model of the trained (raw) weights."""
+        return self.velocity
+
+    def _loss(self, batch: tuple[Tensor, Tensor], generator: torch.Generator) -> Tensor:
         x, labels = batch
         hp = self.hparams
         return flow_matching_loss(
@@ -70,15 +94,18 @@ class FlowMatchingModule(L.LightningModule):
         )
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._loss(batch)
+        loss = self._loss(batch, step_generator(self.hparams.seed, self.global_rank, self.global_step))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        gen = torch.Generator().manual_seed(batch_idx)  # the same noise every epoch: comparable curves
+        gen = step_generator(self.hparams.seed, 0, batch_idx, salt=1)  # the same noise every epoch: comparable curves
         self.log("val/loss", self._loss(batch, gen), prog_bar=True)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        # The EMA follows each optimiser step before any callback runs: a checkpoint saved
+        # at the end of a batch holds weights and average of the same step.
+        super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
             self.ema.net.update_parameters(self.velocity.net)
 
@@ -87,14 +114,19 @@ class FlowMatchingModule(L.LightningModule):
         return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     @torch.no_grad()
-    def sample(self, labels: Tensor, guidance: Guidance, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None, ema: bool = True
+    ) -> Tensor:
         """Guided samples for class ``labels`` ``(B,)``: ``(B, *sample_shape)``, images clamped to [−1, 1].
 
-        Runs without gradients (a convenience for demos); call
-        :func:`unified_guidance.flow.sample` on :attr:`model` to differentiate through sampling.
+        ``ema=False`` samples the trained weights instead of the EMA. Runs without
+        gradients (a convenience); call :func:`unified_guidance.flow.sample` on
+        :attr:`model` to differentiate through sampling.
         """
         hp = self.hparams
-        x0 = torch.randn((labels.shape[0], *hp.sample_shape), generator=generator).to(self.device)
+        model = self.model if ema else self.trained_model
+        device = generator.device if generator is not None else self.device
+        noise = torch.randn((labels.shape[0], *hp.sample_shape), generator=generator, device=device).to(self.device)
         steps = None if hp.sample_method in ADAPTIVE else hp.sample_steps
-        x, _ = sample(self.model, guidance, x0, labels.to(self.device), method=hp.sample_method, steps=steps)
+        x, _ = sample(model, guidance, noise, labels.to(self.device), method=hp.sample_method, steps=steps)
         return x.clamp(-1.0, 1.0) if len(hp.sample_shape) == 3 else x

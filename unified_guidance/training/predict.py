@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -24,10 +25,12 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..guidance.engine import Guidance
+from .progress import StepProgressBar
 from .results import load_fields, save_fields
 
 
@@ -104,6 +107,8 @@ class SweepPredictor(L.LightningModule):
         return batch  # a WorkItem holds no tensors to move; the sampler makes its noise on its device
 
     def predict_step(self, item: WorkItem, batch_idx: int = 0) -> SampleResult:
+        if self.trainer.received_sigterm:  # Lightning's predict loop only notes SIGTERM; stop before the next item
+            raise SIGTERMException
         labels = torch.full((item.num_samples,), item.label, dtype=torch.long, device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(item.seed)
         model = self.sampler.model
@@ -129,7 +134,7 @@ class SampleWriter(BasePredictionWriter):
         save_fields(result_path(self.directory, prediction.index), asdict(prediction))
 
 
-def _predict(sampler, items, directory, accelerator, devices, strategy, progress) -> None:
+def _predict(sampler, items, directory, accelerator, devices, strategy, progress, label) -> None:
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
@@ -138,7 +143,7 @@ def _predict(sampler, items, directory, accelerator, devices, strategy, progress
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=progress,
-        callbacks=[SampleWriter(directory)],
+        callbacks=[SampleWriter(directory), *([StepProgressBar(label)] if progress else [])],
     )
     with warnings.catch_warnings():
         # Lightning notes that the module's transfer_batch_to_device wins over the data module's: intended.
@@ -183,12 +188,16 @@ def predict_sweep(
     devices: int | str = 1,
     strategy: str = "auto",
     progress: bool = True,
+    label: str | None = None,
 ) -> list[SampleResult]:
     """Sample every item through ``Trainer.predict`` and return the results in item order.
 
     Items with a saved result in ``directory`` (same key and seed) are not sampled
     again. With ``devices > 1`` use a spawning strategy (``"ddp_spawn"``) from
     scripts and notebooks alike: each rank writes its own items' files.
+    The progress bar reads ``"<label>: sampling"`` (items done / total, ETA). On SIGTERM the sweep
+    stops after the item in progress and exits with status 143, saying how many
+    items are kept; a rerun samples only the rest.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -198,7 +207,12 @@ def predict_sweep(
     todo = [it for it in items if load_result(directory, it) is None]
     if todo:
         with quiet_lightning():
-            _predict(sampler, todo, directory, accelerator, devices, strategy, progress)
+            try:
+                _predict(sampler, todo, directory, accelerator, devices, strategy, progress, label)
+            except SIGTERMException:
+                kept = sum(load_result(directory, it) is not None for it in items)
+                print(f"sweep stopped by SIGTERM: {kept} of {len(items)} items kept in {directory}", file=sys.stderr)
+                raise SystemExit(143) from None
     results = [load_result(directory, it) for it in items]
     missing = [it.key for it, r in zip(items, results, strict=True) if r is None]
     if missing:

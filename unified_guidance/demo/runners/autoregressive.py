@@ -24,7 +24,10 @@ class ARRunner(Runner):
     methods = ("cfg", "interval", "decay")
 
     def config(self, quick: bool) -> dict[str, Any]:
-        return {"seed": 0, "max_steps": 1500 if quick else 3000, "batch_size": 64, "width": 64, "layers": 4, "heads": 4}
+        return {
+            "seed": 0, "max_steps": 1500 if quick else 3000, "batch_size": 64, "width": 64, "layers": 4, "heads": 4,
+            "step_rng": True,  # condition dropout drawn from the global step (exact resume)
+        }  # fmt: skip
 
     def build(self, config: dict[str, Any]) -> nn.Module:
         return TokenARModule(
@@ -33,4 +36,4 @@ class ARRunner(Runner):
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
         data = DigitsDataModule(batch_size=config["batch_size"])
-        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress)
+        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress, label=self.name)

@@ -28,15 +28,15 @@ class DiffusionRunner(Runner):
     def config(self, quick: bool) -> dict[str, Any]:
         return {
             "seed": 0, "max_steps": 1500 if quick else 4000, "batch_size": 128, "width": 32,
-            "p_uncond": 0.1, "ema_decay": 0.995, "sample_steps": 25 if quick else 50,
+            "p_uncond": 0.1, "ema_decay": 0.995, "ema_warmup": True, "sample_steps": 25 if quick else 50,
         }  # fmt: skip
 
     def build(self, config: dict[str, Any]) -> nn.Module:
         return DiffusionModule(
             width=config["width"], p_uncond=config["p_uncond"], ema_decay=config["ema_decay"],
-            sample_steps=config["sample_steps"], seed=config["seed"],
+            ema_warmup=config["ema_warmup"], sample_steps=config["sample_steps"], seed=config["seed"],
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
         data = DigitsDataModule(batch_size=config["batch_size"])
-        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress)
+        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress, label=self.name)

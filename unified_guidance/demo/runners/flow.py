@@ -29,16 +29,18 @@ class FlowRunner(Runner):
     def config(self, quick: bool) -> dict[str, Any]:
         return {
             "seed": 0, "max_steps": 1500 if quick else 4000, "batch_size": 128, "width": 32,
-            "p_uncond": 0.1, "ema_decay": 0.995, "sample_method": "midpoint", "sample_steps": 12 if quick else 25,
+            "p_uncond": 0.1, "ema_decay": 0.995, "ema_warmup": True, "step_rng": True,
+            "sample_method": "midpoint", "sample_steps": 12 if quick else 25,
         }  # fmt: skip
 
     def build(self, config: dict[str, Any]) -> nn.Module:
         net = TinyUNet(in_channels=1, image_size=8, num_classes=10, width=config["width"])
         return FlowMatchingModule(
             net, num_classes=10, p_uncond=config["p_uncond"], ema_decay=config["ema_decay"],
+            ema_warmup=config["ema_warmup"], seed=config["seed"],
             sample_method=config["sample_method"], sample_steps=config["sample_steps"],
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
         data = DigitsDataModule(batch_size=config["batch_size"])
-        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress)
+        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress, label=self.name)

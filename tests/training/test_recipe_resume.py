@@ -1,0 +1,86 @@
+"""Each recipe, stopped by a real SIGINT (or by max_steps mid-epoch) and resumed from its last.ckpt,
+ends exactly where an uninterrupted run ends.
+
+The recipes' YAMLs are used as shipped (checkpoint every 5 epochs, validation every
+10 or 25): epochs are cut to one batch so that the 5-epoch checkpoint comes quickly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import lightning as L
+import pytest
+import torch
+from recipe_runs import cli, training_state
+
+EPOCHS = ["--trainer.max_epochs=7", "--trainer.max_steps=-1", "--trainer.limit_train_batches=1",
+          "--trainer.limit_val_batches=0"]  # fmt: skip
+
+
+class SigintAtEpoch(L.Callback):
+    """Sends this process a real SIGINT (as Ctrl-C does) at the first batch of ``epoch``."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.fixture
+def sigint_restored():
+    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT after a Ctrl-C; put it back
+    yield
+    signal.signal(signal.SIGINT, handler)
+
+
+@pytest.mark.parametrize("name", ["diffusion", "flow", "autoregressive"])
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(name, tmp_path, sigint_restored):
+    straight = cli(name, None, tmp_path / "straight", *EPOCHS, run=False)
+    straight.trainer.fit(straight.model, straight.datamodule)
+    assert straight.trainer.global_step == 7
+
+    first = cli(name, None, tmp_path / "first", *EPOCHS, run=False)
+    first.trainer.callbacks.append(SigintAtEpoch(6))
+    with pytest.raises(SystemExit):  # Lightning tears down and exits on Ctrl-C
+        first.trainer.fit(first.model, first.datamodule)
+    assert first.trainer.interrupted and first.trainer.global_step == 6
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 5  # the shipped 5-epoch interval
+
+    torch.manual_seed(123)  # a fresh process: nothing but the checkpoint carries over
+    resumed = cli(name, None, tmp_path / "resumed", *EPOCHS, run=False)
+    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=last)
+    assert resumed.trainer.global_step == 7
+    a, b = training_state(straight.model, straight.trainer), training_state(resumed.model, resumed.trainer)
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_diffusion_recipe_checkpoints_every_5_epochs_though_it_validates_every_25(tmp_path):
+    run = cli("diffusion", "fit", tmp_path, *EPOCHS[:3], "--trainer.limit_val_batches=1", "--trainer.max_epochs=6")
+    assert run.trainer.check_val_every_n_epoch == 25
+    saved = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert saved == ["epoch=4-step=5.ckpt", "last.ckpt"]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6  # fit end
+
+
+@pytest.mark.parametrize("name", ["diffusion", "flow", "autoregressive"])
+def test_a_fit_stopped_mid_epoch_resumes_exactly(name, tmp_path):
+    """max_steps = 4 with 3 batches per epoch stops in epoch 1; fit-end last.ckpt continues to step 7."""
+    batches = ["--trainer.max_epochs=-1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=0"]
+    straight = cli(name, None, tmp_path / "straight", *batches, "--trainer.max_steps=7", run=False)
+    straight.trainer.fit(straight.model, straight.datamodule)
+    cli(name, "fit", tmp_path / "first", *batches, "--trainer.max_steps=4")
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    torch.manual_seed(123)
+    resumed = cli(name, None, tmp_path / "resumed", *batches, "--trainer.max_steps=7", run=False)
+    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=last)
+    assert resumed.trainer.global_step == straight.trainer.global_step == 7
+    for x, y in zip(training_state(straight.model, straight.trainer), training_state(resumed.model, resumed.trainer),
+                    strict=True):  # fmt: skip
+        torch.testing.assert_close(x, y, rtol=0, atol=0)

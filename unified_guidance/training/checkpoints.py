@@ -1,0 +1,60 @@
+"""The recipes' checkpoints: a ``last.ckpt`` at a fixed epoch interval and at the end of every fit.
+
+Lightning's :class:`~lightning.pytorch.callbacks.ModelCheckpoint` saves at the end
+of validation when validation does not run every epoch, so an interval shorter
+than ``check_val_every_n_epoch`` silently becomes the validation interval, and
+it does not refresh ``last.ckpt`` when a fit stops between intervals
+(``max_steps``). :class:`LastCheckpoint` saves at the end of each
+``every_n_epochs``-th training epoch whatever the validation interval, and once
+more when the fit ends (at the batch that reaches ``max_steps``, or at the end of
+the last epoch). Every one of these resumes exactly: the modules draw their
+randomness from the global step, the data order depends on (seed, epoch), and
+the digits' loader skips the batches a mid-epoch checkpoint had already run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``<dirpath>/last.ckpt`` (and the latest ``epoch=E-step=S.ckpt``) every ``every_n_epochs`` epochs and at fit end.
+
+    Args:
+        every_n_epochs: the interval, in training epochs (validation need not run then).
+        dirpath: default ``<log_dir>/checkpoints`` (Lightning's choice).
+        save_top_k: how many ``epoch=E-step=S.ckpt`` files to keep besides ``last.ckpt`` (the latest ones).
+    """
+
+    def __init__(self, every_n_epochs: int = 1, dirpath: str | None = None, save_top_k: int = 1) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs: expected a positive number of epochs, got {every_n_epochs}")
+        super().__init__(
+            dirpath=dirpath, every_n_epochs=every_n_epochs, save_on_train_epoch_end=True, save_last=True,
+            save_top_k=save_top_k,
+        )  # fmt: skip
+
+    @property
+    def last_path(self) -> Path:
+        """Where ``last.ckpt`` is written (known once the fit has started)."""
+        return Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._saved_at_max_steps = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        # A fit that stops at max_steps keeps its last steps, saved where a step checkpoint is
+        # (after the batch, before Lightning closes the epoch), so it resumes mid-epoch exactly.
+        if 0 < trainer.max_steps <= trainer.global_step and not trainer.sanity_checking:
+            trainer.save_checkpoint(self.last_path, weights_only=self.save_weights_only)
+            self._saved_at_max_steps = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A fit that ends by max_epochs (or any other stop) between intervals keeps its last epoch.
+        if trainer.global_step > 0 and not getattr(self, "_saved_at_max_steps", False):
+            trainer.save_checkpoint(self.last_path, weights_only=self.save_weights_only)
