@@ -42,7 +42,7 @@ def _positive(text: str) -> int:
 
 
 def _accelerator(text: str) -> str:
-    from .training.names import accelerator_available, accelerator_names
+    from .training.compat import accelerator_available, accelerator_names
 
     names = accelerator_names()
     if text not in names:
@@ -53,7 +53,7 @@ def _accelerator(text: str) -> str:
 
 
 def _strategy(text: str) -> str:
-    from .training.names import strategy_names
+    from .training.compat import strategy_names
 
     names = strategy_names()
     if text not in names:

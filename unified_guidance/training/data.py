@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from ..analytic.mixture import GaussianMixture
 from ..data import load_digits_split
+from .compat import batches_processed_on_restart
 
 
 class EpochShuffle(Sampler[int]):
@@ -48,12 +49,7 @@ def batches_done_this_epoch(trainer: L.Trainer | None) -> int:
     checkpoint saved at the end of a batch (a step checkpoint) counts that batch as processed
     and Lightning completes it on restart.
     """
-    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
-    progress = getattr(getattr(loop, "batch_progress", None), "current", None)
-    done = int(getattr(progress, "processed", 0) or 0)
-    if trainer is None or done == 0 or not trainer.fit_loop.restarting:
-        return 0
-    return done
+    return batches_processed_on_restart(trainer)
 
 
 class ResumingLoader(DataLoader):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 
+from .compat import was_interrupted
 from .predict import quiet_lightning
 from .progress import StepProgressBar
 from .resume import PeriodicCheckpoint, active, interrupted
@@ -55,7 +56,7 @@ def _fit(module, datamodule, max_steps, accelerator, devices, progress, label) -
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     except SystemExit:
-        if trainer.interrupted:  # Lightning's answer to Ctrl-C: shut down, then sys.exit(1)
+        if was_interrupted(trainer):  # Lightning's answer to Ctrl-C: shut down, then sys.exit(1)
             raise interrupted(trainer, saver) from None
         raise
     return trainer.global_step

@@ -25,11 +25,11 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..guidance.engine import Guidance
+from .compat import quiet_pytree_deprecation, received_sigterm, sigterm_exception
 from .progress import StepProgressBar
 from .results import load_fields, save_fields
 
@@ -107,8 +107,8 @@ class SweepPredictor(L.LightningModule):
         return batch  # a WorkItem holds no tensors to move; the sampler makes its noise on its device
 
     def predict_step(self, item: WorkItem, batch_idx: int = 0) -> SampleResult:
-        if self.trainer.received_sigterm:  # Lightning's predict loop only notes SIGTERM; stop before the next item
-            raise SIGTERMException
+        if received_sigterm(self.trainer):  # Lightning's predict loop only notes SIGTERM; stop before the next item
+            raise sigterm_exception()
         labels = torch.full((item.num_samples,), item.label, dtype=torch.long, device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(item.seed)
         model = self.sampler.model
@@ -145,11 +145,9 @@ def _predict(sampler, items, directory, accelerator, devices, strategy, progress
         enable_progress_bar=progress,
         callbacks=[SampleWriter(directory), *([StepProgressBar(label)] if progress else [])],
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_pytree_deprecation():
         # Lightning notes that the module's transfer_batch_to_device wins over the data module's: intended.
         warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`")
-        # Lightning 2.6's own pytree helper trips torch 2.13's LeafSpec deprecation once per batch.
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
         trainer.predict(SweepPredictor(sampler), datamodule=SweepDataModule(items), return_predictions=False)
 
 
@@ -209,7 +207,7 @@ def predict_sweep(
         with quiet_lightning():
             try:
                 _predict(sampler, todo, directory, accelerator, devices, strategy, progress, label)
-            except SIGTERMException:
+            except sigterm_exception():
                 kept = sum(load_result(directory, it) is not None for it in items)
                 print(f"sweep stopped by SIGTERM: {kept} of {len(items)} items kept in {directory}", file=sys.stderr)
                 raise SystemExit(143) from None
