@@ -7,7 +7,8 @@ import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler, UNet2DModel
 
 from unified_guidance import Guidance
-from unified_guidance.diffusion.diffusers_interop import sample_with_scheduler, scheduler_sigmas, wrap_unet
+from unified_guidance.compat.diffusers import ve_step_sigmas
+from unified_guidance.diffusion.diffusers_interop import sample_with_scheduler, wrap_unet
 from unified_guidance.guidance import DynamicThreshold, PostProcess
 from unified_guidance.guidance.functional import dynamic_threshold
 
@@ -94,10 +95,10 @@ def test_thresholding_inside_euler_equals_thresholding_the_schedulers_x0(unet):
 def test_step_sigmas_are_read_only_where_the_scheduler_keeps_them():
     euler = SCHEDULERS["euler-karras"]()
     euler.set_timesteps(4)
-    torch.testing.assert_close(scheduler_sigmas(euler), euler.sigmas[:-1])
+    torch.testing.assert_close(ve_step_sigmas(euler), euler.sigmas[:-1])
     ddim = DDIMScheduler()
     ddim.set_timesteps(4)
-    assert scheduler_sigmas(ddim) is None  # integer timesteps on the ᾱ table: the table is exact
+    assert ve_step_sigmas(ddim) is None  # integer timesteps on the ᾱ table: the table is exact
 
 
 def test_nan_noise_is_named_noise(unet):

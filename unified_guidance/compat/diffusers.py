@@ -13,6 +13,10 @@ function here (keyword support by signature inspection), so a rename is fixed in
   ``base_image_seq_len``, ``max_image_seq_len``, ``base_shift``, ``max_shift``, ``use_flow_sigmas``).
 * Transformer: ``config.patch_size`` and the forward's keyword names; the call
   ``transformer(hidden_states=, timestep=, return_dict=False, ...)[0]`` is in the interop.
+* ᾱ-table schedulers (DDIM, DDPM, Euler, DPM-Solver++; :mod:`unified_guidance.diffusion`):
+  ``alphas_cumprod``, ``init_noise_sigma``, ``scale_model_input``, ``config.prediction_type``,
+  and the VE ``sigmas`` of Euler-type steps; UNets: ``config.sample_size``, ``in_channels``,
+  the output's ``.sample``.
 * Guider: ``BaseGuidance`` with its ``_prepare_batch``, ``_count_prepared``, ``_timestep``,
   ``_enabled`` and ``register_to_config``; ``GuiderOutput``.
 """
@@ -138,3 +142,13 @@ def guider_enabled(guider: Any) -> bool:
 def count_prepared(guider: Any) -> int:
     """How many branches the pipeline has prepared models for this step (BaseGuidance._count_prepared)."""
     return int(guider._count_prepared)
+
+
+def ve_step_sigmas(scheduler: Any) -> Tensor | None:
+    """The σ = √((1 − ᾱ)/ᾱ) an ᾱ-table scheduler's step uses at each of its timesteps ``(S,)``, in
+    the scheduler's dtype, or ``None`` for schedulers that convert with the ᾱ table at integer
+    timesteps (DDIM, DDPM). Reads ``scheduler.sigmas`` (one per timestep plus the final 0)."""
+    sigmas = getattr(scheduler, "sigmas", None)
+    if not isinstance(sigmas, Tensor) or sigmas.ndim != 1 or len(sigmas) != len(scheduler.timesteps) + 1:
+        return None
+    return sigmas[:-1]

@@ -21,7 +21,6 @@ therefore converts between ε, x0 and v with the scheduler's own σ at each step
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +29,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..compat import diffusers as compat
 from ..core.conditions import Cond, Conditions, NullSpec
 from ..core.model import ConditionalModel
 from ..core.path import Path, PathCoefficients
@@ -64,7 +64,7 @@ def check_scheduler(scheduler: Any) -> None:
             f"scheduler: expected a diffusers scheduler on an alphas_cumprod table (DDIM, DDPM, Euler, "
             f"DPM-Solver++ …), got {type(scheduler).__name__} without {', '.join(missing)}"
         )
-    kind = scheduler.config.get("prediction_type", "epsilon")
+    kind = compat.config_value(scheduler, "prediction_type", "epsilon")
     if kind not in PREDICTION_TYPES:
         raise ValueError(f"scheduler: prediction_type {kind!r} is not one of {', '.join(PREDICTION_TYPES)}")
 
@@ -133,14 +133,14 @@ def sample_with_scheduler(
         the samples ``(B, C, H, W)``.
     """
     check_scheduler(scheduler)
-    n_train = int(scheduler.config.num_train_timesteps)
+    n_train = compat.num_train_timesteps(scheduler)
     if not isinstance(model.path, AlphasCumprodPath) or model.path.num_train_timesteps != n_train:
         raise ValueError(f"model: expected a model on the scheduler's {n_train}-step ᾱ table (use wrap_unet)")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected an int ≥ 1, got {steps!r}")
     scheduler.set_timesteps(steps)
     times = (scheduler.timesteps.to(torch.float64) + 1.0) / n_train
-    on_steps = _OnSchedulerSigmas(model, StepSigmaPath(model.path, times, scheduler_sigmas(scheduler)))
+    on_steps = _OnSchedulerSigmas(model, StepSigmaPath(model.path, times, compat.ve_step_sigmas(scheduler)))
     guided = GuidedModel(on_steps, guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance))
     guided.reset()
     if noise is None:
@@ -152,7 +152,7 @@ def sample_with_scheduler(
         raise ValueError(f"noise: expected a floating-point (B, C, H, W) tensor, got {type(noise).__name__}")
     check_finite("noise", noise)
     x = noise * scheduler.init_noise_sigma
-    step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    step = compat.stepper(scheduler, generator)
     show = sys.stderr.isatty() if progress is None else progress
     for k, t in tqdm(
         zip(scheduler.timesteps, times, strict=True),
@@ -162,21 +162,8 @@ def sample_with_scheduler(
         leave=False,
     ):
         pred = guided(scheduler.scale_model_input(x, k), t.to(x.device), cond)
-        x = scheduler.step(pred, k, x, **step_kwargs).prev_sample
+        x = step(pred, k, x)
     return x
-
-
-def scheduler_sigmas(scheduler: Any) -> Tensor | None:
-    """The σ = √((1 − ᾱ)/ᾱ) a scheduler's step uses at each of its timesteps ``(S,)``, in the
-    scheduler's dtype, or ``None`` for schedulers that convert with the ᾱ table at integer
-    timesteps (DDIM, DDPM).
-
-    Reads diffusers' ``scheduler.sigmas`` (one per timestep plus the final 0).
-    """
-    sigmas = getattr(scheduler, "sigmas", None)
-    if not isinstance(sigmas, Tensor) or sigmas.ndim != 1 or len(sigmas) != len(scheduler.timesteps) + 1:
-        return None
-    return sigmas[:-1]
 
 
 class StepSigmaPath(Path):
