@@ -26,7 +26,7 @@ from torch import Tensor
 from ..core.shapes import check_finite
 from ..core.spaces import TOKEN_SPACES, convert
 from ..guidance.engine import Guidance
-from ..guidance.rules import Rule
+from ..guidance.rules import PostProcess, Rule
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,27 @@ def plausibility_mask(scores: Tensor, cond_logits: Tensor, alpha: float) -> Tens
     logp = torch.log_softmax(cond_logits, dim=-1)
     cutoff = logp.max(dim=-1, keepdim=True).values + torch.log(torch.tensor(alpha, dtype=logp.dtype))
     return scores.masked_fill(logp < cutoff, float("-inf"))
+
+
+@dataclass(frozen=True)
+class PlausibilityMask(PostProcess):
+    """The plausibility mask as a guidance post-process: :func:`plausibility_mask` with ``alpha``.
+
+    ``Guidance(scale=s, post=(PlausibilityMask(0.1),))`` puts contrastive decoding's α into a
+    :class:`~unified_guidance.guidance.Guidance` (a sweep of settings, a class-conditional token
+    model). Unlike ``generate(plausibility=α)``, which masks every step, a post-process runs
+    only where the reference branch does (the scale is not 1).
+    """
+
+    alpha: float = 0.1
+    space = "logprobs"  # reads p(w|c) off the conditional scores (log-softmax: raw logits work too)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"alpha: expected α in (0, 1], got {self.alpha}")
+
+    def __call__(self, guided: Tensor, cond: Tensor) -> Tensor:
+        return plausibility_mask(guided, cond, self.alpha)
 
 
 def guided_scores(
