@@ -103,7 +103,7 @@ def test_judges_on_known_sentences():
 
 
 @pytest.mark.parametrize("space", ["logprobs", "logits"])
-def test_plausibility_post_process_is_generates_mask_where_guided(space):
+def test_plausibility_post_process_equals_generates_mask_where_guided(space):
     lm = tiny_gpt2()
     ids, neg = prompts(3, 4), prompts(3, 2, seed=5)
     common = {"negative_input_ids": neg, "max_new_tokens": 6, "eos_token_id": [], "space": space}
