@@ -6,6 +6,7 @@ import pytest
 import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads in the tests: a hub call fails at once
 # The tests' tensors and models are tiny: a second thread buys nothing and, on a busy 2-core
 # machine, OpenMP synchronisation made a tiny U-Net's forward 400× slower (5 ms → 2 s).
 torch.set_num_threads(1)

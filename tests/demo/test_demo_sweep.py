@@ -2,6 +2,7 @@
 
 import pytest
 
+from unified_guidance.autoregressive import PlausibilityMask
 from unified_guidance.demo.sweep import (
     CFG_SCALES,
     METHODS,
@@ -32,7 +33,10 @@ def test_each_method_builds_its_guidance():
     assert guidance_for("decay", 8).schedule == Decay(8.0, half_life=p.decay_half_life)
     assert isinstance(guidance_for("apg", 8).rule, APG)
     assert isinstance(guidance_for("cfg_zero_star", 8).rule, CFGZeroStar)
-    assert set(METHODS) == {"cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star"}
+    assert guidance_for("plausibility", 8).post == (PlausibilityMask(p.plausibility_alpha),)
+    assert set(METHODS) == {
+        "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star", "plausibility"
+    }  # fmt: skip
     with pytest.raises(ValueError, match="method: unknown method 'cfgpp'; valid methods: cfg, rescale"):
         guidance_for("cfgpp", 3)
 

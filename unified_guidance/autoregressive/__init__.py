@@ -9,8 +9,9 @@ Conditional and reference rows run as one forward over 2B rows with one KV cache
 
 from .beam import beam_search
 from .decoding import RowDecoder, stack_prompts
+from .loading import LoadedLM, chat_prompts, load_causal_lm, packaged_gguf
 from .loss import dropped_class_tokens, next_token_loss, sample_digits
-from .mixing import Mixing, guided_scores, plausibility_mask
+from .mixing import Mixing, PlausibilityMask, guided_scores, plausibility_mask
 from .model import CausalLMModel, as_model, left_pad, positions_from_mask
 from .processor import GuidanceLogitsProcessor, custom_generate
 from .progress import ScalePlan, anneal, check_schedule, linear_ramp, token_progress
@@ -22,12 +23,15 @@ __all__ = [
     "DecodeSpec",
     "DigitTokens",
     "GuidanceLogitsProcessor",
+    "LoadedLM",
     "Mixing",
+    "PlausibilityMask",
     "RowDecoder",
     "ScalePlan",
     "anneal",
     "as_model",
     "beam_search",
+    "chat_prompts",
     "check_schedule",
     "custom_generate",
     "decode",
@@ -37,7 +41,9 @@ __all__ = [
     "guided_scores",
     "left_pad",
     "linear_ramp",
+    "load_causal_lm",
     "next_token_loss",
+    "packaged_gguf",
     "plausibility_mask",
     "positions_from_mask",
     "reference_prompt",

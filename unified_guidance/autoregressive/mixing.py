@@ -26,7 +26,7 @@ from torch import Tensor
 from ..core.checks import DeferredChecks, NonFiniteError
 from ..core.spaces import TOKEN_SPACES, convert
 from ..guidance.engine import Guidance
-from ..guidance.rules import Rule
+from ..guidance.rules import PostProcess, Rule
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,27 @@ def _check_scores(checks: DeferredChecks, name: str, scores: Tensor, made_by: ob
         lambda: f"{name}: expected scores without NaN or +inf, got {bad()} such entries; made by {made_by!r}",
         NonFiniteError,
     )
+
+
+@dataclass(frozen=True)
+class PlausibilityMask(PostProcess):
+    """The plausibility mask as a guidance post-process: :func:`plausibility_mask` with ``alpha``.
+
+    ``Guidance(scale=s, post=(PlausibilityMask(0.1),))`` puts contrastive decoding's α into a
+    :class:`~unified_guidance.guidance.Guidance` (a sweep of settings, a class-conditional token
+    model). Unlike ``generate(plausibility=α)``, which masks every step, a post-process runs
+    only where the reference branch does (the scale is not 1).
+    """
+
+    alpha: float = 0.1
+    space = "logprobs"  # reads p(w|c) off the conditional scores (log-softmax: raw logits work too)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"alpha: expected α in (0, 1], got {self.alpha}")
+
+    def __call__(self, guided: Tensor, cond: Tensor) -> Tensor:
+        return plausibility_mask(guided, cond, self.alpha)
 
 
 def guided_scores(

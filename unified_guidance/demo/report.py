@@ -21,7 +21,7 @@ ROW_FIELDS: tuple[str, ...] = (
     "samples",
     "seconds",
 )
-"""Every row of ``report.json`` has exactly these keys."""
+"""Every digits row of ``report.json`` has exactly these keys (text rows: ``demo.text.TEXT_ROW_FIELDS``)."""
 
 ADHERENCE_OK = 0.95
 """Adherence a mitigation must keep to count as a win (the issue's bar)."""

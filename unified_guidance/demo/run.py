@@ -7,7 +7,9 @@ Order of work, with what each step writes under ``out``:
    samples through ``Trainer.predict`` (``work/PARADIGM-SHA/item-*.pt``, reused on a
    rerun with the same model), metrics per setting, sample grids (``figures/``);
 3. the trade-off and Bayes-view figures;
-4. ``report.json`` and ``report.md``, each written whole or not at all.
+4. the text section (:mod:`.text`, when ``text`` is set): a pretrained chat LM under logit
+   guidance, its rows (``paradigm: "text"``), ``text_samples.json``, ``figures/text_tradeoff.png``;
+5. ``report.json`` and ``report.md``, each written whole or not at all.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from .io import atomic_write_json, atomic_write_text, prepare_output_dir
 from .report import ROW_FIELDS, evidence, markdown
 from .runners import PARADIGMS, Runner, get_runner
 from .sweep import CFG_SCALES, HIGH_SCALES, Setting, settings, work_items
+from .text import TextOptions
+from .text_report import text_section
 
 CHECKPOINT_EVERY = 50  # optimiser steps between the resumable checkpoints of a paradigm's training
 
@@ -58,6 +62,8 @@ class DemoOptions:
         methods: restrict the mitigations to these (``None``: every one that applies to a paradigm).
         figures: draw PNG figures.
         bayes_scales, bayes_samples, bayes_steps: the Bayes-view figure's scales, samples and DDIM steps.
+        text: the text section (:class:`~unified_guidance.demo.text.TextOptions`); ``None`` leaves it
+            out (the CLI runs it unless ``--no-text``).
     """
 
     out: Path = Path("demo_out")
@@ -78,6 +84,7 @@ class DemoOptions:
     bayes_scales: tuple[float, ...] = (1.0, 3.0, 8.0, 15.0)
     bayes_samples: int = 300
     bayes_steps: int = 40
+    text: TextOptions | None = None
 
     @property
     def per_class(self) -> int:
@@ -212,10 +219,15 @@ def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[s
             out / "figures/bayes_view.png", scales=opts.bayes_scales, n=opts.bayes_samples, steps=opts.bayes_steps
         )
         meta["figures"]["bayes_view"] = str(bayes.relative_to(out))
+    text_rows, text_md = [], ""
+    if opts.text is not None:
+        text_rows, meta["text"], text_md = text_section(
+            opts.text, out, quick=opts.quick, progress=opts.progress, figures=opts.figures
+        )
     meta["evidence"] = {name: evidence(rows, name) for name in meta["paradigms"]}
     meta["seconds"] = time.perf_counter() - start
-    report = {"rows": rows, "meta": meta}
-    atomic_write_text(out / "report.md", markdown(report))
+    report = {"rows": rows + text_rows, "meta": meta}
+    atomic_write_text(out / "report.md", markdown(report) + ("\n" + text_md if text_md else ""))
     safe = json_safe(report)
     atomic_write_json(out / "report.json", safe)
     return safe

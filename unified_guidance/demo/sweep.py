@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..autoregressive.mixing import PlausibilityMask
 from ..guidance.engine import Guidance
 from ..guidance.rules import APG, CFGZeroStar, DynamicThreshold, Rescale
 from ..schedules.scale import Decay, Interval
@@ -35,6 +36,7 @@ class MitigationParams:
         decay_half_life: half-life in τ of the decaying scale ``1 + (s − 1)·2^(−τ/h)``.
         apg_eta, apg_norm_threshold, apg_momentum: APG's η, r and β (Sadat et al., arXiv 2410.02416).
         zero_init: progress before which CFG-Zero* outputs zero (Fan et al., arXiv 2503.18886).
+        plausibility_alpha: α of the token plausibility mask (Li et al., arXiv 2210.15097).
     """
 
     rescale_phi: float = 0.7
@@ -45,6 +47,7 @@ class MitigationParams:
     apg_norm_threshold: float | None = 4.0
     apg_momentum: float = -0.5
     zero_init: float = 0.0
+    plausibility_alpha: float = 0.1
 
 
 def _cfg(s: float, p: MitigationParams) -> Guidance:
@@ -72,6 +75,10 @@ def _apg(s: float, p: MitigationParams) -> Guidance:
     return Guidance(rule=rule, scale=s)
 
 
+def _plausibility(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(scale=s, post=(PlausibilityMask(p.plausibility_alpha),))
+
+
 def _cfg_zero_star(s: float, p: MitigationParams) -> Guidance:
     return Guidance(rule=CFGZeroStar(zero_init=p.zero_init), scale=s)
 
@@ -84,6 +91,7 @@ METHODS: dict[str, Callable[[float, MitigationParams], Guidance]] = {
     "decay": _decay,
     "apg": _apg,
     "cfg_zero_star": _cfg_zero_star,
+    "plausibility": _plausibility,
 }
 """Method name → guidance at scale s. ``"cfg"`` is plain CFG; the rest are mitigations."""
 

