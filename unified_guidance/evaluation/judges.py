@@ -31,8 +31,10 @@ class LanguageJudge:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
         except ImportError:
             raise _needs("py3langid") from None
-        object.__setattr__(self, "_identifier", LanguageIdentifier.from_model_file(MODEL_FILE))
-        if self.language not in self._identifier.labels:
+        # py3langid 0.3+ loads its numpy model with from_model_file; 0.2 its pickle with from_pickled_model.
+        load = getattr(LanguageIdentifier, "from_model_file", None) or LanguageIdentifier.from_pickled_model
+        object.__setattr__(self, "_identifier", load(MODEL_FILE))
+        if self.language not in self._identifier.nb_classes:
             raise ValueError(f"language: expected an ISO 639-1 code py3langid knows, got {self.language!r}")
 
     def label(self, text: str) -> str:
