@@ -6,18 +6,25 @@ The functional core (``cfg``, ``rescale``, ``cfg_zero_star``, ``dynamic_threshol
 """
 
 from .engine import Guidance, GuidanceStats, GuidedModel, GuidedPrediction, ModelReference, guide
+from .frequency import fdg, laplacian_pyramid, rebuild_pyramid
 from .functional import (
     APGState,
     apg,
     cfg,
     cfg_zero_star,
+    cosine,
     dynamic_threshold,
+    mambo_g,
+    mambo_scale,
     multi_cfg,
     norm_cap,
     optimized_scale,
+    perp_neg,
     project,
     rescale,
     static_clip,
+    tangential_reference,
+    tcfg,
 )
 from .rules import (
     APG,
@@ -56,14 +63,23 @@ __all__ = [
     "apg",
     "cfg",
     "cfg_zero_star",
+    "cosine",
     "dynamic_threshold",
+    "fdg",
     "guide",
+    "laplacian_pyramid",
+    "mambo_g",
+    "mambo_scale",
     "multi_cfg",
     "norm_cap",
     "optimized_scale",
+    "perp_neg",
     "postprocess_from_name",
     "project",
+    "rebuild_pyramid",
     "rescale",
     "rule_from_name",
     "static_clip",
+    "tangential_reference",
+    "tcfg",
 ]
