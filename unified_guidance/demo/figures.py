@@ -63,6 +63,13 @@ MARKERS: dict[str, str] = {
     "decay": "^",
     "apg": "P",
     "cfg_zero_star": "X",
+    "tcfg": "<",
+    "mambo_g": ">",
+    "fdg": "h",
+    "adaptive": "*",
+    "beta": "d",
+    "cfgpp": "p",
+    "rectified_cfgpp": "8",
 }
 
 
@@ -78,7 +85,7 @@ def _panel(ax, rows: Sequence[Mapping[str, Any]], metric: str) -> None:
     for r in rows:
         if r["method"] == "cfg":
             continue
-        color = f"C{list(MARKERS).index(r['method']) if r['method'] in MARKERS else 9}"
+        color = f"C{list(MARKERS).index(r['method']) % 10 if r['method'] in MARKERS else 9}"
         filled = r["scale"] == lowest[r["method"]]
         ax.scatter(r["recall"], r[metric], marker=MARKERS.get(r["method"], "o"), edgecolors=color,
                    facecolors=color if filled else "none", label=f"{r['method']} s={r['scale']:g}")  # fmt: skip

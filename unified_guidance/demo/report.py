@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import leaderboard
+
 ROW_FIELDS: tuple[str, ...] = (
     "paradigm",
     "method",
@@ -20,8 +22,9 @@ ROW_FIELDS: tuple[str, ...] = (
     "forward_rows_per_sample",
     "samples",
     "seconds",
+    "ci",
 )
-"""Every row of ``report.json`` has exactly these keys."""
+"""Every row of ``report.json`` has exactly these keys (``ci``: metric → 95 % bootstrap interval [lo, hi])."""
 
 ADHERENCE_OK = 0.95
 """Adherence a mitigation must keep to count as a win (the issue's bar)."""
@@ -118,6 +121,25 @@ def evidence_section(report: Mapping[str, Any]) -> list[str]:
     return ["## Evidence", "", *_table(["claim", *paradigms], lines), ""]
 
 
+def leaderboard_section(report: Mapping[str, Any]) -> list[str]:
+    """The comparative benchmark: per paradigm the leaderboard with intervals and the Pareto verdicts."""
+    meta = report["meta"]
+    out = [
+        "## Leaderboard",
+        "",
+        f"Point estimates with 95 % bootstrap intervals ({meta.get('bootstrap', '?')} draws over samples, paired "
+        "across settings). Rows with adherence ≥ 0.95 first, then by min(precision, recall). *fronts*: the planes "
+        "(adherence–recall, precision–recall) where the row is on the Pareto front of all rows. A method is off "
+        "CFG's front only where the paired interval of its difference to every CFG setting resolves it.",
+        "",
+    ]
+    for paradigm in meta["paradigms"]:
+        result = meta["runs"].get(paradigm, {}).get("comparison")
+        if result is not None:
+            out += leaderboard.section(paradigm, [r for r in report["rows"] if r["paradigm"] == paradigm], result)
+    return out
+
+
 def _num(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
@@ -177,6 +199,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     out += evidence_section(report)
+    out += leaderboard_section(report)
     for paradigm in meta["paradigms"]:
         out += paradigm_section(paradigm, rows, meta)
     figs = meta.get("figures", {})

@@ -21,7 +21,7 @@ class ARRunner(Runner):
     """A tiny GPT-2 over 64 pixel tokens (17 grey levels) after a class token (∅ = the null token)."""
 
     name = "autoregressive"
-    methods = ("cfg", "interval", "decay")
+    methods = ("cfg", "interval", "decay", "beta")
 
     def config(self, quick: bool) -> dict[str, Any]:
         return {"seed": 0, "max_steps": 1500 if quick else 3000, "batch_size": 64, "width": 64, "layers": 4, "heads": 4}
