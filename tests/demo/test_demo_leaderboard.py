@@ -38,3 +38,18 @@ def test_a_method_wins_only_where_the_paired_interval_resolves_it():
     assert result["methods"]["m"]["wins"] and not result["methods"]["w"]["wins"] and result["methods"]["w"]["lost"]
     costly = compare([*cfg_rows, row("m", 8, 0.995, 0.95, 0.70, cost=40.0)], tight)
     assert not costly["methods"]["m"]["wins"]  # off the front, but at twice CFG's rows
+
+
+def test_evidence_claims_hold_only_where_intervals_resolve_them():
+    from unified_guidance.demo.leaderboard import resolved_evidence
+
+    rows = [row("cfg", 1.0, 0.90, 0.90, 0.80), row("cfg", 3.0, 0.99, 0.97, 0.60), row("cfg", 15.0, 0.99, 0.70, 0.30)]
+    for r in rows:
+        r["paradigm"] = "p"
+    tight = resolved_evidence(rows, {(r["method"], r["scale"]): reps(r, 0.001) for r in rows})
+    assert tight["adherence_s3"] and tight["recall_falls"] and tight["precision_peaks"]
+    assert tight["mitigation_wins"] is None and tight["interval_cheaper"] is None  # no such rows
+    # Replicates that move against each other: the paired differences spread and straddle 0.
+    flipped = {(r["method"], r["scale"]): reps(r, -2.0 if r["scale"] == 15.0 else 2.0) for r in rows}
+    wide = resolved_evidence(rows, flipped)
+    assert wide["recall_falls"] is None and wide["precision_peaks"] is None

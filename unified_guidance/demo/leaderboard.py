@@ -138,3 +138,65 @@ def section(paradigm: str, rows: Sequence[Row], result: Mapping[str, Any], top: 
             f"Goal (s ≥ {GOAL_SCALE:g}: adherence ≥ {GOAL_ADHERENCE}, precision and recall ≥ CFG at s = "
             f"{GOAL_BASE:g}): {_mark(result['goal'])}.", ""]  # fmt: skip
     return out
+
+
+def _at(rows: Sequence[Row], method: str, scale: float) -> Row | None:
+    return next((r for r in rows if r["method"] == method and r["scale"] == scale), None)
+
+
+def _both(*verdicts: bool | None) -> bool | None:
+    """All resolved true → True; any resolved false → False; else None."""
+    if any(v is False for v in verdicts):
+        return False
+    return True if all(v is True for v in verdicts) else None
+
+
+def resolved_evidence(rows: Sequence[Row], reps: Mapping[tuple[str, float], Replicates]) -> dict[str, bool | None]:
+    """The evidence table's claims (:data:`~.report.CLAIMS`) decided by intervals, for one paradigm's rows.
+
+    ``True``/``False`` only where the paired intervals resolve the claim, ``None``
+    otherwise ("not resolved at this sample size", or not measured):
+
+    * ``adherence_s3``: adherence at s = 3 above 0.95 and above s = 1's;
+    * ``recall_falls``: recall at the largest s below s = 1's;
+    * ``precision_peaks``: the most precise moderate scale (1 < s < 8) above the largest s;
+    * ``mitigation_wins``: at every high scale some method above CFG on precision and recall, adherence ≥ 0.95;
+    * ``interval_cheaper``: fewer forward rows than CFG (counted, no interval needed).
+    """
+    from .report import ADHERENCE_OK, evidence
+
+    r = {key(row): reps[key(row)] for row in rows}
+    out: dict[str, bool | None] = dict.fromkeys(("adherence_s3", "recall_falls", "precision_peaks"))
+    plain = sorted((row for row in rows if row["method"] == "cfg" and row["scale"] >= 1), key=lambda x: x["scale"])
+    one, three = _at(rows, "cfg", 1.0), _at(rows, "cfg", 3.0)
+    if one and three:
+        m3, m1 = r[key(three)], r[key(one)]
+        out["adherence_s3"] = _both(
+            resolved(*m3.interval("adherence"), ADHERENCE_OK), resolved(*m3.difference(m1, "adherence"))
+        )
+    if len(plain) >= 3 and one:
+        out["recall_falls"] = resolved(*r[key(one)].difference(r[key(plain[-1])], "recall"))
+        moderate = [row for row in plain if 1 < row["scale"] < 8]
+        if moderate:
+            best = max(moderate, key=lambda x: x["precision"])
+            out["precision_peaks"] = resolved(*r[key(best)].difference(r[key(plain[-1])], "precision"))
+    high = sorted({row["scale"] for row in rows if row["method"] != "cfg" and row["scale"] >= 8})
+    wins = []
+    for s in high:
+        base = _at(rows, "cfg", s)
+        if base is None:
+            continue
+        per = [
+            _both(
+                resolved(*r[key(row)].interval("adherence"), ADHERENCE_OK),
+                resolved(*r[key(row)].difference(r[key(base)], "precision")),
+                resolved(*r[key(row)].difference(r[key(base)], "recall")),
+            )
+            for row in rows
+            if row["scale"] == s and row["method"] != "cfg"
+        ]
+        wins.append(True if True in per else (False if per and all(v is False for v in per) else None))
+    out["mitigation_wins"] = _both(*wins) if wins else None
+    paradigm = rows[0]["paradigm"] if rows else ""
+    out["interval_cheaper"] = evidence(rows, paradigm)["interval_cheaper"]
+    return out

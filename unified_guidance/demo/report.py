@@ -114,10 +114,26 @@ CLAIMS: dict[str, str] = {
 
 
 def evidence_section(report: Mapping[str, Any]) -> list[str]:
-    """A table of :data:`CLAIMS` by paradigm: ✓ holds, ✗ fails, – not measured."""
-    paradigms = report["meta"]["paradigms"]
+    """A table of :data:`CLAIMS` by paradigm.
+
+    Where the run has bootstrap intervals (``meta.runs.PARADIGM.comparison.evidence``)
+    a claim holds (✓) or fails (✗) only if the paired intervals resolve it, and reads
+    "not resolved at this sample size" otherwise; without them, the point estimates
+    decide (:func:`evidence`). – : not measured.
+    """
+    meta = report["meta"]
+    paradigms = meta["paradigms"]
     marks = {True: "✓", False: "✗", None: "–"}
-    lines = [[text, *(marks[evidence(report["rows"], p)[claim]] for p in paradigms)] for claim, text in CLAIMS.items()]
+    columns = []
+    for p in paradigms:
+        resolved = meta.get("runs", {}).get(p, {}).get("comparison", {}).get("evidence")
+        points = evidence(report["rows"], p)
+        if resolved is None:
+            columns.append({c: marks[v] for c, v in points.items()})
+        else:  # measured but undecided by the intervals: say so
+            columns.append({c: marks[v] if v is not None or points[c] is None else leaderboard.UNRESOLVED
+                            for c, v in resolved.items()})  # fmt: skip
+    lines = [[text, *(col[claim] for col in columns)] for claim, text in CLAIMS.items()]
     return ["## Evidence", "", *_table(["claim", *paradigms], lines), ""]
 
 

@@ -33,7 +33,7 @@ from .cache import CheckpointCache
 from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
 from .intervals import bootstrap_draws, intervals, replicates
 from .io import atomic_write_json, atomic_write_text, prepare_output_dir
-from .leaderboard import compare
+from .leaderboard import compare, resolved_evidence
 from .report import ROW_FIELDS, evidence, markdown
 from .runners import PARADIGMS, Runner, get_runner
 from .solvers import SolverAdapter
@@ -173,7 +173,7 @@ def run_paradigm(
         "train_seconds": train_seconds,
         "methods": methods,
         "mitigation_params": asdict(runner.params),
-        "comparison": compare(rows, reps),
+        "comparison": compare(rows, reps) | {"evidence": resolved_evidence(rows, reps)},
     }
     return rows, meta, grids
 
