@@ -14,8 +14,8 @@ def row(method, scale, adherence, precision, recall, cost=20.0):
 def reps(r, spread):
     """Replicates around a row's metrics: the same draw offsets for every row, so differences are exact."""
     offsets = torch.linspace(-spread, spread, 41, dtype=torch.float64)[:, None]
-    point = torch.tensor([r["adherence"], r["precision"], r["recall"], r["fd"]], dtype=torch.float64)
-    noise = torch.linspace(-1, 1, 41, dtype=torch.float64)[:, None] * torch.tensor([1.0, 1.0, 1.0, 0.0])
+    point = torch.tensor([r["adherence"], r["precision"], r["recall"]], dtype=torch.float64)
+    noise = torch.linspace(-1, 1, 41, dtype=torch.float64)[:, None] * torch.ones(3)
     return Replicates(point, point + offsets * noise * (1 if r["method"] == "cfg" else -1))
 
 

@@ -156,7 +156,7 @@ def test_failure_mode_reads_the_numbers():
 def test_rows_carry_intervals_and_the_report_has_the_leaderboard(run):
     out, _, report = run
     for row in report["rows"]:
-        for metric in ("adherence", "precision", "recall", "fd"):
+        for metric in ("adherence", "precision", "recall"):
             lo, hi = row["ci"][metric]
             assert lo <= row[metric] + 1e-9 and row[metric] <= hi + 1e-9
     comparison = report["meta"]["runs"]["mixture"]["comparison"]

@@ -120,7 +120,7 @@ def section(paradigm: str, rows: Sequence[Row], result: Mapping[str, Any], top: 
         fronts = ", ".join(entry["on_front"]) or "—"
         goal_cell = _mark(entry["goal"]) if r["scale"] >= GOAL_SCALE else "—"
         cells = [str(i), r["method"], f"{r['scale']:g}", _ci(r, "adherence"), _ci(r, "precision"), _ci(r, "recall"),
-                 _ci(r, "fd", 1), f"{r['forward_rows_per_sample']:g}", f"{r['seconds'] / r['samples']:.3f}",
+                 f"{r['fd']:.1f}", f"{r['forward_rows_per_sample']:g}", f"{r['seconds'] / r['samples']:.3f}",
                  fronts, goal_cell]  # fmt: skip
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "| method | off CFG's front (a setting at ≤ CFG's cost) | per s: adherence–recall / precision–recall |",
