@@ -128,7 +128,7 @@ def section(paradigm: str, rows: Sequence[Row], result: Mapping[str, Any], top: 
     for method, v in result["methods"].items():
         detail = "; ".join(
             f"s={st['scale']:g}: "
-            + " / ".join(_mark(p) for p in st["planes"].values())
+            + " / ".join(_short(p) for p in st["planes"].values())
             + ("" if st["affordable"] else " (costs more than CFG)")
             for st in v["settings"]
         )
