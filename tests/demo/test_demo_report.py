@@ -151,3 +151,17 @@ def test_failure_mode_reads_the_numbers():
         "off-class (70% recognised); implausible shapes (precision 0.40); low diversity (recall 0.10); "
         "saturated (70% of pixels at ±1, real digits 50%); pushed past the data range (mean |x| 1.20 before clipping)"
     )
+
+
+def test_rows_carry_intervals_and_the_report_has_the_leaderboard(run):
+    out, _, report = run
+    for row in report["rows"]:
+        for metric in ("adherence", "precision", "recall"):
+            lo, hi = row["ci"][metric]
+            assert lo <= row[metric] + 1e-9 and row[metric] <= hi + 1e-9
+    comparison = report["meta"]["runs"]["mixture"]["comparison"]
+    assert set(comparison["fronts"]) == {"adherence-recall", "precision-recall"}
+    assert set(comparison["methods"]) == {"rescale", "interval"}
+    assert len(comparison["leaderboard"]) == sum(r["scale"] >= 1 for r in report["rows"])
+    text = (out / "report.md").read_text()
+    assert "## Leaderboard" in text and "### mixture" in text

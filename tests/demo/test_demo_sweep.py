@@ -7,13 +7,14 @@ from unified_guidance.demo.sweep import (
     CFG_SCALES,
     METHODS,
     MitigationParams,
+    SolverGuidance,
     class_seed,
     guidance_for,
     settings,
     work_items,
 )
-from unified_guidance.guidance import APG, CFGZeroStar, DynamicThreshold, Rescale
-from unified_guidance.schedules import Constant, Decay, Interval
+from unified_guidance.guidance import APG, FDG, TCFG, Adaptive, CFGZeroStar, DynamicThreshold, MamboG, Rescale
+from unified_guidance.schedules import Beta, Constant, Decay, Interval
 
 
 def test_settings_are_plain_cfg_scales_then_mitigations_at_high_scales():
@@ -34,11 +35,20 @@ def test_each_method_builds_its_guidance():
     assert isinstance(guidance_for("apg", 8).rule, APG)
     assert isinstance(guidance_for("cfg_zero_star", 8).rule, CFGZeroStar)
     assert guidance_for("plausibility", 8).post == (PlausibilityMask(p.plausibility_alpha),)
+    assert isinstance(guidance_for("tcfg", 8).rule, TCFG)
+    assert guidance_for("mambo_g", 8).rule == MamboG(alpha=p.mambo_alpha)
+    assert guidance_for("fdg", 8).rule == FDG(ratios=p.fdg_ratios)
+    assert guidance_for("adaptive", 8).rule == Adaptive(gamma=p.adaptive_gamma)
+    assert guidance_for("beta", 8).schedule == Beta(8.0, *p.beta_shape)
+    solver = guidance_for("rectified_cfgpp", 8)
+    assert isinstance(solver, SolverGuidance) and solver.solver == "rectified_cfgpp"
+    assert guidance_for("cfgpp", 8).solver == "cfgpp"
     assert set(METHODS) == {
-        "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star", "plausibility"
+        "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star",
+        "tcfg", "mambo_g", "fdg", "adaptive", "beta", "cfgpp", "rectified_cfgpp", "plausibility",
     }  # fmt: skip
-    with pytest.raises(ValueError, match="method: unknown method 'cfgpp'; valid methods: cfg, rescale"):
-        guidance_for("cfgpp", 3)
+    with pytest.raises(ValueError, match="method: unknown method 'pag'; valid methods: cfg, rescale"):
+        guidance_for("pag", 3)
 
 
 def test_work_items_share_class_seeds_and_fingerprint_the_guidance():

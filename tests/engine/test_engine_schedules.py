@@ -133,3 +133,19 @@ def test_vp_coefficients_are_finite_at_the_data_end_and_preserve_variance(path):
     h = 1e-6
     fd = (path.coefficients(t[1:] + h).sigma_t - path.coefficients(t[1:] - h).sigma_t) / (2 * h)
     torch.testing.assert_close(c.d_sigma_t[1:], fd, rtol=1e-5, atol=1e-7)
+
+
+def test_beta_schedule_peaks_at_the_mode_and_is_one_at_the_ends():
+    from unified_guidance.schedules import Beta, schedule_from_name
+
+    sched = Beta(7.0, a=3.0, b=2.0)
+    assert sched.mode == pytest.approx(2.0 / 3.0)
+    tau = torch.tensor([0.0, 0.25, 2.0 / 3.0, 1.0], dtype=torch.float64)
+    f = tau**2 * (1 - tau)
+    expected = 1 + 6.0 * f / ((2 / 3) ** 2 * (1 / 3))
+    torch.testing.assert_close(sched(tau), expected)
+    assert sched.unit_intervals() == ((0.0, 0.0), (1.0, 1.0)) and sched.breakpoints() == ()
+    torch.testing.assert_close(Beta(4.0, 1.0, 1.0)(tau), torch.full_like(tau, 4.0))
+    assert isinstance(schedule_from_name("beta", scale=3.0), Beta)
+    with pytest.raises(ValueError, match="a: expected a value ≥ 1"):
+        Beta(3.0, a=0.5)

@@ -50,6 +50,17 @@ def cat_batch(conds: Sequence[Cond]) -> Cond:
     raise TypeError(f"cond: cannot batch a {type(first).__name__}; expected tensors, dicts or tuples")
 
 
+def take_rows(cond: Cond, index: Tensor) -> Cond:
+    """The rows ``index`` ``(k,)`` of a condition (a tensor, or every batched tensor of a dict/tuple)."""
+    if isinstance(cond, Tensor):
+        return cond[index.to(cond.device)]
+    if isinstance(cond, Mapping):
+        return {k: take_rows(v, index) if _batched(v) else v for k, v in cond.items()}
+    if isinstance(cond, (list, tuple)):
+        return type(cond)(take_rows(v, index) for v in cond)
+    raise TypeError(f"cond: cannot select rows of a {type(cond).__name__}; expected tensors, dicts or tuples")
+
+
 def _batched(value: Any) -> bool:
     return isinstance(value, (Tensor, Mapping, list, tuple))
 

@@ -14,6 +14,7 @@ from ..analytic.mixture import two_d_mixture
 from ..guidance.engine import Guidance
 from ..schedules.noise import LinearBetaSchedule
 from .io import atomic_write
+from .leaderboard import front
 from .standin import MixtureSampler
 
 
@@ -63,12 +64,29 @@ MARKERS: dict[str, str] = {
     "decay": "^",
     "apg": "P",
     "cfg_zero_star": "X",
+    "tcfg": "<",
+    "mambo_g": ">",
+    "fdg": "h",
+    "adaptive": "*",
+    "beta": "d",
+    "cfgpp": "p",
+    "rectified_cfgpp": "8",
 }
 
 
 def _panel(ax, rows: Sequence[Mapping[str, Any]], metric: str) -> None:
     plain = sorted((r for r in rows if r["method"] == "cfg"), key=lambda r: r["scale"])
     ax.plot([r["recall"] for r in plain], [r[metric] for r in plain], "o-", color="k", label="CFG")
+    if all("ci" in r for r in plain):  # 95 % bootstrap intervals of the CFG curve
+
+        def err(m: str) -> list[list[float]]:
+            return [[max(r[m] - r["ci"][m][0], 0.0) for r in plain], [max(r["ci"][m][1] - r[m], 0.0) for r in plain]]
+
+        xerr, yerr = err("recall"), err(metric)
+        ax.errorbar([r["recall"] for r in plain], [r[metric] for r in plain], xerr=xerr, yerr=yerr, fmt="none",
+                    ecolor="0.5", elinewidth=0.7, capsize=0)  # fmt: skip
+    best = sorted(front(rows, metric, "recall"), key=lambda r: r["recall"])
+    ax.plot([r["recall"] for r in best], [r[metric] for r in best], "--", color="C3", lw=0.8, label="Pareto front")
     for r in plain:
         ax.annotate(f"{r['scale']:g}", (r["recall"], r[metric]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     lowest: dict[str, float] = {}
@@ -78,7 +96,7 @@ def _panel(ax, rows: Sequence[Mapping[str, Any]], metric: str) -> None:
     for r in rows:
         if r["method"] == "cfg":
             continue
-        color = f"C{list(MARKERS).index(r['method']) if r['method'] in MARKERS else 9}"
+        color = f"C{list(MARKERS).index(r['method']) % 10 if r['method'] in MARKERS else 9}"
         filled = r["scale"] == lowest[r["method"]]
         ax.scatter(r["recall"], r[metric], marker=MARKERS.get(r["method"], "o"), edgecolors=color,
                    facecolors=color if filled else "none", label=f"{r['method']} s={r['scale']:g}")  # fmt: skip
@@ -88,7 +106,8 @@ def _panel(ax, rows: Sequence[Mapping[str, Any]], metric: str) -> None:
 
 
 def tradeoff(rows: Sequence[Mapping[str, Any]], paradigms: Sequence[str], path: Path) -> Path:
-    """Adherence and precision against recall (diversity): plain CFG as a curve over s, mitigations as points."""
+    """Adherence and precision against recall (diversity): plain CFG as a curve over s with its 95 % intervals,
+    the other methods as points, and the Pareto front of all rows dashed."""
     plt = _pyplot()
     fig, axes = plt.subplots(
         2, len(paradigms), figsize=(4.0 * len(paradigms), 7.5), squeeze=False, layout="constrained"

@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import leaderboard
+
 ROW_FIELDS: tuple[str, ...] = (
     "paradigm",
     "method",
@@ -20,8 +22,10 @@ ROW_FIELDS: tuple[str, ...] = (
     "forward_rows_per_sample",
     "samples",
     "seconds",
+    "ci",
 )
-"""Every digits row of ``report.json`` has exactly these keys (text rows: ``demo.text.TEXT_ROW_FIELDS``)."""
+"""Every digits row of ``report.json`` has exactly these keys (``ci``: metric → 95 % bootstrap interval
+[lo, hi]; text rows: ``demo.text.TEXT_ROW_FIELDS``)."""
 
 ADHERENCE_OK = 0.95
 """Adherence a mitigation must keep to count as a win (the issue's bar)."""
@@ -111,11 +115,46 @@ CLAIMS: dict[str, str] = {
 
 
 def evidence_section(report: Mapping[str, Any]) -> list[str]:
-    """A table of :data:`CLAIMS` by paradigm: ✓ holds, ✗ fails, – not measured."""
-    paradigms = report["meta"]["paradigms"]
+    """A table of :data:`CLAIMS` by paradigm.
+
+    Where the run has bootstrap intervals (``meta.runs.PARADIGM.comparison.evidence``)
+    a claim holds (✓) or fails (✗) only if the paired intervals resolve it, and reads
+    "not resolved at this sample size" otherwise; without them, the point estimates
+    decide (:func:`evidence`). – : not measured.
+    """
+    meta = report["meta"]
+    paradigms = meta["paradigms"]
     marks = {True: "✓", False: "✗", None: "–"}
-    lines = [[text, *(marks[evidence(report["rows"], p)[claim]] for p in paradigms)] for claim, text in CLAIMS.items()]
+    columns = []
+    for p in paradigms:
+        resolved = meta.get("runs", {}).get(p, {}).get("comparison", {}).get("evidence")
+        points = evidence(report["rows"], p)
+        if resolved is None:
+            columns.append({c: marks[v] for c, v in points.items()})
+        else:  # measured but undecided by the intervals: say so
+            columns.append({c: marks[v] if v is not None or points[c] is None else leaderboard.UNRESOLVED
+                            for c, v in resolved.items()})  # fmt: skip
+    lines = [[text, *(col[claim] for col in columns)] for claim, text in CLAIMS.items()]
     return ["## Evidence", "", *_table(["claim", *paradigms], lines), ""]
+
+
+def leaderboard_section(report: Mapping[str, Any]) -> list[str]:
+    """The comparative benchmark: per paradigm the leaderboard with intervals and the Pareto verdicts."""
+    meta = report["meta"]
+    out = [
+        "## Leaderboard",
+        "",
+        f"Point estimates with 95 % bootstrap intervals ({meta.get('bootstrap', '?')} draws over samples, paired "
+        "across settings). Rows with adherence ≥ 0.95 first, then by min(precision, recall). *fronts*: the planes "
+        "(adherence–recall, precision–recall) where the row is on the Pareto front of all rows. A method is off "
+        "CFG's front only where the paired interval of its difference to every CFG setting resolves it.",
+        "",
+    ]
+    for paradigm in meta["paradigms"]:
+        result = meta["runs"].get(paradigm, {}).get("comparison")
+        if result is not None:
+            out += leaderboard.section(paradigm, [r for r in report["rows"] if r["paradigm"] == paradigm], result)
+    return out
 
 
 def _num(value: float, digits: int = 2) -> str:
@@ -177,6 +216,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     out += evidence_section(report)
+    out += leaderboard_section(report)
     for paradigm in meta["paradigms"]:
         out += paradigm_section(paradigm, rows, meta)
     figs = meta.get("figures", {})

@@ -34,9 +34,12 @@ from ..training.resume import resumable
 from . import figures
 from .cache import CheckpointCache
 from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
+from .intervals import bootstrap_draws, intervals, replicates
 from .io import atomic_write_json, atomic_write_text, prepare_output_dir
+from .leaderboard import compare, resolved_evidence
 from .report import ROW_FIELDS, evidence, markdown
 from .runners import PARADIGMS, Runner, get_runner
+from .solvers import SolverAdapter
 from .sweep import CFG_SCALES, HIGH_SCALES, Setting, settings, work_items
 from .text import TextOptions
 from .text_report import text_section
@@ -64,6 +67,7 @@ class DemoOptions:
         bayes_scales, bayes_samples, bayes_steps: the Bayes-view figure's scales, samples and DDIM steps.
         text: the text section (:class:`~unified_guidance.demo.text.TextOptions`); ``None`` leaves it
             out (the CLI runs it unless ``--no-text``).
+        bootstrap: bootstrap draws for the 95 % intervals (default 100 quick, 200 full).
     """
 
     out: Path = Path("demo_out")
@@ -85,10 +89,15 @@ class DemoOptions:
     bayes_samples: int = 300
     bayes_steps: int = 40
     text: TextOptions | None = None
+    bootstrap: int | None = None
 
     @property
     def per_class(self) -> int:
         return self.samples_per_class or (20 if self.quick else 50)
+
+    @property
+    def draws(self) -> int:
+        return self.bootstrap or (100 if self.quick else 200)
 
 
 def load_evaluator(cache: CheckpointCache, *, seed: int = 0, progress: bool = True) -> DigitsClassifier:
@@ -129,7 +138,7 @@ def _row(paradigm: str, setting: Setting, results: Sequence[SampleResult], metri
         "samples": samples,
         "seconds": sum(r.seconds for r in results),
     }
-    return {k: row[k] for k in ROW_FIELDS}
+    return {k: row[k] for k in ROW_FIELDS if k in row}  # the intervals are added by the caller
 
 
 def run_paradigm(
@@ -153,15 +162,20 @@ def run_paradigm(
     )  # fmt: skip
     work = out / "work" / f"{runner.name}-{cached.sha256[:12]}"
     results = predict_sweep(
-        module, items, work, accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
+        SolverAdapter(module), items, work, accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
         progress=opts.progress, label=runner.name,
     )  # fmt: skip
-    rows, grids = [], {}
+    rows, grids, reps = [], {}, {}
+    draws = None
     for i, setting in enumerate(tqdm(sweep, desc=f"{runner.name}: metrics", disable=not opts.progress)):
         part = results[i * NUM_CLASSES : (i + 1) * NUM_CLASSES]
         samples = torch.cat([r.samples for r in part])
         labels = torch.cat([torch.full((r.samples.shape[0],), c) for c, r in enumerate(part)])
-        rows.append(_row(runner.name, setting, part, measure(samples, labels, evaluator, ref, opts.k)))
+        row = _row(runner.name, setting, part, measure(samples, labels, evaluator, ref, opts.k))
+        # One set of draws for every setting: same seeds per class, so the replicates are paired.
+        draws = bootstrap_draws(labels, opts.draws, seed=opts.seed) if draws is None else draws
+        reps[(setting.method, setting.scale)] = replicates(samples, labels, evaluator, ref, draws, opts.k)
+        rows.append(row | {"ci": intervals(reps[(setting.method, setting.scale)])})
         if opts.figures and setting.method == "cfg":
             name = f"figures/{runner.name}_s{setting.scale:g}.png"
             figures.sample_grid(samples, labels, out / name, title=f"{runner.name}, CFG s = {setting.scale:g}")
@@ -172,6 +186,7 @@ def run_paradigm(
         "train_seconds": train_seconds,
         "methods": methods,
         "mitigation_params": asdict(runner.params),
+        "comparison": compare(rows, reps) | {"evidence": resolved_evidence(rows, reps)},
     }
     return rows, meta, grids
 
@@ -197,6 +212,7 @@ def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[s
         "k": opts.k,
         "scales": list(opts.scales),
         "high_scales": list(opts.high_scales),
+        "bootstrap": opts.draws,
         "evaluator": {
             "held_out_accuracy": float(evaluator.held_out_accuracy),
             "feature_dim": int(ref.features.shape[1]),

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from ..autoregressive.mixing import PlausibilityMask
 from ..guidance.engine import Guidance
-from ..guidance.rules import APG, CFGZeroStar, DynamicThreshold, Rescale
-from ..schedules.scale import Decay, Interval
+from ..guidance.rules import APG, FDG, TCFG, Adaptive, CFGZeroStar, DynamicThreshold, MamboG, Rescale
+from ..schedules.scale import Beta, Decay, Interval
 from ..training.predict import WorkItem
 
 CFG_SCALES: tuple[float, ...] = (0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 15.0)
@@ -37,6 +37,11 @@ class MitigationParams:
         apg_eta, apg_norm_threshold, apg_momentum: APG's η, r and β (Sadat et al., arXiv 2410.02416).
         zero_init: progress before which CFG-Zero* outputs zero (Fan et al., arXiv 2503.18886).
         plausibility_alpha: α of the token plausibility mask (Li et al., arXiv 2210.15097).
+        mambo_alpha: α of MAMBO-G (arXiv 2508.03442).
+        fdg_ratios: FDG's band scales 1 + (s − 1)·ratio, finest band first (arXiv 2506.19713).
+        adaptive_gamma: cosine at which adaptive guidance stops the reference (arXiv 2312.12487).
+        beta_shape: (a, b) of the β schedule (arXiv 2502.10574).
+        rectified_gamma: decay exponent of Rectified-CFG++'s correction (arXiv 2510.07631).
     """
 
     rescale_phi: float = 0.7
@@ -48,6 +53,23 @@ class MitigationParams:
     apg_momentum: float = -0.5
     zero_init: float = 0.0
     plausibility_alpha: float = 0.1
+    mambo_alpha: float = 2.0
+    fdg_ratios: tuple[float, ...] = (1.0, 0.25)
+    adaptive_gamma: float = 0.99
+    beta_shape: tuple[float, float] = (2.0, 2.0)
+    rectified_gamma: float = 1.0
+
+
+@dataclass(frozen=True)
+class SolverGuidance(Guidance):
+    """A :class:`Guidance` that also names a solver-level method (``"cfgpp"``, ``"rectified_cfgpp"``).
+
+    Guidance itself stays a rule and a schedule; the demo's sampler adapter
+    (:mod:`.solvers`) reads ``solver`` and calls the paradigm's solver for it.
+    """
+
+    solver: str = "cfgpp"
+    gamma: float = 1.0
 
 
 def _cfg(s: float, p: MitigationParams) -> Guidance:
@@ -83,6 +105,34 @@ def _cfg_zero_star(s: float, p: MitigationParams) -> Guidance:
     return Guidance(rule=CFGZeroStar(zero_init=p.zero_init), scale=s)
 
 
+def _tcfg(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(rule=TCFG(), scale=s)
+
+
+def _mambo_g(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(rule=MamboG(alpha=p.mambo_alpha), scale=s)
+
+
+def _fdg(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(rule=FDG(ratios=p.fdg_ratios), scale=s)
+
+
+def _adaptive(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(rule=Adaptive(gamma=p.adaptive_gamma), scale=s)
+
+
+def _beta(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(scale=Beta(s, a=p.beta_shape[0], b=p.beta_shape[1]))
+
+
+def _cfgpp(s: float, p: MitigationParams) -> Guidance:
+    return SolverGuidance(scale=s, solver="cfgpp")
+
+
+def _rectified_cfgpp(s: float, p: MitigationParams) -> Guidance:
+    return SolverGuidance(scale=s, solver="rectified_cfgpp", gamma=p.rectified_gamma)
+
+
 METHODS: dict[str, Callable[[float, MitigationParams], Guidance]] = {
     "cfg": _cfg,
     "rescale": _rescale,
@@ -92,6 +142,13 @@ METHODS: dict[str, Callable[[float, MitigationParams], Guidance]] = {
     "apg": _apg,
     "cfg_zero_star": _cfg_zero_star,
     "plausibility": _plausibility,
+    "tcfg": _tcfg,
+    "mambo_g": _mambo_g,
+    "fdg": _fdg,
+    "adaptive": _adaptive,
+    "beta": _beta,
+    "cfgpp": _cfgpp,
+    "rectified_cfgpp": _rectified_cfgpp,
 }
 """Method name → guidance at scale s. ``"cfg"`` is plain CFG; the rest are mitigations."""
 

@@ -16,6 +16,7 @@ from .field import GuidedField, IntegrationError
 from .likelihood import LogLikelihood, divergence_exact, divergence_hutchinson, log_likelihood
 from .loss import TIME_SAMPLERS, flow_matching_loss, sample_time
 from .model import Reparametrized, VelocityModel
+from .rectified import rectified_cfgpp
 from .sampler import FlowStats, jump_times, sample, trajectory
 from .solvers import ADAPTIVE, FIXED, SOLVERS
 
@@ -35,6 +36,7 @@ __all__ = [
     "flow_matching_loss",
     "jump_times",
     "log_likelihood",
+    "rectified_cfgpp",
     "sample",
     "sample_time",
     "sample_with_scheduler",

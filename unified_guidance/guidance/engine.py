@@ -17,12 +17,11 @@ import torch
 from torch import Tensor, nn
 
 from ..core.checks import DeferredChecks
-from ..core.conditions import Cond, Conditions, batch_size_of, cat_batch
+from ..core.conditions import Cond, Conditions, batch_size_of, cat_batch, take_rows
 from ..core.model import ConditionalModel
 from ..core.shapes import check_pair
 from ..core.spaces import convert
 from ..schedules.scale import Schedule, as_schedule
-from .functional import multi_cfg
 from .rules import CFG, PostProcess, Rule, postprocess_from_name, rule_from_name
 
 
@@ -113,8 +112,9 @@ class GuidedPrediction:
 @dataclass(frozen=True)
 class GuidanceStats:
     """Counts over a guided model's calls: ``calls`` to the guided model, reference
-    forwards skipped because the scale was 1 (or the rule output zero), and the
-    model rows those skips saved."""
+    forwards skipped because the scale was 1 (or the rule output zero, or no sample
+    needed it any more), and the model rows saved — those skips plus the reference
+    rows of samples an :class:`~.rules_recent.Adaptive` rule has stopped guiding."""
 
     calls: int = 0
     skipped_reference: int = 0
@@ -226,8 +226,10 @@ class GuidedModel(nn.Module):
             return GuidedPrediction(zero, zero, None)
 
         single = spec is None or spec.is_single
+        active = rule.reference_rows(self.state, batch)  # None: every sample needs the reference
+        nobody = active is not None and not bool(active.any())
         # cond=None asks for ∅ itself: u + s(u − u) = u at every scale, one forward.
-        if single and not need_reference and (cond is None or bool((scale == 1).all())):
+        if single and not need_reference and (cond is None or nobody or bool((scale == 1).all())):
             self._count_skip(batch)
             c = self.model(x, t, cond if spec is None else spec.conds[0])
             checks.trace("conditional prediction", c)
@@ -236,12 +238,16 @@ class GuidedModel(nn.Module):
             checks.verify()
             return GuidedPrediction(out, c, None)
 
-        conds, uncond = self._branches(x, t, spec if spec is not None else Conditions.single(cond), checks)
-        weights = (1.0,) if spec is None else spec.weights
-        combined = conds[0] if single else multi_cfg(conds, uncond, list(weights))
+        rows = None if need_reference or active is None or bool(active.all()) else active.nonzero().squeeze(1)
+        conds, uncond = self._branches(x, t, spec if spec is not None else Conditions.single(cond), checks, rows)
         space = rule.space or self.space
-        c_native = self._to(combined, self.space, space, x, t)
         u_native = self._to(uncond, self.space, space, x, t)
+        if single:
+            c_native, combined = self._to(conds[0], self.space, space, x, t), conds[0]
+        else:
+            natives = [self._to(c, self.space, space, x, t) for c in conds]
+            c_native = rule.compose(natives, u_native, spec.weights)  # type: ignore[union-attr]
+            combined = self._to(c_native, space, self.space, x, t)
         if space != self.space:
             checks.trace(f"conditional prediction in {space}", c_native, f"converted from {self.space!r} at t")
             checks.trace(f"reference prediction in {space}", u_native, f"converted from {self.space!r} at t")
@@ -281,43 +287,56 @@ class GuidedModel(nn.Module):
 
     # -- branches ---------------------------------------------------------------------------
 
-    def _branches(self, x: Tensor, t: Tensor, spec: Conditions, checks: DeferredChecks) -> tuple[list[Tensor], Tensor]:
-        """The conditional predictions (one per condition) and the reference prediction."""
+    def _branches(
+        self, x: Tensor, t: Tensor, spec: Conditions, checks: DeferredChecks, rows: Tensor | None = None
+    ) -> tuple[list[Tensor], Tensor]:
+        """The conditional predictions (one per condition) and the reference prediction.
+
+        ``rows`` ``(k,)``: run the reference for these samples only; the others get
+        the first conditional prediction in its place (a rule that stopped guiding them ignores it).
+        """
         g, n = self.guidance, len(spec.conds)
         ref = g.reference
         if ref is not None and spec.negative is not None:
             raise ValueError("negative: a reference model and a negative condition both claim the reference branch")
         if ref is not None and ref.condition == "same" and n > 1:
             raise ValueError("cond: autoguidance with condition='same' takes one condition, got a composition")
-        rows: list[Cond] = list(spec.conds)
+        pick = (lambda c: c) if rows is None else (lambda c: take_rows(c, rows))
+        x_ref = pick(x)
+        t_ref = t if t.ndim == 0 else pick(t)
+        branches: list[tuple[Tensor, Tensor, Cond]] = [(x, t, c) for c in spec.conds]
         if ref is None:
-            null = self.model.null_condition(x.shape[0], device=x.device) if spec.negative is None else None
-            rows.append(spec.negative if spec.negative is not None else null)
-        preds = self._run(self.model, x, t, rows)
+            negative = spec.negative
+            null = self.model.null_condition(x_ref.shape[0], device=x.device) if negative is None else None
+            branches.append((x_ref, t_ref, pick(negative) if negative is not None else null))
+        preds = self._run(self.model, branches)
         if ref is not None:
-            ref_cond = spec.conds[0] if ref.condition == "same" else None
-            uncond = ref.model(x, t, ref_cond)
+            uncond = ref.model(x_ref, t_ref, pick(spec.conds[0]) if ref.condition == "same" else None)
         else:
             uncond = preds.pop()
+        if rows is not None:
+            self._skipped_rows += x.shape[0] - rows.shape[0]
+            uncond = preds[0].index_copy(0, rows, uncond)
         for i, c in enumerate(preds):
             checks.trace(f"conditional prediction {i}" if n > 1 else "conditional prediction", c)
             check_pair("conditional prediction", c, "reference prediction", uncond)
         checks.trace("reference prediction", uncond)
         return preds, uncond
 
-    def _run(self, model: ConditionalModel, x: Tensor, t: Tensor, rows: list[Cond]) -> list[Tensor]:
-        """Evaluate ``model`` on every condition in ``rows``: one stacked forward, or one each."""
-        k, batch = len(rows), x.shape[0]
-        if k == 1 or not self.guidance.batch_branches:
-            return [model(x, t, c) for c in rows]
-        xs = torch.cat([x] * k)
-        ts = t if t.ndim == 0 else torch.cat([t] * k)
-        out = model(xs, ts, cat_batch(rows))
-        if out.shape[0] != k * batch:
+    def _run(self, model: ConditionalModel, branches: list[tuple[Tensor, Tensor, Cond]]) -> list[Tensor]:
+        """Evaluate ``model`` on every ``(x, t, cond)`` branch: one stacked forward, or one each."""
+        if len(branches) == 1 or not self.guidance.batch_branches:
+            return [model(x, t, c) for x, t, c in branches]
+        sizes = [x.shape[0] for x, _, _ in branches]
+        xs = torch.cat([x for x, _, _ in branches])
+        ts_ = [t for _, t, _ in branches]
+        ts = ts_[0] if ts_[0].ndim == 0 else torch.cat(ts_)
+        out = model(xs, ts, cat_batch([c for _, _, c in branches]))
+        if out.shape[0] != sum(sizes):
             raise ValueError(
-                f"model: expected an output with batch {k * batch} (the stacked input), got {out.shape[0]}"
+                f"model: expected an output with batch {sum(sizes)} (the stacked input), got {out.shape[0]}"
             )
-        return list(out.split(batch))
+        return list(out.split(sizes))
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -194,3 +194,76 @@ def apg(
         diff = (wide(diff) * (norm_threshold / norm.clamp(min=1e-12)).clamp(max=1.0)).to(diff.dtype)
     parallel, orthogonal = project(diff, cond)
     return cond + (broadcast_like(scale, cond) - 1.0) * (orthogonal + eta * parallel), new_state
+
+
+def tangential_reference(cond: Tensor, uncond: Tensor) -> Tensor:
+    """TCFG's reference: u projected onto the top right-singular vector v₁ of the stacked ``[c; u]``.
+
+    Per sample, ``[c; u]`` is a 2 × N matrix (N = every non-batch element); its
+    first right-singular vector is the direction both predictions share most. The
+    projection ``(u·v₁)v₁`` keeps that part of u and drops the tangential rest.
+    Computed in at least float32 (an SVD in half precision is not offered by torch).
+    """
+    batch = cond.shape[0]
+    work = torch.promote_types(cond.dtype, torch.float32)
+    stacked = torch.stack([cond.reshape(batch, -1), uncond.reshape(batch, -1)], dim=1).to(work)
+    top = torch.linalg.svd(stacked, full_matrices=False).Vh[:, :1, :]  # (B, 1, N)
+    flat_u = stacked[:, 1:, :]
+    return ((flat_u @ top.transpose(1, 2)) @ top).reshape(uncond.shape).to(uncond.dtype)
+
+
+def tcfg(cond: Tensor, uncond: Tensor, scale: Tensor | float) -> Tensor:
+    """Tangential damping CFG (Kwon et al., arXiv 2503.18137): ``u′ + s·(c − u′)``, u′ from
+    :func:`tangential_reference`. Shapes ``(B, ...)``; any space (the paper: ε of image models).
+
+    Where c and u are parallel, u′ = u and this is CFG.
+    """
+    return cfg(cond, tangential_reference(cond, uncond), scale)
+
+
+def mambo_scale(cond: Tensor, uncond: Tensor, scale: Tensor | float, alpha: float) -> Tensor:
+    """MAMBO-G's per-sample scale ``1 + (s − 1)·exp(−α‖c − u‖/‖u‖)``, shape ``(B, 1, …)`` (arXiv 2508.03442)."""
+    norm = lambda v: _per_sample(torch.linalg.vector_norm, v)  # noqa: E731
+    ratio = norm(cond - uncond) / norm(uncond).clamp(min=torch.finfo(cond.dtype).tiny)
+    return 1.0 + (broadcast_like(scale, cond) - 1.0) * torch.exp(-alpha * ratio)
+
+
+def mambo_g(cond: Tensor, uncond: Tensor, scale: Tensor | float, alpha: float = 8.0) -> Tensor:
+    """Magnitude-aware guidance (MAMBO-G, arXiv 2508.03442): ``u + s_eff·(c − u)`` with
+    s_eff from :func:`mambo_scale`; tensors ``(B, ...)`` of any rank.
+
+    Where the update is large relative to u (early, high-noise steps, where CFG
+    overshoots) the scale falls back towards 1; α = 0 is CFG.
+    """
+    return cfg(cond, uncond, mambo_scale(cond, uncond, scale, alpha))
+
+
+def perp_neg(
+    cond: Tensor,
+    uncond: Tensor,
+    negatives: Sequence[Tensor],
+    scale: Tensor | float,
+    weights: Sequence[float] | float = 1.0,
+) -> Tensor:
+    """Perp-Neg (Armandpour et al., arXiv 2304.04968): negatives that cannot cancel the positive.
+
+    With d₊ = c − u and dᵢ = nᵢ − u for each negative prediction nᵢ, only the part
+    of dᵢ orthogonal to d₊ is subtracted: ``u + s·(d₊ − Σᵢ wᵢ·(dᵢ − proj_{d₊} dᵢ))``.
+    A negative that shares the positive's direction (a "dog" when asking for a
+    "dog on a beach") then no longer removes the positive. All tensors ``(B, ...)``;
+    u is ∅'s prediction (not a negative's).
+    """
+    ws = [float(weights)] * len(negatives) if isinstance(weights, (int, float)) else list(weights)
+    if len(ws) != len(negatives):
+        raise ValueError(f"weights: expected {len(negatives)} weights (one per negative), got {len(ws)}")
+    positive = cond - uncond
+    update = positive
+    for n, w in zip(negatives, ws, strict=True):
+        update = update - w * project(n - uncond, positive)[1]
+    return uncond + broadcast_like(scale, cond) * update
+
+
+def cosine(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:
+    """Per-sample cosine similarity ⟨a, b⟩/(‖a‖‖b‖), shape ``(B,)`` (adaptive guidance's test)."""
+    norm = lambda v: _per_sample(torch.linalg.vector_norm, v)  # noqa: E731
+    return (_dot(a, b) / (norm(a) * norm(b)).clamp(min=eps)).reshape(a.shape[0])

@@ -11,6 +11,7 @@ defines them, and the engine converts both branches there and back.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,14 @@ class Rule(ABC):
         self, cond: Tensor, uncond: Tensor, scale: Tensor, *, tau: Tensor, state: Any = None
     ) -> tuple[Tensor, Any]:
         """Return the guided prediction and the rule's new state (``None`` if it has none)."""
+
+    def compose(self, conds: Sequence[Tensor], uncond: Tensor, weights: Sequence[float]) -> Tensor:
+        """The conditional prediction of a composition: ``u + Σ wᵢ(cᵢ − u)`` (Perp-Neg changes it)."""
+        return F.multi_cfg(conds, uncond, list(weights))
+
+    def reference_rows(self, state: Any, batch: int) -> Tensor | None:
+        """The samples ``(B,)`` bool whose reference branch is still needed (``None``: all of them)."""
+        return None
 
     def zero_output(self, tau: Tensor) -> bool:
         """Whether the rule outputs zero at every progress value in ``tau`` (no forward needed)."""
@@ -207,7 +216,18 @@ class NormCap(PostProcess):
         return F.norm_cap(guided, cond, self.k)
 
 
-RULES: dict[str, type[Rule]] = {"cfg": CFG, "apg": APG, "cfg_zero_star": CFGZeroStar}
+from .rules_recent import FDG, TCFG, Adaptive, MamboG, PerpNeg  # noqa: E402  (they subclass Rule)
+
+RULES: dict[str, type[Rule]] = {
+    "cfg": CFG,
+    "apg": APG,
+    "cfg_zero_star": CFGZeroStar,
+    "tcfg": TCFG,
+    "fdg": FDG,
+    "mambo_g": MamboG,
+    "perp_neg": PerpNeg,
+    "adaptive": Adaptive,
+}
 POSTPROCESSES: dict[str, type[PostProcess]] = {
     "rescale": Rescale,
     "dynamic_threshold": DynamicThreshold,

@@ -10,6 +10,7 @@ from .noise import (
 )
 from .scale import (
     SCHEDULES,
+    Beta,
     Constant,
     Cosine,
     Custom,
@@ -27,6 +28,7 @@ from .scale import (
 __all__ = [
     "PATHS",
     "SCHEDULES",
+    "Beta",
     "Constant",
     "Cosine",
     "CosineSchedule",

@@ -25,8 +25,9 @@ import torch
 from torch import Tensor
 
 from .base import Constant, Intervals, Product, Schedule, _check_number, _check_range, as_schedule
+from .beta import Beta
 
-__all__ = ["SCHEDULES", "Constant", "Cosine", "Custom", "Decay", "Interval", "Linear", "Piecewise", "Power",
+__all__ = ["SCHEDULES", "Beta", "Constant", "Cosine", "Custom", "Decay", "Interval", "Linear", "Piecewise", "Power",
            "Product", "Schedule", "as_schedule", "schedule_from_name"]  # fmt: skip
 
 
@@ -243,6 +244,7 @@ SCHEDULES: dict[str, type[Schedule]] = {
     "decay": Decay,
     "piecewise": Piecewise,
     "interval": Interval,
+    "beta": Beta,
     "custom": Custom,
 }
 

@@ -23,7 +23,10 @@ class DiffusionRunner(Runner):
     """Class-conditional ε-prediction on the digits, condition dropout 0.1, sampled by DDIM."""
 
     name = "diffusion"
-    methods = ("cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg")
+    methods = (
+        "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg",
+        "tcfg", "mambo_g", "fdg", "adaptive", "beta", "cfgpp",
+    )  # fmt: skip
 
     def config(self, quick: bool) -> dict[str, Any]:
         return {

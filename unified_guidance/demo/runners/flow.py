@@ -24,7 +24,10 @@ class FlowRunner(Runner):
     """Class-conditional velocity field on the linear path, condition dropout 0.1, midpoint ODE steps."""
 
     name = "flow"
-    methods = ("cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star")
+    methods = (
+        "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star",
+        "tcfg", "mambo_g", "fdg", "adaptive", "beta", "rectified_cfgpp",
+    )  # fmt: skip
 
     def config(self, quick: bool) -> dict[str, Any]:
         return {

@@ -15,7 +15,10 @@ class MixtureRunner(Runner):
     """Moment-fitted class Gaussians on the training digits; every continuous method applies."""
 
     name = "mixture"
-    methods = ("cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star")
+    methods = (
+        "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star",
+        "tcfg", "mambo_g", "adaptive", "beta",
+    )  # fmt: skip
 
     def config(self, quick: bool) -> dict[str, Any]:
         return {"seed": 0, "ridge": 0.01, "ddim_steps": 10 if quick else 25, "val_fraction": 0.2}
