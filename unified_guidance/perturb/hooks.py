@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..compat import diffusers as dcompat
+from ..compat import transformers as hf
 from .ops import blur_queries, identity_attention, square_grid
 from .spec import BlurredQueries, IdentityAttention, Perturbation, SkipBlocks
 
@@ -96,7 +97,7 @@ class _AttentionMode(TorchFunctionMode):
     def __init__(self, path: str, module: nn.Module, acts: list[tuple[Perturbation, Rows]], stack: list) -> None:
         super().__init__()
         self.path, self.acts, self.stack = path, sorted(acts, key=lambda a: a[1].start), stack
-        self.grid = getattr(module, "grid", None)
+        self.module, self.grid = module, getattr(module, "grid", None)
         self.calls = 0
 
     def enter(self, module: nn.Module, args: Any) -> None:
@@ -141,9 +142,12 @@ class _AttentionMode(TorchFunctionMode):
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
     def _perturbed(self, func, pert: Perturbation, named: dict[str, Any]) -> Tensor:
+        packed = hf.packed_query_heads(self.module, named["query"])
         if isinstance(pert, IdentityAttention):
-            return identity_attention(named["query"], named["value"])
+            return identity_attention(named["query"], named["value"], packed)
         assert isinstance(pert, BlurredQueries)
+        if packed > 1:
+            raise ValueError(f"modules: {self.path!r} is a language model's attention; {pert.kind} needs a token grid")
         tokens = named["query"].shape[-2]
         grid = pert.grid or self.grid or square_grid(tokens)
         if grid is None:
@@ -178,7 +182,7 @@ class _SkipHook:
         if isinstance(output, Tensor):
             return self._replace(output, _hidden(inputs, args, self.path))
         if isinstance(output, tuple):
-            names = dcompat.block_output_names(module)
+            names = dcompat.block_output_names(module) or hf.layer_output_names(module, output)
             if names is None or len(names) != len(output):
                 raise ValueError(
                     f"modules: {self.path!r} ({type(module).__name__}) returns a tuple of {len(output)} and which "

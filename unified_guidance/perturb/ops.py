@@ -15,14 +15,18 @@ import torch
 from torch import Tensor
 
 
-def identity_attention(query: Tensor, value: Tensor) -> Tensor:
+def identity_attention(query: Tensor, value: Tensor, packed: int = 1) -> Tensor:
     """The output of attention whose map is the identity: ``out_i = v_{p(i)}``.
 
     ``query`` ``(B, H, Lq, d)``, ``value`` ``(B, Hk, Lk, dv)`` with ``Lk ≥ Lq``. The queries
     are the last ``Lq`` positions of the keys (self-attention; with a KV cache the newest
     tokens), so ``p(i) = Lk − Lq + i``. Grouped-query attention (``H = g·Hk``) repeats each
-    value head for its ``g`` query heads. Returns ``(B, H, Lq, dv)``.
+    value head for its ``g`` query heads. ``packed = g`` where the query axis holds g heads of
+    each position instead (transformers' one-token GQA layout). Returns ``(B, H, Lq, dv)``.
     """
+    if packed > 1:
+        own = value[..., value.shape[-2] - query.shape[-2] // packed :, :]
+        return own.repeat_interleave(packed, dim=-2)
     heads, lq, lk = query.shape[-3], query.shape[-2], value.shape[-2]
     if lk < lq:
         raise ValueError(
