@@ -18,8 +18,10 @@ import torch
 from torch import Tensor
 
 from ..compat import transformers as hf
+from ..guidance.spec import PerturbedReference, Reference
 from ..perturb import Perturbation, Rows, perturbed
 from .model import CausalLMModel, left_pad
+from .progress import ScalePlan
 
 Perturbations = Sequence[tuple[Perturbation, Rows]]
 
@@ -80,3 +82,40 @@ class RowDecoder:
         self.mask = self.mask[index]
         if hf.cache_length(self.cache) > 0:
             hf.reorder_cache(self.cache, index)
+
+
+class ReferenceBlocks:
+    """The blocks of n rows in a decode batch: ``None`` (the prompt), then each guiding reference ``j``.
+
+    Reference j's rows hold the reference prompt (∅ or the negative) or, for a perturbed
+    reference with ``condition="same"``, the prompt itself; a perturbed block runs under its
+    perturbation.
+    """
+
+    def __init__(self, references: Sequence[Reference], plans: Sequence[ScalePlan], n: int) -> None:
+        self.refs, self.plans, self.n = references, plans, n
+
+    def live(self, step: int) -> tuple[int | None, ...]:
+        return (None, *(j for j, plan in enumerate(self.plans) if plan.guided(step)))
+
+    def prompt(self, j: int | None, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor]):
+        source = None if j is None else self.refs[j].source
+        same = j is None or (isinstance(source, PerturbedReference) and source.condition == "same")
+        return prompt if same else ref
+
+    def perturbations(self, live: tuple[int | None, ...]) -> list[tuple[Perturbation, Rows]]:
+        out, total = [], len(live) * self.n
+        for i, j in enumerate(live):
+            source = None if j is None else self.refs[j].source
+            if isinstance(source, PerturbedReference):
+                out.append((source.perturbation, Rows(i * self.n, (i + 1) * self.n, total)))
+        return out
+
+    def rows(self, before: tuple[int | None, ...], after: tuple[int | None, ...]) -> Tensor:
+        """The rows of the blocks ``after`` in a batch laid out as ``before``."""
+        return torch.cat([torch.arange(self.n) + before.index(j) * self.n for j in after])
+
+    def split(self, logits: Tensor, live: tuple[int | None, ...]) -> list[Tensor | None]:
+        """Each reference's logits ``(n, V)`` (``None`` where its block has left)."""
+        return [logits[live.index(j) * self.n : (live.index(j) + 1) * self.n] if j in live else None
+                for j in range(len(self.plans))]  # fmt: skip

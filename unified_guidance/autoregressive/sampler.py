@@ -22,11 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from ..guidance.engine import Guidance
-from ..guidance.spec import PerturbedReference
-from ..perturb import Perturbation, Rows
 from ..schedules.scale import Schedule
 from .checks import check_prompts, check_real, check_special_tokens, vocab_size
-from .decoding import RowDecoder, stack_prompts
+from .decoding import ReferenceBlocks, RowDecoder, stack_prompts
 from .mixing import Mixing, mixed_scores
 from .model import CausalLMModel, as_model, check_prompt
 from .progress import ScalePlan
@@ -235,7 +233,7 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
     """
     ids, n = prompt[0], prompt[0].shape[0]
     steps = len(spec.plan.scales)
-    blocks = ReferenceBlocks(spec, n)
+    blocks = ReferenceBlocks(spec.mixing.guidance.references, spec.plans, n)
     live = blocks.live(0)
     decoder = RowDecoder(lm, *stack_prompts([blocks.prompt(j, prompt, ref) for j in live], lm.pad_token_id))
     logits, states = decoder.prefill(blocks.perturbations(live)), [None] * len(spec.plans)
@@ -265,43 +263,6 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
     if spec.streamer is not None:
         spec.streamer.end()
     return ids
-
-
-class ReferenceBlocks:
-    """The blocks of n rows in a decode batch: ``None`` (the prompt), then each guiding reference ``j``.
-
-    Reference j's rows hold the reference prompt (∅ or the negative) or, for a perturbed
-    reference with ``condition="same"``, the prompt itself; a perturbed block runs under its
-    perturbation.
-    """
-
-    def __init__(self, spec: DecodeSpec, n: int) -> None:
-        self.refs, self.plans, self.n = spec.mixing.guidance.references, spec.plans, n
-
-    def live(self, step: int) -> tuple[int | None, ...]:
-        return (None, *(j for j, plan in enumerate(self.plans) if plan.guided(step)))
-
-    def prompt(self, j: int | None, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor]):
-        source = None if j is None else self.refs[j].source
-        same = j is None or (isinstance(source, PerturbedReference) and source.condition == "same")
-        return prompt if same else ref
-
-    def perturbations(self, live: tuple[int | None, ...]) -> list[tuple[Perturbation, Rows]]:
-        out, total = [], len(live) * self.n
-        for i, j in enumerate(live):
-            source = None if j is None else self.refs[j].source
-            if isinstance(source, PerturbedReference):
-                out.append((source.perturbation, Rows(i * self.n, (i + 1) * self.n, total)))
-        return out
-
-    def rows(self, before: tuple[int | None, ...], after: tuple[int | None, ...]) -> Tensor:
-        """The rows of the blocks ``after`` in a batch laid out as ``before``."""
-        return torch.cat([torch.arange(self.n) + before.index(j) * self.n for j in after])
-
-    def split(self, logits: Tensor, live: tuple[int | None, ...]) -> list[Tensor | None]:
-        """Each reference's logits ``(n, V)`` (``None`` where its block has left)."""
-        return [logits[live.index(j) * self.n : (live.index(j) + 1) * self.n] if j in live else None
-                for j in range(len(self.plans))]  # fmt: skip
 
 
 def _pick(scores: Tensor, do_sample: bool, generator: torch.Generator | None) -> Tensor:
