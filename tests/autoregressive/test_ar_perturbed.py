@@ -24,7 +24,7 @@ def _stateless(lm: CausalLMModel, prompt, negative, references, steps):
     rows = prompt["input_ids"].shape[0] if isinstance(prompt, dict) else prompt.shape[0]
     ids = torch.empty(rows, 0, dtype=torch.long)
     for _ in range(steps):
-        lp = lambda cond: torch.log_softmax(lm(ids, 0.0, cond), -1)  # noqa: E731
+        lp = lambda cond, ids=ids: torch.log_softmax(lm(ids, 0.0, cond), -1)  # noqa: E731
         c = lp(prompt)
         scores = c
         for scale, pert in references:
@@ -68,7 +68,7 @@ def test_attention_perturbations_need_sdpa_and_other_decoders_refuse_them():
     hf.config._attn_implementation = "eager"
     lm = CausalLMModel(hf, pad_token_id=PAD)
     g = Guidance(scale=1.0, also=[Reference(pag("self_attn"), 2.0)])
-    with pytest.raises(ValueError, match="ran without calling torch.nn.functional.scaled_dot_product_attention"):
+    with pytest.raises(ValueError, match=r"ran without calling torch\.nn\.functional\.scaled_dot_product_attention"):
         generate(lm, prompts(1, 3), guidance=g, max_new_tokens=2)
     with pytest.raises(ValueError, match="num_beams: beam search takes one reference"):
         generate(CausalLMModel(tiny_llama(), pad_token_id=PAD), prompts(1, 3), guidance=g, num_beams=2)
