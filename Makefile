@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/diffusion.py
 	$(PY) benchmarks/flow.py
 	$(PY) benchmarks/flow_diffusers.py
+	$(PY) benchmarks/perturb.py
 	$(PY) benchmarks/autoregressive.py
 
 # The newest releases pyproject's ranges allow, upgraded eagerly on every run; torch stays pinned.

@@ -189,7 +189,9 @@ class _SkipHook:
                     "input each element stands for is not known; select blocks that return their hidden states"
                 )
             pairs = zip(output, names, strict=True)
-            return tuple(out if name is None else self._replace(out, inputs[name]) for out, name in pairs)
+            # an element the block does not produce (None: SD3's last block drops its text stream) stays None
+            kept = lambda out, name: name is None or out is None  # noqa: E731
+            return tuple(out if kept(out, name) else self._replace(out, inputs[name]) for out, name in pairs)
         raise ValueError(f"modules: {self.path!r} returns {type(output).__name__}; SkipBlocks needs tensor outputs")
 
     def _replace(self, output: Tensor, given: Tensor) -> Tensor:
