@@ -30,14 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from autoregressive import build_model
 from common import device_clock, interleaved_medians
+from compiled import NULL, forward_2b, guided_ddim_step, image_net
 
 import unified_guidance as ug
 from unified_guidance.autoregressive import CausalLMModel, generate
 from unified_guidance.core.shapes import time_dtype
-from unified_guidance.core.spaces import to_x0_eps
-from unified_guidance.diffusion import EpsModel, ddim_step
 from unified_guidance.flow import GuidedField, VelocityModel
-from unified_guidance.networks import TinyUNet
 
 SECTIONS = ("ar", "diffusion", "flow")
 Row = tuple[str, str, float, str]  # section, candidate, seconds, what it is compared with
@@ -99,43 +97,19 @@ def run_ar(args: argparse.Namespace, device: torch.device, clock) -> list[Row]:
     return rows
 
 
-def image_net(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> TinyUNet:
-    torch.manual_seed(0)
-    net = TinyUNet(in_channels=4, image_size=args.image_size, num_classes=10, width=args.width).eval()
-    torch.nn.init.normal_(net.out[-1].weight, std=0.02)  # the zero-initialised output would make ε ≡ 0
-    return net.to(device=device, dtype=dtype)
-
-
-def guided_ddim_step(net, x: torch.Tensor, labels: torch.Tensor, guidance: ug.Guidance) -> Callable:
-    """One DDIM step as the sampler makes it: the guided ε at t = 0.5, then the update to t = 0.48."""
-    model = EpsModel(net, null_cond=10, num_classes=10)
-    guided = ug.guide(model, guidance)
-    times = torch.tensor([0.5, 0.48], device=x.device)
-    c = model.coefficients(times)
-    c_t, c_s = (type(c)(*(v[i] for v in (c.alpha_t, c.sigma_t, c.d_alpha_t, c.d_sigma_t))) for i in (0, 1))
-
-    def step() -> torch.Tensor:
-        x0, eps = to_x0_eps(guided(x, times[0], labels), "eps", x, c_t)
-        return ddim_step(x, x0, eps, c_t, c_s, None, 0.0)
-
-    return step
-
-
 def step_candidates(paradigm: str, net, x: torch.Tensor, labels: torch.Tensor, scale: float) -> dict[str, Callable]:
     """One guided step of ``paradigm`` (checks on and off) and one forward of ``net`` over 2B rows."""
-    batch = x.shape[0]
-    x2, labels2 = torch.cat([x, x]), torch.cat([labels, torch.full_like(labels, 10)])
     t = torch.tensor(0.5, device=x.device)
     # the times the adapters hand the network: EpsModel's in at least float32, VelocityModel's in x's dtype
-    t2 = t.to(time_dtype(x.dtype) if paradigm == "diffusion" else x.dtype).expand(2 * batch)
-    fns: dict[str, Callable] = {"fwd(2B)": lambda: net(x2, t2, labels2)}
+    t_dtype = time_dtype(x.dtype) if paradigm == "diffusion" else x.dtype
+    fns: dict[str, Callable] = {"fwd(2B)": forward_2b(net, x, labels, t_dtype)}
     for checked in (True, False):
         guidance = ug.Guidance(scale=scale, check_finite=checked)
         label = "guided step" + ("" if checked else ", check_finite=False")
         if paradigm == "diffusion":
             fns[label] = guided_ddim_step(net, x, labels, guidance)
         else:
-            guided = ug.guide(VelocityModel(net, null_cond=10), guidance)
+            guided = ug.guide(VelocityModel(net, null_cond=NULL), guidance)
             field = GuidedField(guided, labels, set(), check_finite=checked)
             fns[label] = lambda field=field: field(t.to(x.dtype), x)
     return fns
@@ -143,7 +117,7 @@ def step_candidates(paradigm: str, net, x: torch.Tensor, labels: torch.Tensor, s
 
 def run_steps(paradigm: str, args: argparse.Namespace, device: torch.device, clock) -> list[Row]:
     dtype = torch.bfloat16
-    eager = image_net(args, device, dtype)
+    eager = image_net(4, args.image_size, args.width, device, dtype)
     modes = {"eager": eager}
     if args.compile_backend != "none":
         modes[f"compiled ({args.compile_backend})"] = torch.compile(eager, backend=args.compile_backend)
