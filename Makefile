@@ -54,6 +54,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/compiled.py
 	$(PY) benchmarks/diffusion.py
 	$(PY) benchmarks/flow.py
 	$(PY) benchmarks/flow_diffusers.py
