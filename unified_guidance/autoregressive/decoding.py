@@ -10,7 +10,6 @@ guidance scale stays 1 the reference rows leave the batch and the cache.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,8 +57,7 @@ class RowDecoder:
         """Run the prompts; the logits of each row's first new token ``(R, V)``.
 
         ``perturbations``: ``(perturbation, rows)`` acting on some rows (a perturbed reference)."""
-        with perturbed(self.model, perturbations, self._selected) if perturbations else contextlib.nullcontext():
-            logits, cache = self.model.step(self._prompt, self.mask, self.cache)
+        logits, cache = self._step(self._prompt, perturbations)
         if cache is None:
             raise ValueError(f"model: expected {type(self.model.lm).__name__} to return a KV cache, got None")
         self.cache = cache
@@ -70,9 +68,18 @@ class RowDecoder:
         if tokens.shape != (self.rows,):
             raise ValueError(f"tokens: expected shape ({self.rows},), got {tuple(tokens.shape)}")
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.rows, 1))], dim=1)
-        with perturbed(self.model, perturbations, self._selected) if perturbations else contextlib.nullcontext():
-            logits, self.cache = self.model.step(tokens[:, None], self.mask, self.cache)
+        logits, self.cache = self._step(tokens[:, None], perturbations)
         return logits
+
+    def _step(self, ids: Tensor, perturbations: Perturbations) -> tuple[Tensor, Any]:
+        if not perturbations:
+            return self.model.step(ids, self.mask, self.cache)
+        return self._perturbed_step(ids, perturbations)
+
+    @torch.compiler.disable  # hooks installed per call cannot be traced: this step runs eagerly
+    def _perturbed_step(self, ids: Tensor, perturbations: Perturbations) -> tuple[Tensor, Any]:
+        with perturbed(self.model, perturbations, self._selected):
+            return self.model.step(ids, self.mask, self.cache)
 
     def select(self, index: Tensor) -> None:
         """Keep (and reorder, repeat) rows: row ``i`` becomes old row ``index[i]``.

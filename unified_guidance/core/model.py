@@ -51,8 +51,9 @@ class ConditionalModel(nn.Module):
         self.space = check_space("space", space)
         self.path = path
         self.null_spec = null_cond
-        self._calls = 0
-        self._rows = 0
+        # 0-d tensors, not ints: torch.compile would specialise on an int attribute and recompile every call
+        self.register_buffer("_calls", torch.zeros((), dtype=torch.long), persistent=False)
+        self.register_buffer("_rows", torch.zeros((), dtype=torch.long), persistent=False)
 
     @abstractmethod
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
@@ -90,11 +91,11 @@ class ConditionalModel(nn.Module):
 
     @property
     def stats(self) -> ForwardStats:
-        return ForwardStats(self._calls, self._rows)
+        return ForwardStats(int(self._calls), int(self._rows))
 
     def reset_stats(self) -> None:
-        self._calls = 0
-        self._rows = 0
+        self._calls.zero_()
+        self._rows.zero_()
 
     def _require_path(self) -> Path:
         if self.path is None:

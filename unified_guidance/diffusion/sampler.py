@@ -150,9 +150,10 @@ def sample(
     times = grid.to(time_dtype(x.dtype))  # a float16/bfloat16 grid would collapse
     coeffs = _grid_coefficients(model, times)
     _check_path_on_grid(times, coeffs)
+    plans = guided.plan(times[:-1])  # the scale-1 skips of every step, read back once
     for i in tqdm(range(steps), disable=not show, desc=f"{method} sampling", leave=False):
         t, c_t, c_s = times[i], coeffs[i], coeffs[i + 1]
-        pred = guided.evaluate(x, t, cond)
+        pred = guided.evaluate(x, t, cond, plan=plans[i])
         x0, eps = to_x0_eps(pred.guided, model.space, x, c_t)
         if cfgpp and pred.reference is not None:
             eps = to_x0_eps(pred.reference, model.space, x, c_t)[1]

@@ -8,7 +8,6 @@ one after another where the guidance asks for it (memory); both give the same pr
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -48,8 +47,8 @@ def run_branches(
         at += size
     xs = torch.cat([b.x for b in branches])
     ts = branches[0].t if branches[0].t.ndim == 0 else torch.cat([b.t for b in branches])
-    with perturbed(model, entries, cache) if entries else contextlib.nullcontext():
-        out = model(xs, ts, cat_batch([b.cond for b in branches]))
+    conds = cat_batch([b.cond for b in branches])
+    out = _perturbed_forward(model, xs, ts, conds, entries, cache) if entries else model(xs, ts, conds)
     if out.shape[0] != total:
         raise ValueError(f"model: expected an output with batch {total} (the stacked input), got {out.shape[0]}")
     return list(out.split(sizes))
@@ -58,8 +57,13 @@ def run_branches(
 def _one(model: ConditionalModel, b: Branch, cache: Selections | None) -> Tensor:
     if b.perturbation is None:
         return model(b.x, b.t, b.cond)
-    with perturbed(model, [(b.perturbation, Rows.all(b.x.shape[0]))], cache):
-        return model(b.x, b.t, b.cond)
+    return _perturbed_forward(model, b.x, b.t, b.cond, [(b.perturbation, Rows.all(b.x.shape[0]))], cache)
+
+
+@torch.compiler.disable  # hooks installed per call cannot be traced: this forward runs eagerly
+def _perturbed_forward(model: ConditionalModel, x: Tensor, t: Tensor, cond: Cond, entries, cache) -> Tensor:
+    with perturbed(model, entries, cache):
+        return model(x, t, cond)
 
 
 def reference_branch(

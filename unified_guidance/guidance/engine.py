@@ -23,7 +23,15 @@ from ..perturb.hooks import Selections
 from ..schedules.scale import Schedule
 from .branches import Branch, reference_branch, run_branches
 from .rules import Rule
-from .spec import Guidance, GuidanceStats, GuidedPrediction, ModelReference, PerturbedReference, Reference
+from .spec import (
+    Guidance,
+    GuidanceStats,
+    GuidedPrediction,
+    ModelReference,
+    PerturbedReference,
+    Reference,
+    StepPlan,
+)
 
 __all__ = [
     "Guidance",
@@ -66,7 +74,8 @@ class GuidedModel(nn.Module):
         self.model = model
         self.guidance = guidance
         self.states: list[Any] = [None] * len(guidance.references)
-        self._calls = self._skipped = self._skipped_rows = 0
+        for name in ("_calls", "_skipped", "_skipped_rows"):  # tensors: torch.compile specialises on ints
+            self.register_buffer(name, torch.zeros((), dtype=torch.long), persistent=False)
 
     @property
     def space(self) -> str:
@@ -90,10 +99,11 @@ class GuidedModel(nn.Module):
 
     @property
     def stats(self) -> GuidanceStats:
-        return GuidanceStats(self._calls, self._skipped, self._skipped_rows)
+        return GuidanceStats(int(self._calls), int(self._skipped), int(self._skipped_rows))
 
     def reset_stats(self) -> None:
-        self._calls = self._skipped = self._skipped_rows = 0
+        for counter in (self._calls, self._skipped, self._skipped_rows):
+            counter.zero_()
         self.model.reset_stats()
         for other in self.guidance.reference_models():
             other.reset_stats()
@@ -101,14 +111,35 @@ class GuidedModel(nn.Module):
     def forward(self, x: Tensor, t: Tensor | float, cond: Cond | Conditions | None = None) -> Tensor:
         return self.evaluate(x, t, cond).guided
 
+    def plan(self, times: Tensor) -> list[StepPlan]:
+        """What each call at ``times`` ``(N,)`` will skip, decided on the host before a sampling loop.
+
+        A sampler with a time grid known in advance passes ``plan[i]`` to :meth:`evaluate`, so
+        the per-call skips need no read-back: that call runs without a host synchronisation
+        (with ``check_finite=False``) and compiles into one graph.
+        """
+        tau = self.progress(times) if self.model.path is not None else times
+        units = [r.schedule.value(tau) == 1 for r in self.guidance.references]
+        zero = [self.guidance.rule.zero_output(tau[i : i + 1]) for i in range(len(tau))]  # type: ignore[union-attr]
+        flags = torch.stack(units, dim=1).tolist()
+        return [StepPlan(tuple(f), z) for f, z in zip(flags, zero, strict=True)]
+
     def evaluate(
-        self, x: Tensor, t: Tensor | float, cond: Cond | Conditions | None = None, *, need_reference: bool = False
+        self,
+        x: Tensor,
+        t: Tensor | float,
+        cond: Cond | Conditions | None = None,
+        *,
+        need_reference: bool = False,
+        plan: StepPlan | None = None,
     ) -> GuidedPrediction:
         """The guided prediction with the branches it came from (all in the model's space).
 
         ``need_reference=True`` runs the reference branch even where the scale is 1
         (solvers such as CFG++ re-noise with it); otherwise it is skipped there and
-        :attr:`GuidedPrediction.reference` is ``None``.
+        :attr:`GuidedPrediction.reference` is ``None``. ``plan``: this call's entry of
+        :meth:`plan` (which references have scale 1, whether the rule outputs zero); without
+        it the engine reads the scales back, or, under ``torch.compile``, runs every reference.
         """
         g = self.guidance
         spec = cond if isinstance(cond, Conditions) else None
@@ -125,7 +156,7 @@ class GuidedModel(nn.Module):
         checks.trace("x", x, "the state the guided model was called with")
         tau = self._progress(t, checks)
         with checks.first():  # a bad x or t is reported even if it makes the network raise
-            return self._evaluate(x, t, tau, cond, spec, need_reference, checks)
+            return self._evaluate(x, t, tau, cond, spec, need_reference, checks, plan)
 
     def _evaluate(
         self,
@@ -136,12 +167,13 @@ class GuidedModel(nn.Module):
         spec: Conditions | None,
         need_reference: bool,
         checks: DeferredChecks,
+        plan: StepPlan | None,
     ) -> GuidedPrediction:
         refs, batch = self.guidance.references, x.shape[0]
         scales = [self._scale(r, tau, checks) for r in refs]
         first: Rule = refs[0].rule  # type: ignore[assignment]
         self._calls += 1
-        if first.zero_output(tau) and not need_reference:
+        if (first.zero_output(tau) if plan is None else plan.zero) and not need_reference:
             self._count_skip(batch * (1 + (len(spec.conds) if spec else 1)))
             zero = self._to(torch.zeros_like(x), first.space or self.space, self.space, x, t)
             checks.verify()
@@ -149,7 +181,8 @@ class GuidedModel(nn.Module):
         if spec is None:
             spec = Conditions.single(self.model.null_condition(batch, device=x.device) if cond is None else cond)
         active = first.reference_rows(self.states[0], batch)  # None: every sample needs the reference
-        run = [j for j in range(len(refs)) if self._runs(j, cond, spec, scales[j], active, need_reference)]
+        unit = [_unit(w) for w in scales] if plan is None else plan.unit
+        run = [j for j in range(len(refs)) if self._runs(j, cond, spec, unit[j], active, need_reference)]
         for _ in range(len(refs) - len(run)):
             self._count_skip(batch)
         if not run:  # the conditional prediction is the guided one
@@ -159,7 +192,9 @@ class GuidedModel(nn.Module):
             checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
             checks.verify()
             return GuidedPrediction(out, c, None, (None,) * (len(refs) - 1))
-        rows = None if need_reference or active is None or bool(active.all()) else active.nonzero().squeeze(1)
+        rows = (
+            None if need_reference or active is None or _compiling() or bool(active.all()) else active.nonzero()[:, 0]
+        )
         conds, preds = self._branches(x, t, spec, run, checks, rows)
         out, combined, states = self._combine(x, t, tau, spec, conds, preds, scales, checks)
         checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
@@ -196,7 +231,7 @@ class GuidedModel(nn.Module):
                 checks.trace(f"conditional prediction in {space}", c_native, f"converted from {self.space!r} at t")
                 checks.trace(f"{_name(j)} in {space}", r_native, f"converted from {self.space!r} at t")
             guided, states[j] = rule(c_native, r_native, scales[j], tau=tau, state=self.states[j])
-            checks.trace("guided prediction", guided, f"made by {rule!r} from finite branches")
+            checks.trace("guided prediction", guided, lambda rule=rule: f"made by {rule!r} from finite branches")
             if len(preds) == 1:  # exactly the rule's output, post-processed from its own space
                 total, c_total, space_total = guided, c_native, space
             else:
@@ -206,16 +241,16 @@ class GuidedModel(nn.Module):
         return self._post(total, c_total, space_total, x, t, checks), combined, states
 
     def _runs(
-        self, j: int, cond: Any, spec: Conditions, scale: Tensor, active: Tensor | None, need_reference: bool
+        self, j: int, cond: Any, spec: Conditions, unit: bool, active: Tensor | None, need_reference: bool
     ) -> bool:
         """Whether reference ``j`` must run: its scale is not 1 everywhere (and, for the first, the call
         asked for ∅ itself — u + s(u − u) = u — or no sample still needs it)."""
         if j > 0:
-            return not bool((scale == 1).all())
+            return not unit
         if need_reference or not spec.is_single:
             return True
-        nobody = active is not None and not bool(active.any())
-        return not (cond is None or nobody or bool((scale == 1).all()))
+        nobody = active is not None and not _compiling() and not bool(active.any())
+        return not (cond is None or nobody or unit)
 
     def _scale(self, ref: Reference, tau: Tensor, checks: DeferredChecks) -> Tensor:
         scale = ref.schedule.value(tau)
@@ -300,7 +335,7 @@ class GuidedModel(nn.Module):
             target = post.space or space
             guided, cond = self._to(guided, space, target, x, t), self._to(cond, space, target, x, t)
             guided, space = post(guided, cond), target
-            checks.trace("post", guided, f"made by {post!r}")
+            checks.trace("post", guided, lambda post=post: f"made by {post!r}")
         return self._to(guided, space, self.space, x, t)
 
     def _to(self, pred: Tensor, src: str, dst: str, x: Tensor, t: Tensor) -> Tensor:
@@ -323,6 +358,15 @@ def guide(model: ConditionalModel, guidance: Guidance | float | Schedule) -> Gui
     if not isinstance(guidance, Guidance):
         guidance = Guidance(scale=guidance)
     return GuidedModel(model, guidance)
+
+
+def _compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def _unit(scale: Tensor) -> bool:
+    """Whether ``scale`` is exactly 1 everywhere (a read-back; under ``torch.compile``: never)."""
+    return not _compiling() and bool((scale == 1).all())
 
 
 def _name(j: int) -> str:

@@ -218,3 +218,12 @@ def _as_rule(rule: Rule | str) -> Rule:
     if not isinstance(rule, Rule):
         raise TypeError(f"rule: expected a Rule or a rule name, got {type(rule).__name__}")
     return rule
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What one guided call skips, known before it runs (:meth:`~.engine.GuidedModel.plan`):
+    ``unit[j]`` — reference j's scale is exactly 1; ``zero`` — the first rule outputs zero."""
+
+    unit: tuple[bool, ...]
+    zero: bool = False
