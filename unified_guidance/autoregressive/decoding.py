@@ -4,7 +4,9 @@ Guidance puts the conditional rows and the reference rows into one batch
 (``[cond_0 … cond_{n−1}, ref_0 … ref_{n−1}]``), each row left-padded with its own
 attention mask and position ids, so one forward over 2n rows and one cache serve
 both branches. Beam search reorders the rows (:meth:`RowDecoder.select`); once the
-guidance scale stays 1 the reference rows leave the batch and the cache.
+guidance scale stays 1 the reference rows leave the batch and the cache, and rows that
+ended leave with their reference rows (:func:`kept_rows`). Identical prompt rows (one
+prompt sampled several times, a shared negative prompt) are run once by the prefill.
 """
 
 from __future__ import annotations
@@ -26,6 +28,27 @@ def stack_prompts(prompts: list[tuple[Tensor, Tensor]], pad_token_id: int) -> tu
     return torch.cat([p[0] for p in padded]), torch.cat([p[1] for p in padded])
 
 
+def kept_rows(keep: Tensor, blocks: int) -> Tensor:
+    """Indices of the rows to keep of a batch of ``blocks`` blocks of ``m = len(keep)`` rows each
+    (``[cond; ref; …]``): ``b·m + j`` for every block ``b`` and every ``j`` with ``keep[j]``,
+    block-major, so row ``j`` of each block stays beside its partners. ``(m,) bool -> (blocks·Σkeep,)``."""
+    j = keep.nonzero().squeeze(1)
+    return (torch.arange(blocks, device=j.device)[:, None] * keep.shape[0] + j).reshape(-1)
+
+
+def distinct_rows(ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The first row of each group of identical rows (same ids and mask), in order, and each row's
+    group: ``rows[inverse]`` are the rows again. ``(R, L), (R, L) -> (U,), (R,)``."""
+    rows = torch.cat([ids, mask.to(ids.dtype)], dim=1)
+    _, group = torch.unique(rows, dim=0, return_inverse=True)
+    first = torch.full((int(group.max()) + 1,), rows.shape[0], dtype=torch.long, device=ids.device)
+    first = first.scatter_reduce(0, group, torch.arange(rows.shape[0], device=ids.device), "amin")
+    order = first.argsort()  # groups in order of first appearance
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.shape[0], device=ids.device)
+    return first[order], rank[group]
+
+
 class RowDecoder:
     """Incremental next-token logits for the rows of a prompt batch, with one KV cache.
 
@@ -45,11 +68,20 @@ class RowDecoder:
         return self.mask.shape[0]
 
     def prefill(self) -> Tensor:
-        """Run the prompts; the logits of each row's first new token ``(R, V)``."""
-        logits, cache = self.model.step(self._prompt, self.mask, self.cache)
+        """Run the prompts; the logits of each row's first new token ``(R, V)``.
+
+        Identical rows run once (:func:`distinct_rows`; the model counts the rows it ran); their
+        cache rows and logits are then repeated."""
+        first, inverse = distinct_rows(self._prompt, self.mask)
+        repeated = first.shape[0] < self.rows
+        ids, mask = (self._prompt[first], self.mask[first]) if repeated else (self._prompt, self.mask)
+        logits, cache = self.model.step(ids, mask, self.cache)
         if cache is None:
             raise ValueError(f"model: expected {type(self.model.lm).__name__} to return a KV cache, got None")
         self.cache = cache
+        if repeated:
+            hf.reorder_cache(self.cache, inverse)
+            logits = logits[inverse]
         return logits
 
     def step(self, tokens: Tensor) -> Tensor:
@@ -64,7 +96,7 @@ class RowDecoder:
         """Keep (and reorder, repeat) rows: row ``i`` becomes old row ``index[i]``.
 
         Beam search calls this with each beam's parent; dropping the reference rows
-        calls it with ``arange(n)``.
+        or ended rows calls it with :func:`kept_rows`.
         """
         index = index.to(self.mask.device)
         self.mask = self.mask[index]

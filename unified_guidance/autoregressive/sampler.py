@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ..guidance.engine import Guidance
 from ..schedules.scale import Schedule
 from .checks import check_prompts, check_real, check_special_tokens, vocab_size
-from .decoding import RowDecoder, stack_prompts
+from .decoding import RowDecoder, kept_rows, stack_prompts
 from .mixing import Mixing, guided_scores
 from .model import CausalLMModel, as_model, check_prompt
 from .progress import ScalePlan
@@ -43,6 +43,7 @@ class DecodeSpec:
     do_sample: bool = False
     generator: torch.Generator | None = None
     streamer: Any = None
+    drop_finished: bool = True  # ended rows leave the batch; False: the plain loop that keeps them
 
 
 def as_guidance(guidance: Guidance | Schedule | float) -> Guidance:
@@ -219,21 +220,36 @@ def _stopping(stopping_criteria: Any) -> Any:
 
 
 def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor], spec: DecodeSpec) -> Tensor:
-    """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``."""
+    """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``.
+
+    The decoder runs ``blocks`` blocks (``[cond; ref]`` while guided, then ``[cond]``) of the
+    rows still going, ``live``. A row that ended (EOS, a stopping criterion) leaves the batch and
+    the KV cache with its reference row (:func:`~.decoding.kept_rows`), unless
+    ``spec.drop_finished`` is off. The mixing, the processors and the pick still see all n rows
+    (an ended row keeps its last logits; its token is replaced by padding), so every token and
+    the random stream of sampling are those of the loop that keeps every row.
+    """
     ids, n = prompt[0], prompt[0].shape[0]
     steps = len(spec.plan.scales)
     decoder = RowDecoder(lm, *stack_prompts([prompt, ref] if spec.plan.guided(0) else [prompt], lm.pad_token_id))
-    logits, state = decoder.prefill(), None
+    logits, state = decoder.prefill(), None  # (blocks·n, V): the latest logits of every row
+    live = torch.arange(n, device=ids.device)
     unfinished = torch.ones(n, dtype=torch.bool, device=ids.device)
     tokens = ids[:, -1]
     if spec.streamer is not None:
         spec.streamer.put(ids.cpu())
     for k in range(steps):
         if k > 0:
-            if decoder.rows > n and not spec.plan.guided(k):
-                decoder.select(torch.arange(n))  # the scale stays 1: the reference rows leave
-            logits = decoder.step(tokens.repeat(decoder.rows // n))
-        reference = logits[n:] if decoder.rows > n else None
+            blocks = decoder.rows // len(live)
+            keep = unfinished[live] if spec.drop_finished else torch.ones_like(live, dtype=torch.bool)
+            if blocks > 1 and not spec.plan.guided(k):
+                blocks, logits = 1, logits[:n]  # the scale stays 1: the reference rows leave
+            if blocks < decoder.rows // len(live) or not bool(keep.all()):
+                decoder.select(kept_rows(keep, decoder.rows // len(live))[: blocks * int(keep.sum())])
+                live = live[keep]
+            rows = (torch.arange(blocks, device=ids.device)[:, None] * n + live).reshape(-1)  # b·n + i
+            logits = logits.index_copy(0, rows, decoder.step(tokens[live].repeat(blocks)))
+        reference = logits[n:] if logits.shape[0] > n else None
         scale = spec.plan.scales[k].to(logits)
         scores, state = guided_scores(spec.mixing, logits[:n], reference, scale, spec.plan.taus[k], state)
         scores = spec.processors(ids, scores)
