@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/figures/*.png.",
     )
     demo.add_argument(
-        "--quick", action="store_true", help="fewer steps and samples: 7 min on 2 idle CPU cores (full run: 14 min)"
+        "--quick",
+        action="store_true",
+        help="fewer steps and samples: 7 min on 2 idle CPU cores, plus about 6 min of CPU time for the text section "
+        "(full run: 14 min, plus the text section)",
     )
     demo.add_argument(
         "--out", type=Path, metavar="DIR", default=Path("demo_out"), help="output directory (default: demo_out)"

@@ -74,3 +74,30 @@ def test_attention_perturbations_need_sdpa_and_other_decoders_refuse_them():
         generate(CausalLMModel(tiny_llama(), pad_token_id=PAD), prompts(1, 3), guidance=g, num_beams=2)
     with pytest.raises(ValueError, match="the logits processor runs one reference"):
         GuidanceLogitsProcessor(tiny_llama(), g)
+
+
+def test_ended_rows_leave_every_block_including_the_perturbed_one():
+    """With EOS reached at different steps, dropping ended rows (and their ∅ and perturbed
+    partners) gives the tokens of the loop that keeps every row, with fewer rows run."""
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
+    from unified_guidance.autoregressive.mixing import Mixing
+    from unified_guidance.autoregressive.progress import ScalePlan
+    from unified_guidance.autoregressive.sampler import DecodeSpec, decode
+
+    g = Guidance(scale=2.0, also=[Reference(slg("layers.1"), scale=2.0)])
+    prompt, negative = prompts(4, 5), prompts(4, 3, seed=5)
+    plain = CausalLMModel(tiny_llama(), pad_token_id=PAD)
+    first = generate(plain, prompt, negative_input_ids=negative, guidance=g, max_new_tokens=8, eos_token_id=[])
+    eos = int(first[0, prompt.shape[1] + 2])  # row 0 ends at its third token, others maybe later or never
+    runs = {}
+    for drop in (False, True):
+        lm = CausalLMModel(tiny_llama(), pad_token_id=PAD)
+        spec = DecodeSpec(
+            mixing=Mixing(g), plans=tuple(ScalePlan.build(r.schedule, 8) for r in g.references),
+            processors=LogitsProcessorList([]), stopping=StoppingCriteriaList([]), eos=torch.tensor([eos]),
+            pad_token_id=PAD, drop_finished=drop,
+        )  # fmt: skip
+        runs[drop] = decode(lm, (prompt, torch.ones_like(prompt)), (negative, torch.ones_like(negative)), spec), lm
+    assert torch.equal(runs[True][0], runs[False][0])
+    assert runs[True][1].stats.rows < runs[False][1].stats.rows

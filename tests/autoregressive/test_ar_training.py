@@ -69,7 +69,8 @@ def test_sample_contract_and_forward_counts():
     assert x.shape == (2, 1, 8, 8) and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
     levels = (x + 1.0) * 8.0
     torch.testing.assert_close(levels, levels.round())  # 17 grey levels
-    assert (module.model.stats.calls, module.model.stats.rows) == (64, 64 * 4)  # class + null rows together
+    # Class + null rows together; the prefill runs the two identical null rows once.
+    assert (module.model.stats.calls, module.model.stats.rows) == (64, 64 * 4 - 1)
     module.model.reset_stats()
     module.sample(labels, 1.0)
     assert module.model.stats.rows == 64 * 2  # no guidance, no reference rows

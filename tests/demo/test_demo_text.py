@@ -51,9 +51,16 @@ def test_section_rows_hold_every_measure_with_its_interval(section):
 def test_forward_rows_count_one_batched_reference(section):
     rows, _, _ = section
     cost = {(r["method"], r["scale"]): r["forward_rows_per_sample"] for r in rows if r["attribute"] == "french"}
-    # Per output and token: 1 row at s = 1 (no reference), 2 guided; the interval τ ∈ [0, 0.5]
-    # guides tokens 0 and 1 of 3 (τ = 0, 0.5, 1), then the reference rows leave the batch.
-    assert cost == {("cfg", 1.0): 3, ("cfg", 3.0): 6, ("plausibility", 3.0): 6, ("interval", 3.0): 5}
+    # Per output and token after the first: 1 row at s = 1 (no reference), 2 guided; the interval
+    # τ ∈ [0, 0.5] guides tokens 0 and 1 of 3 (τ = 0, 0.5, 1), then the reference rows leave the batch.
+    # The prefill runs each distinct prompt once for the 12 outputs: 4 conditions (both cheerful
+    # attributes have the same one) and 4 references (the bare questions, shared by "french" and
+    # "cheerful", and the gloomy ones). No output ends early (every length is 3).
+    assert all(r["length"] == TOKENS for r in rows)
+    one, two = 4 / 12, 8 / 12  # prefill rows per output, unguided and guided
+    expected = {("cfg", 1.0): 2 + one, ("cfg", 3.0): 4 + two, ("plausibility", 3.0): 4 + two}
+    expected[("interval", 3.0)] = 3 + two
+    assert cost == pytest.approx(expected, rel=1e-12)
 
 
 def test_meta_names_the_model_and_its_parameters(section, chat_model):

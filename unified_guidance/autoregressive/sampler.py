@@ -43,6 +43,7 @@ class DecodeSpec:
     do_sample: bool = False
     generator: torch.Generator | None = None
     streamer: Any = None
+    drop_finished: bool = True  # ended rows leave the batch; False: the plain loop that keeps them
 
     @property
     def plan(self) -> ScalePlan:
@@ -228,15 +229,22 @@ def _stopping(stopping_criteria: Any) -> Any:
 def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor], spec: DecodeSpec) -> Tensor:
     """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``.
 
-    The batch holds a block of n rows for the prompt and one per reference still guiding
-    (:class:`ReferenceBlocks`); a block leaves the batch and the cache once its scale stays 1.
+    The batch holds a block for the prompt and one per reference still guiding
+    (:class:`~.decoding.ReferenceBlocks`), each of the rows still going, ``going``: a block leaves
+    the batch and the cache once its scale stays 1, and a row that ended (EOS, a stopping
+    criterion) leaves every block, unless ``spec.drop_finished`` is off. The mixing, the
+    processors and the pick still see all n rows (an ended row keeps its last logits; its token
+    is replaced by padding), so every token and the random stream of sampling are those of the
+    loop that keeps every row.
     """
     ids, n = prompt[0], prompt[0].shape[0]
     steps = len(spec.plan.scales)
     blocks = ReferenceBlocks(spec.mixing.guidance.references, spec.plans, n)
     live = blocks.live(0)
     decoder = RowDecoder(lm, *stack_prompts([blocks.prompt(j, prompt, ref) for j in live], lm.pad_token_id))
-    logits, states = decoder.prefill(blocks.perturbations(live)), [None] * len(spec.plans)
+    logits = decoder.prefill(blocks.perturbations(live))  # (len(live)·n, V): the latest logits of every row
+    states: list = [None] * len(spec.plans)
+    going = torch.arange(n, device=ids.device)
     unfinished = torch.ones(n, dtype=torch.bool, device=ids.device)
     tokens = ids[:, -1]
     if spec.streamer is not None:
@@ -244,10 +252,13 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
     for k in range(steps):
         if k > 0:
             now = blocks.live(k)
-            if now != live:  # a reference's scale stays 1 from here: its rows leave
-                decoder.select(blocks.rows(live, now))
-                live = now
-            logits = decoder.step(tokens.repeat(len(live)), blocks.perturbations(live))
+            keep = unfinished[going] if spec.drop_finished else torch.ones_like(going, dtype=torch.bool)
+            if now != live or not bool(keep.all()):  # a reference stops guiding, or rows ended
+                decoder.select(blocks.rows(live, now, keep))
+                logits, live, going = blocks.restrict(logits, live, now), now, going[keep]
+            rows = (torch.arange(len(live), device=ids.device)[:, None] * n + going).reshape(-1)  # b·n + i
+            step = decoder.step(tokens[going].repeat(len(live)), blocks.perturbations(live, len(going)))
+            logits = logits.index_copy(0, rows, step)
         refs = blocks.split(logits, live)
         scales = [plan.scales[k].to(logits) for plan in spec.plans]
         scores, states = mixed_scores(spec.mixing, logits[:n], refs, scales, spec.plan.taus[k], states)

@@ -69,6 +69,15 @@ def reorder_cache(cache: Any, index: Tensor) -> None:
     cache.reorder_cache(index)
 
 
+def cache_rows(cache: Any, index: Tensor) -> Any:
+    """A new cache of the rows ``index`` of ``cache`` (kept, reordered, repeated); ``cache`` is unchanged."""
+    import copy
+
+    out = copy.deepcopy(cache)
+    out.reorder_cache(index)
+    return out
+
+
 def keeps_last_logits(params: frozenset[str]) -> bool:
     """Whether a forward with these ``params`` computes the LM head for the last position only
     on request (``logits_to_keep``)."""

@@ -3,11 +3,12 @@
 For every setting (plain CFG over scales, and the token mitigations at a high scale) all
 prompts × samples of all attributes (:mod:`.text_prompts`) decode in ONE
 :func:`~unified_guidance.autoregressive.generate` call: the conditional and the reference rows
-run as one forward over 2B rows with one KV cache, and decoding stops once every row reached
-EOS. Each (attribute, setting) gives a report row with adherence (the outside judge),
-diversity (distinct-2, self-BLEU), fluency (perplexity under the unguided model given the
-bare question, and given the instructed one), degeneration (repeated 3-grams), content kept,
-length and tokens/s, each measure with a 95 % bootstrap interval.
+run as one forward over 2B rows with one KV cache, each distinct prompt is prefilled once, and
+a row leaves the batch at its EOS. Each (attribute, setting) gives a report row with adherence
+(the outside judge), diversity (distinct-2, self-BLEU), fluency (perplexity under the unguided
+model given the bare question, and given the instructed one; each prompt runs once for the
+whole section, :class:`~unified_guidance.evaluation.text.PromptScorer`), degeneration
+(repeated 3-grams), content kept, length and tokens/s, each measure with a 95 % bootstrap interval.
 
 Without the model package (or the ``text`` extra) the section is skipped with a one-line
 message saying how to get it.
@@ -30,9 +31,9 @@ from ..autoregressive import CausalLMModel, PlausibilityMask, chat_prompts, gene
 from ..autoregressive.loading import MODEL_PACKAGE, MODEL_PACKAGE_HINT, LoadedLM, packaged_gguf
 from ..autoregressive.metrics import distinct_n
 from ..evaluation.text import (
+    PromptScorer,
     bootstrap_interval,
     contains_answer,
-    continuation_nll,
     mean_interval,
     perplexity,
     repetition,
@@ -213,8 +214,8 @@ def generate_setting(
     return Generated(new, mask, [t.strip() for t in texts], seconds, (model.stats - before).rows)
 
 
-def _nll(lm: torch.nn.Module, prompt: dict[str, torch.Tensor], rows: torch.Tensor, out: Generated):
-    nll, count = continuation_nll(lm, prompt["input_ids"][rows], prompt["attention_mask"][rows], out.tokens, out.mask)
+def _nll(scorer: PromptScorer, rows: torch.Tensor, out: Generated) -> tuple[np.ndarray, np.ndarray]:
+    nll, count = scorer(rows, out.tokens, out.mask)
     return nll.numpy(), count.numpy()
 
 
@@ -250,10 +251,10 @@ def measure_attribute(
     return out
 
 
-def _rows(prompts: Prompts, out: Generated, lm, judges, samples: int, setting, resamples: int) -> list[dict]:
+def _rows(prompts: Prompts, out: Generated, scorers, judges, samples: int, setting, resamples: int) -> list[dict]:
     method, scale = setting
     rows_of = torch.arange(len(prompts.questions)).repeat_interleave(samples)
-    nll, nll_cond = _nll(lm, prompts.bare, rows_of, out), _nll(lm, prompts.cond, rows_of, out)
+    nll, nll_cond = _nll(scorers[0], rows_of, out), _nll(scorers[1], rows_of, out)
     lengths = out.mask.sum(1).numpy()
     result = []
     for a in dict.fromkeys(prompts.attributes):
@@ -294,11 +295,13 @@ def run_text_section(
     judges = {a.name: a.make_judge() for a in opts.attributes}
     prompts = Prompts.build(loaded.tokenizer, opts.attributes, opts.question_set[:n_questions])
     model = CausalLMModel(loaded.lm, pad_token_id=loaded.tokenizer.pad_token_id)
+    # Fluency: under the unguided model, given the bare and the instructed prompt (each run once).
+    scorers = [PromptScorer(loaded.lm, p["input_ids"], p["attention_mask"]) for p in (prompts.bare, prompts.cond)]
     rows, texts = [], {}
     for setting in tqdm(sweep, desc="text: settings", disable=not progress):
         g = TEXT_METHODS[setting[0]](setting[1], opts.params)
         out = generate_setting(loaded, model, prompts, g, samples, max_new_tokens, opts)
-        rows += _rows(prompts, out, loaded.lm, judges, samples, setting, opts.resamples)
+        rows += _rows(prompts, out, scorers, judges, samples, setting, opts.resamples)
         texts[f"{setting[0]} s={setting[1]:g}"] = out.texts
     meta = {
         "skipped": None,
