@@ -14,9 +14,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import core, guidance, schedules
+from . import core, guidance, perturb, schedules
 from .core import ConditionalModel, Conditions, FunctionModel
-from .guidance import Guidance, GuidedModel, ModelReference, guide
+from .guidance import Guidance, GuidedModel, ModelReference, PerturbedReference, Reference, guide
 
 __version__ = "0.1.0"
 
@@ -29,10 +29,13 @@ __all__ = [
     "Guidance",
     "GuidedModel",
     "ModelReference",
+    "PerturbedReference",
+    "Reference",
     "__version__",
     "core",
     "guidance",
     "guide",
+    "perturb",
     "schedules",
 ]
 

@@ -147,7 +147,10 @@ def test_guider_state_and_errors(transformer, inputs):
     cond_batch, uncond_batch = fresh.prepare_inputs_from_block_state(state, fields)
     assert cond_batch.encoder_hidden_states is a and uncond_batch.encoder_hidden_states is b
     assert uncond_batch.hidden_states is x
-    with pytest.raises(ValueError, match="guidance: a reference model cannot run inside a diffusers pipeline"):
+    with pytest.raises(
+        ValueError,
+        match="guidance: a reference model or perturbation, or further references, cannot run",
+    ):
         reference = ModelReference(ug.flow.VelocityModel(torch.nn.Identity()))
         UnifiedGuider(Guidance(scale=2.0, reference=reference), sd3_scheduler())
     with pytest.raises(ValueError, match="scheduler: expected a diffusers flow-matching scheduler"):

@@ -17,6 +17,7 @@ unlikely can otherwise be boosted without bound.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,15 +49,15 @@ class Mixing:
             raise ValueError(f"space: expected one of {', '.join(TOKEN_SPACES)}, got {self.space!r}")
         if self.plausibility is not None and not 0.0 < self.plausibility <= 1.0:
             raise ValueError(f"plausibility: expected α in (0, 1], got {self.plausibility}")
-        rule: Rule = self.guidance.rule  # type: ignore[assignment]
-        for what, obj in (("rule", rule), *(("post", p) for p in self.guidance.post)):
+        rules = [("rule", r.rule) for r in self.guidance.references]
+        for what, obj in (*rules, *(("post", p) for p in self.guidance.post)):
             native = getattr(obj, "space", None)
             if native is not None and native not in TOKEN_SPACES:
                 raise ValueError(
                     f"guidance: the {what} {type(obj).__name__} runs in space {native!r}, which token models do "
                     f"not have; expected a rule for {' or '.join(TOKEN_SPACES)} (build it with space=None)"
                 )
-        if self.guidance.reference is not None:
+        if self.guidance.reference_models():
             raise ValueError("guidance: a reference model is not supported for token models; pass a negative prompt")
 
 
@@ -114,22 +115,45 @@ def guided_scores(
     ``cond_logits``/``ref_logits`` ``(R, V)`` are raw logits; ``ref_logits`` is ``None``
     once the reference rows have left the batch (then the scale must be 1). ``scale`` is
     a scalar or ``(R,)``; where it is exactly 1 the result is the conditional scores.
+    One reference: :func:`mixed_scores` with a list of one.
+    """
+    out, states = mixed_scores(mixing, cond_logits, [ref_logits], [scale], tau, [state])
+    return out, states[0]
+
+
+def mixed_scores(
+    mixing: Mixing,
+    cond_logits: Tensor,
+    refs: Sequence[Tensor | None],
+    scales: Sequence[Tensor],
+    tau: Tensor,
+    states: Sequence[Any],
+) -> tuple[Tensor, list[Any]]:
+    """Guided scores from the conditional logits and every reference's (``None``: not run, scale 1).
+
+    ``ĝ = g_first + Σ_rest (g_j − c)`` with ``g_j = rule_j(c, r_j, w_j)`` in ``mixing.space``
+    (one reference running: its rule's output exactly), then the post-processes, then the
+    plausibility mask. Returns the scores ``(R, V)`` and each reference's new rule state.
     """
     g = mixing.guidance
     checks = DeferredChecks(g.check_finite)
     checks.finite("conditional logits", cond_logits)
     c = convert(cond_logits, "logits", mixing.space)
-    if ref_logits is None or bool((scale == 1).all()):
-        out = c
-    else:
-        checks.finite("reference logits", ref_logits)
-        u = convert(ref_logits, "logits", mixing.space)
-        rule: Rule = g.rule  # type: ignore[assignment]
+    out, new_states = None, list(states)
+    for j, (ref, scale, r) in enumerate(zip(refs, scales, g.references, strict=True)):
+        if ref is None or bool((scale == 1).all()):
+            continue
+        checks.finite("reference logits" if j == 0 else f"reference {j} logits", ref)
+        rule: Rule = r.rule  # type: ignore[assignment]
         if rule.min_scale is not None:
             lo = rule.min_scale
-            checks.require(scale >= lo, lambda: f"scale: {type(rule).__name__} expects scales ≥ {lo}, got {scale}")
-        out, state = rule(c, u, scale, tau=tau, state=state)
-        _check_scores(checks, "guided scores", out, rule)
+            checks.require(scale >= lo, _scale_message(type(rule).__name__, lo, scale))
+        guided, new_states[j] = rule(c, convert(ref, "logits", mixing.space), scale, tau=tau, state=states[j])
+        _check_scores(checks, "guided scores", guided, rule)
+        out = guided if out is None else out + (guided - c)
+    if out is None:
+        out = c
+    else:
         for post in g.post:
             out = post(out, c)
             _check_scores(checks, "post", out, post)
@@ -137,4 +161,8 @@ def guided_scores(
         out = plausibility_mask(out, cond_logits, mixing.plausibility)
     checks.require((out > float("-inf")).any(-1), lambda: "guided scores: every token of some row has score −inf")
     checks.verify()
-    return out, state
+    return out, new_states
+
+
+def _scale_message(rule: str, lo: float, scale: Tensor):
+    return lambda: f"scale: {rule} expects scales ≥ {lo}, got {scale}"

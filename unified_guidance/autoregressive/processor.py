@@ -77,6 +77,11 @@ class GuidanceLogitsProcessor(_Base):
     ) -> None:
         self.lm = as_model(model)
         self.mixing = Mixing(as_guidance(guidance), space, plausibility)
+        if len(self.mixing.guidance.references) > 1 or self.mixing.guidance.reference is not None:
+            raise ValueError(
+                "guidance: the logits processor runs one reference (∅ or the negative prompt); decode perturbed "
+                "or further references with unified_guidance.autoregressive.generate"
+            )
         schedule = self.mixing.guidance.schedule
         if max_new_tokens is None and not isinstance(schedule, Constant):
             raise ValueError("max_new_tokens: a schedule over progress needs the number of new tokens")
@@ -204,7 +209,7 @@ def custom_generate(
     eos, pad = hf.special_token_tensors(generation_config, input_ids)
     spec = DecodeSpec(
         mixing=Mixing(g, guidance_space, plausibility),
-        plan=ScalePlan.build(g.schedule, generation_config.max_length - input_ids.shape[1]),
+        plans=(ScalePlan.build(g.schedule, generation_config.max_length - input_ids.shape[1]),),
         processors=logits_processor,
         stopping=stopping_criteria,
         eos=eos,

@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from ..guidance.engine import Guidance
 from ..schedules.scale import Schedule
 from .checks import check_prompts, check_real, check_special_tokens, vocab_size
-from .decoding import RowDecoder, stack_prompts
-from .mixing import Mixing, guided_scores
+from .decoding import ReferenceBlocks, RowDecoder, stack_prompts
+from .mixing import Mixing, mixed_scores
 from .model import CausalLMModel, as_model, check_prompt
 from .progress import ScalePlan
 
@@ -35,7 +35,7 @@ class DecodeSpec:
     """Everything a decode loop needs besides the prompts."""
 
     mixing: Mixing
-    plan: ScalePlan
+    plans: tuple[ScalePlan, ...]  # one per reference of the guidance, the first reference's first
     processors: Any  # transformers.LogitsProcessorList
     stopping: Any  # transformers.StoppingCriteriaList
     eos: Tensor
@@ -43,6 +43,10 @@ class DecodeSpec:
     do_sample: bool = False
     generator: torch.Generator | None = None
     streamer: Any = None
+
+    @property
+    def plan(self) -> ScalePlan:
+        return self.plans[0]
 
 
 def as_guidance(guidance: Guidance | Schedule | float) -> Guidance:
@@ -183,7 +187,7 @@ def generate(
     g = as_guidance(guidance)
     spec = DecodeSpec(
         mixing=Mixing(g, space, plausibility),
-        plan=ScalePlan.build(g.schedule, max_new_tokens),
+        plans=tuple(ScalePlan.build(r.schedule, max_new_tokens) for r in g.references),
         processors=_processors(logits_processor, do_sample, temperature, top_k, top_p, min_p),
         stopping=_stopping(stopping_criteria),
         eos=eos,
@@ -195,6 +199,9 @@ def generate(
     if num_beams > 1:
         from .beam import beam_search
 
+        if len(g.references) > 1 or g.reference is not None:
+            raise ValueError("num_beams: beam search takes one reference (∅ or the negative prompt); decode "
+                             "perturbed or further references with num_beams=1")  # fmt: skip
         return beam_search(lm, (ids, mask), ref, spec, num_beams, num_return_sequences, length_penalty)
     repeat = num_return_sequences
     rows = [(t.repeat_interleave(repeat, 0)) for t in (ids, mask, *ref)]
@@ -219,23 +226,31 @@ def _stopping(stopping_criteria: Any) -> Any:
 
 
 def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor], spec: DecodeSpec) -> Tensor:
-    """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``."""
+    """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``.
+
+    The batch holds a block of n rows for the prompt and one per reference still guiding
+    (:class:`ReferenceBlocks`); a block leaves the batch and the cache once its scale stays 1.
+    """
     ids, n = prompt[0], prompt[0].shape[0]
     steps = len(spec.plan.scales)
-    decoder = RowDecoder(lm, *stack_prompts([prompt, ref] if spec.plan.guided(0) else [prompt], lm.pad_token_id))
-    logits, state = decoder.prefill(), None
+    blocks = ReferenceBlocks(spec.mixing.guidance.references, spec.plans, n)
+    live = blocks.live(0)
+    decoder = RowDecoder(lm, *stack_prompts([blocks.prompt(j, prompt, ref) for j in live], lm.pad_token_id))
+    logits, states = decoder.prefill(blocks.perturbations(live)), [None] * len(spec.plans)
     unfinished = torch.ones(n, dtype=torch.bool, device=ids.device)
     tokens = ids[:, -1]
     if spec.streamer is not None:
         spec.streamer.put(ids.cpu())
     for k in range(steps):
         if k > 0:
-            if decoder.rows > n and not spec.plan.guided(k):
-                decoder.select(torch.arange(n))  # the scale stays 1: the reference rows leave
-            logits = decoder.step(tokens.repeat(decoder.rows // n))
-        reference = logits[n:] if decoder.rows > n else None
-        scale = spec.plan.scales[k].to(logits)
-        scores, state = guided_scores(spec.mixing, logits[:n], reference, scale, spec.plan.taus[k], state)
+            now = blocks.live(k)
+            if now != live:  # a reference's scale stays 1 from here: its rows leave
+                decoder.select(blocks.rows(live, now))
+                live = now
+            logits = decoder.step(tokens.repeat(len(live)), blocks.perturbations(live))
+        refs = blocks.split(logits, live)
+        scales = [plan.scales[k].to(logits) for plan in spec.plans]
+        scores, states = mixed_scores(spec.mixing, logits[:n], refs, scales, spec.plan.taus[k], states)
         scores = spec.processors(ids, scores)
         tokens = _pick(scores, spec.do_sample, spec.generator)
         tokens = torch.where(unfinished, tokens, torch.full_like(tokens, spec.pad_token_id))

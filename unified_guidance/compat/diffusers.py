@@ -152,3 +152,35 @@ def ve_step_sigmas(scheduler: Any) -> Tensor | None:
     if not isinstance(sigmas, Tensor) or sigmas.ndim != 1 or len(sigmas) != len(scheduler.timesteps) + 1:
         return None
     return sigmas[:-1]
+
+
+def is_cross_attention(module: nn.Module) -> bool:
+    """Whether ``module`` is a diffusers attention module attending to another sequence
+    (``Attention.is_cross_attention``); ``False`` for anything else."""
+    return bool(getattr(module, "is_cross_attention", False)) if _from_diffusers(module) else False
+
+
+def block_output_names(module: nn.Module) -> tuple[str | None, ...] | None:
+    """For a diffusers transformer block returning a tuple: the input argument each output element
+    stands for (``("encoder_hidden_states", "hidden_states")`` for SD3's and Flux's blocks), from
+    diffusers' own block registry; ``None`` where the block is unknown."""
+    if not _from_diffusers(module):
+        return None
+    try:
+        from diffusers.hooks._helpers import TransformerBlockRegistry
+
+        meta = TransformerBlockRegistry.get(type(module))
+    except (ImportError, AttributeError, ValueError):
+        return None
+    places = {
+        meta.return_hidden_states_index: getattr(meta, "hidden_states_argument_name", "hidden_states"),
+        meta.return_encoder_hidden_states_index: getattr(
+            meta, "encoder_hidden_states_argument_name", "encoder_hidden_states"
+        ),
+    }
+    places.pop(None, None)
+    return tuple(places.get(i) for i in range(max(places) + 1)) if places else None
+
+
+def _from_diffusers(module: nn.Module) -> bool:
+    return type(module).__module__.split(".", 1)[0] == "diffusers"

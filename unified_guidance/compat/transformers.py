@@ -95,3 +95,26 @@ def builtin_guidance_processor() -> type:
     from transformers.generation.logits_process import UnbatchedClassifierFreeGuidanceLogitsProcessor
 
     return UnbatchedClassifierFreeGuidanceLogitsProcessor
+
+
+def packed_query_heads(module: nn.Module, query: Tensor) -> int:
+    """How many query heads transformers' SDPA attention folded into the query-length axis.
+
+    For one new token under grouped-query attention with a mask, transformers reshapes the
+    query ``(B, H, 1, d)`` to ``(B, H/g, g, d)`` (``pack_gqa``) instead of repeating the keys;
+    the g "positions" are then g heads at the newest position. Returns g there, else 1.
+    """
+    groups = getattr(module, "num_key_value_groups", 1)
+    heads = getattr(getattr(module, "config", None), "num_attention_heads", None)
+    if isinstance(groups, int) and groups > 1 and heads == query.shape[1] * groups and query.shape[2] == groups:
+        return groups
+    return 1
+
+
+def layer_output_names(module: nn.Module, output: tuple) -> tuple[str | None, ...] | None:
+    """For a transformers decoder layer returning a tuple (older releases: ``(hidden_states, …)``),
+    the input each element stands for: the first is the hidden states, the rest (attention
+    weights, cache) none; ``None`` for modules of other libraries."""
+    if type(module).__module__.split(".", 1)[0] != "transformers":
+        return None
+    return ("hidden_states", *([None] * (len(output) - 1)))

@@ -41,7 +41,7 @@ class MitigationParams:
         fdg_ratios: FDG's band scales 1 + (s − 1)·ratio, finest band first (arXiv 2506.19713).
         adaptive_gamma: cosine at which adaptive guidance stops the reference (arXiv 2312.12487).
         beta_shape: (a, b) of the β schedule (arXiv 2502.10574).
-        rectified_gamma: decay exponent of Rectified-CFG++'s correction (arXiv 2510.07631).
+        rectified_gamma: exponent γ of Rectified-CFG++'s correction weight τ^γ (arXiv 2510.07631).
     """
 
     rescale_phi: float = 0.7

@@ -72,8 +72,12 @@ class UnifiedGuider(BaseGuidance):
         super().__init__(0.0, 1.0, enabled)
         if not isinstance(guidance, Guidance):
             raise TypeError(f"guidance: expected a unified_guidance Guidance, got {type(guidance).__name__}")
-        if guidance.reference is not None:
-            raise ValueError("guidance: a reference model cannot run inside a diffusers pipeline; use ∅ or a negative")
+        if guidance.reference is not None or guidance.also:
+            raise ValueError(
+                "guidance: a reference model or perturbation, or further references, cannot run inside a diffusers "
+                "pipeline's guider (it hands over two branches); use ∅ or a negative, or sample with "
+                "unified_guidance.flow.sample"
+            )
         self.guidance = guidance
         # The JSON config diffusers keeps for every component; a Guidance is code, so only its repr.
         compat.register_config(self, guidance=repr(guidance), num_train_timesteps=num_train_timesteps)

@@ -4,19 +4,23 @@ CFG's extrapolated velocity pushes a deterministic flow off the learned
 trajectories, and no re-noising pulls it back (CFG++, arXiv 2406.08070, does that
 for diffusion samplers). Rectified-CFG++ anchors each step on the conditional
 velocity and applies guidance as a correction evaluated at a point on the
-conditional path, with a weight that vanishes at the data end. For a step
-t → t + h (progress τ̃ at the midpoint):
+conditional path. For a step t → t + h (path time, h signed; τ = progress at t):
 
     v_c   = v(x_t, t | y)                          # predictor velocity (B rows)
     x̃     = x_t + (h/2)·v_c                        # half a conditional step
     g̃, c̃  = guided(x̃, t + h/2), v(x̃, t + h/2 | y)  # guidance rule at x̃ (2B rows)
-    x_t+h = x_t + h·(v_c + (1 − τ̃)^γ·(g̃ − c̃))
+    x_t+h = x_t + h·(v_c + τ^γ·(g̃ − c̃))
 
-With CFG, g̃ − c̃ = (s − 1)(c̃ − ũ): the paper's interpolative correction with
-λ = s − 1 and its decay (1 − τ)^γ in this library's progress (τ = 1 at data).
-Where s = 1 the correction is 0, the reference is skipped and the step is Euler
-on the conditional field. Guidance's diffusers-style guider API cannot express
-this (it sees one point per step), which is why it lives here at the solver.
+The paper's Algorithm 1 (lines 3, 4, 6–9) in its own notation: time t_p from 1
+(noise) to 0 (data) on x_t = (1 − t_p)·x_0 + t_p·x_1, v̂ = v^c_t + α(t_p)(v^c − v^u)
+at x̃_{t−Δt/2}, α(t_p) = λ_max·(1 − t_p)^γ, then an Euler update with v̂. Here
+t_p = 1 − τ, so α = λ_max·τ^γ at the step's start: no correction at the noise
+end, the full λ_max at the data end (γ = 0: constant, as in the authors' SD3
+pipeline). With CFG, g̃ − c̃ = (s − 1)(c̃ − ũ), i.e. λ_max = s − 1. A step whose
+weight τ^γ is 0 (the first, for γ > 0) is plain Euler and skips the x̃ forward;
+s = 1 skips the reference. The optional noise of line 5 is left out (deterministic).
+Guidance's diffusers-style guider API cannot express this (it sees one point per
+step), which is why it lives here at the solver.
 """
 
 from __future__ import annotations
@@ -51,11 +55,12 @@ def rectified_cfgpp(
         x0: the noise ``(B, ...)`` at the path's noise end.
         cond: the condition, :class:`Conditions`, or ``None`` for ∅.
         steps: uniform steps from the noise end to the data end (3B forward rows each where s ≠ 1).
-        gamma: exponent γ ≥ 0 of the correction's decay (1 − τ)^γ; 0 keeps it constant.
+        gamma: exponent γ ≥ 0 of the correction's weight τ^γ (the paper's (1 − t)^γ); 0 keeps it constant.
         t_span: path times (start, end); default the path's noise and data ends.
 
     Returns:
-        the samples ``(B, ...)`` and the cost (``nfe`` counts guided-model evaluations, two a step).
+        the samples ``(B, ...)`` and the cost (``nfe`` counts guided-model evaluations:
+        two a step, one where the weight τ^γ is 0).
     """
     if model.space != "velocity" or model.path is None:
         raise ValueError(f"model: expected a velocity model with a path, got space {model.space!r}")
@@ -71,19 +76,22 @@ def rectified_cfgpp(
     grid = torch.linspace(t_span[0], t_span[1], steps + 1, dtype=torch.float64).tolist()
     before = model.stats
     guided.reset()
-    x = x0
+    x, nfe = x0, 0
     for t, t_next in itertools.pairwise(grid):
         h = t_next - t
         t_now = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
-        t_mid = t_now + h / 2
         v_c = conditional(x, t_now, cond)
-        x_mid = x + (h / 2) * v_c
-        pred = guided.evaluate(x_mid, t_mid, cond)
-        decay = (1.0 - model.progress(t_mid)).clamp(min=0.0) ** gamma
-        x = x + h * (v_c + decay.reshape((-1,) + (1,) * (x.ndim - 1)) * (pred.guided - pred.cond))
+        weight = correction_weight(model, t, gamma)
+        nfe += 1
+        if weight == 0.0:
+            x = x + h * v_c
+            continue
+        pred = guided.evaluate(x + (h / 2) * v_c, t_now + h / 2, cond)
+        nfe += 1
+        x = x + h * (v_c + weight * (pred.guided - pred.cond))
     used = model.stats - before
     stats = FlowStats(
-        nfe=2 * steps,
+        nfe=nfe,
         forward_calls=used.calls,
         forward_rows=used.rows,
         skipped_reference=guided.stats.skipped_reference,
@@ -93,3 +101,9 @@ def rectified_cfgpp(
         jump_t=(),
     )
     return x, stats
+
+
+def correction_weight(model: ConditionalModel, t: float, gamma: float) -> float:
+    """The correction's weight τ^γ at path time ``t`` (τ its progress; the paper's (1 − t_p)^γ, t_p = 1 − τ)."""
+    tau = float(model.progress(torch.tensor(t, dtype=torch.float64)))
+    return min(max(tau, 0.0), 1.0) ** gamma

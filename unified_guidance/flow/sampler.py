@@ -145,7 +145,7 @@ def integrate(
     opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, times=t.tolist(), options=options)
     field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite)
     func = field if augment is None else augment(field)
-    models = [guided.model] + ([guided.guidance.reference.model] if guided.guidance.reference is not None else [])
+    models = [guided.model, *guided.guidance.reference_models()]
     before = [m.stats for m in models]
     skipped = guided.stats.skipped_reference
     guided.reset()

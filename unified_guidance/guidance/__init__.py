@@ -5,7 +5,16 @@ The functional core (``cfg``, ``rescale``, ``cfg_zero_star``, ``dynamic_threshol
 :class:`GuidedModel` apply them to a :class:`~unified_guidance.core.ConditionalModel`.
 """
 
-from .engine import Guidance, GuidanceStats, GuidedModel, GuidedPrediction, ModelReference, guide
+from .engine import (
+    Guidance,
+    GuidanceStats,
+    GuidedModel,
+    GuidedPrediction,
+    ModelReference,
+    PerturbedReference,
+    Reference,
+    guide,
+)
 from .frequency import fdg, laplacian_pyramid, rebuild_pyramid
 from .functional import (
     APGState,
@@ -68,7 +77,9 @@ __all__ = [
     "ModelReference",
     "NormCap",
     "PerpNeg",
+    "PerturbedReference",
     "PostProcess",
+    "Reference",
     "Rescale",
     "Rule",
     "StaticClip",

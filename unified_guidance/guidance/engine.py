@@ -15,15 +15,25 @@ import torch
 from torch import Tensor, nn
 
 from ..core.checks import DeferredChecks
-from ..core.conditions import Cond, Conditions, batch_size_of, cat_batch, take_rows
+from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.shapes import check_pair
 from ..core.spaces import convert
 from ..schedules.scale import Schedule
+from .branches import Branch, reference_branch, run_branches
 from .rules import Rule
-from .spec import Guidance, GuidanceStats, GuidedPrediction, ModelReference
+from .spec import Guidance, GuidanceStats, GuidedPrediction, ModelReference, PerturbedReference, Reference
 
-__all__ = ["Guidance", "GuidanceStats", "GuidedModel", "GuidedPrediction", "ModelReference", "guide"]
+__all__ = [
+    "Guidance",
+    "GuidanceStats",
+    "GuidedModel",
+    "GuidedPrediction",
+    "ModelReference",
+    "PerturbedReference",
+    "Reference",
+    "guide",
+]
 
 
 class GuidedModel(nn.Module):
@@ -42,15 +52,18 @@ class GuidedModel(nn.Module):
             raise TypeError(f"model: expected a ConditionalModel, got {type(model).__name__}")
         if not isinstance(guidance, Guidance):
             raise TypeError(f"guidance: expected a Guidance, got {type(guidance).__name__}")
-        ref = guidance.reference
-        if ref is not None and ref.model.space != model.space:
-            raise ValueError(
-                f"reference: the reference model predicts {ref.model.space!r} but the model predicts "
-                f"{model.space!r}; both branches are mixed in one space, so they must agree"
-            )
+        for other in guidance.reference_models():
+            if other.space != model.space:
+                raise ValueError(
+                    f"reference: the reference model predicts {other.space!r} but the model predicts "
+                    f"{model.space!r}; both branches are mixed in one space, so they must agree"
+                )
+        for r in guidance.references:
+            if isinstance(r.source, PerturbedReference):
+                r.source.perturbation.select(model)  # refuse an empty selection now, not at the first step
         self.model = model
         self.guidance = guidance
-        self.state: Any = None
+        self.states: list[Any] = [None] * len(guidance.references)
         self._calls = self._skipped = self._skipped_rows = 0
 
     @property
@@ -64,9 +77,14 @@ class GuidedModel(nn.Module):
     def progress(self, t: Tensor) -> Tensor:
         return self.model.progress(t)
 
+    @property
+    def state(self) -> Any:
+        """The first reference's rule state (APG momentum, adaptive guidance's stopped samples)."""
+        return self.states[0]
+
     def reset(self) -> None:
         """Forget rule state (APG momentum) before a new generation."""
-        self.state = None
+        self.states = [None] * len(self.guidance.references)
 
     @property
     def stats(self) -> GuidanceStats:
@@ -75,8 +93,8 @@ class GuidedModel(nn.Module):
     def reset_stats(self) -> None:
         self._calls = self._skipped = self._skipped_rows = 0
         self.model.reset_stats()
-        if self.guidance.reference is not None:
-            self.guidance.reference.model.reset_stats()
+        for other in self.guidance.reference_models():
+            other.reset_stats()
 
     def forward(self, x: Tensor, t: Tensor | float, cond: Cond | Conditions | None = None) -> Tensor:
         return self.evaluate(x, t, cond).guided
@@ -117,52 +135,97 @@ class GuidedModel(nn.Module):
         need_reference: bool,
         checks: DeferredChecks,
     ) -> GuidedPrediction:
-        g, batch = self.guidance, x.shape[0]
-        scale = g.schedule.value(tau)
-        checks.finite("scale", scale, f"from the {type(g.schedule).__name__} schedule")
-        rule: Rule = g.rule  # type: ignore[assignment]
-        self._check_scale(rule, scale, checks)
+        refs, batch = self.guidance.references, x.shape[0]
+        scales = [self._scale(r, tau, checks) for r in refs]
+        first: Rule = refs[0].rule  # type: ignore[assignment]
         self._calls += 1
-
-        if rule.zero_output(tau) and not need_reference:
+        if first.zero_output(tau) and not need_reference:
             self._count_skip(batch * (1 + (len(spec.conds) if spec else 1)))
-            zero = self._to(torch.zeros_like(x), rule.space or self.space, self.space, x, t)
+            zero = self._to(torch.zeros_like(x), first.space or self.space, self.space, x, t)
             checks.verify()
-            return GuidedPrediction(zero, zero, None)
-
-        single = spec is None or spec.is_single
-        active = rule.reference_rows(self.state, batch)  # None: every sample needs the reference
-        nobody = active is not None and not bool(active.any())
-        # cond=None asks for ∅ itself: u + s(u − u) = u at every scale, one forward.
-        if single and not need_reference and (cond is None or nobody or bool((scale == 1).all())):
+            return GuidedPrediction(zero, zero, None, (None,) * (len(refs) - 1))
+        if spec is None:
+            spec = Conditions.single(self.model.null_condition(batch, device=x.device) if cond is None else cond)
+        active = first.reference_rows(self.states[0], batch)  # None: every sample needs the reference
+        run = [j for j in range(len(refs)) if self._runs(j, cond, spec, scales[j], active, need_reference)]
+        for _ in range(len(refs) - len(run)):
             self._count_skip(batch)
-            c = self.model(x, t, cond if spec is None else spec.conds[0])
+        if not run:  # the conditional prediction is the guided one
+            c = self.model(x, t, spec.conds[0])
             checks.trace("conditional prediction", c)
             out = self._post(c, c, self.space, x, t, checks)
             checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
             checks.verify()
-            return GuidedPrediction(out, c, None)
-
+            return GuidedPrediction(out, c, None, (None,) * (len(refs) - 1))
         rows = None if need_reference or active is None or bool(active.all()) else active.nonzero().squeeze(1)
-        conds, uncond = self._branches(x, t, spec if spec is not None else Conditions.single(cond), checks, rows)
-        space = rule.space or self.space
-        u_native = self._to(uncond, self.space, space, x, t)
-        if single:
-            c_native, combined = self._to(conds[0], self.space, space, x, t), conds[0]
-        else:
-            natives = [self._to(c, self.space, space, x, t) for c in conds]
-            c_native = rule.compose(natives, u_native, spec.weights)  # type: ignore[union-attr]
-            combined = self._to(c_native, space, self.space, x, t)
-        if space != self.space:
-            checks.trace(f"conditional prediction in {space}", c_native, f"converted from {self.space!r} at t")
-            checks.trace(f"reference prediction in {space}", u_native, f"converted from {self.space!r} at t")
-        guided, state = rule(c_native, u_native, scale, tau=tau, state=self.state)
-        checks.trace("guided prediction", guided, f"made by {rule!r} from finite branches")
-        out = self._post(guided, c_native, space, x, t, checks)
+        conds, preds = self._branches(x, t, spec, run, checks, rows)
+        out, combined, states = self._combine(x, t, tau, spec, conds, preds, scales, checks)
         checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
         checks.verify()
-        self.state = state
-        return GuidedPrediction(out, combined, uncond)
+        for j, state in states.items():
+            self.states[j] = state
+        return GuidedPrediction(out, combined, preds.get(0), tuple(preds.get(j) for j in range(1, len(refs))))
+
+    def _combine(
+        self,
+        x: Tensor,
+        t: Tensor,
+        tau: Tensor,
+        spec: Conditions,
+        conds: list[Tensor],
+        preds: dict[int, Tensor],
+        scales: list[Tensor],
+        checks: DeferredChecks,
+    ) -> tuple[Tensor, Tensor, dict[int, Any]]:
+        """ĝ = g_first + Σ_rest (g_j − c), g_j = rule_j(c, r_j, w_j) in the rule's space; one reference: g_j."""
+        refs, states = self.guidance.references, {}
+        combined = conds[0]
+        if not spec.is_single:  # a composition is formed against the first reference, in its rule's space
+            space = refs[0].rule.space or self.space  # type: ignore[union-attr]
+            u = self._to(preds[0], self.space, space, x, t)
+            natives = [self._to(c, self.space, space, x, t) for c in conds]
+            combined = self._to(refs[0].rule.compose(natives, u, spec.weights), space, self.space, x, t)  # type: ignore[union-attr]
+        total, c_total, space_total = None, combined, self.space
+        for j, r_pred in preds.items():
+            rule: Rule = refs[j].rule  # type: ignore[assignment]
+            space = rule.space or self.space
+            c_native, r_native = self._to(combined, self.space, space, x, t), self._to(r_pred, self.space, space, x, t)
+            if space != self.space:
+                checks.trace(f"conditional prediction in {space}", c_native, f"converted from {self.space!r} at t")
+                checks.trace(f"{_name(j)} in {space}", r_native, f"converted from {self.space!r} at t")
+            guided, states[j] = rule(c_native, r_native, scales[j], tau=tau, state=self.states[j])
+            checks.trace("guided prediction", guided, f"made by {rule!r} from finite branches")
+            if len(preds) == 1:  # exactly the rule's output, post-processed from its own space
+                total, c_total, space_total = guided, c_native, space
+            else:
+                guided = self._to(guided, space, self.space, x, t)
+                total = guided if total is None else total + (guided - combined)
+        assert total is not None
+        return self._post(total, c_total, space_total, x, t, checks), combined, states
+
+    def _runs(
+        self, j: int, cond: Any, spec: Conditions, scale: Tensor, active: Tensor | None, need_reference: bool
+    ) -> bool:
+        """Whether reference ``j`` must run: its scale is not 1 everywhere (and, for the first, the call
+        asked for ∅ itself — u + s(u − u) = u — or no sample still needs it)."""
+        if j > 0:
+            return not bool((scale == 1).all())
+        if need_reference or not spec.is_single:
+            return True
+        nobody = active is not None and not bool(active.any())
+        return not (cond is None or nobody or bool((scale == 1).all()))
+
+    def _scale(self, ref: Reference, tau: Tensor, checks: DeferredChecks) -> Tensor:
+        scale = ref.schedule.value(tau)
+        checks.finite("scale", scale, f"from the {type(ref.schedule).__name__} schedule")
+        rule: Rule = ref.rule  # type: ignore[assignment]
+        lo = rule.min_scale
+        if lo is not None:
+            checks.require(
+                scale >= lo,
+                lambda: f"scale: {type(rule).__name__} expects scales ≥ {lo}, got a minimum of {float(scale.min()):g}",
+            )
+        return scale
 
     def _progress(self, t: Tensor, checks: DeferredChecks) -> Tensor:
         """Progress τ of ``t``, with "τ ∈ [0, 1]" queued as a check stated in ``t``."""
@@ -181,67 +244,52 @@ class GuidedModel(nn.Module):
         )
         return tau
 
-    @staticmethod
-    def _check_scale(rule: Rule, scale: Tensor, checks: DeferredChecks) -> None:
-        lo = rule.min_scale
-        if lo is not None:
-            checks.require(
-                scale >= lo,
-                lambda: f"scale: {type(rule).__name__} expects scales ≥ {lo}, got a minimum of {float(scale.min()):g}",
-            )
-
     # -- branches ---------------------------------------------------------------------------
 
     def _branches(
-        self, x: Tensor, t: Tensor, spec: Conditions, checks: DeferredChecks, rows: Tensor | None = None
-    ) -> tuple[list[Tensor], Tensor]:
-        """The conditional predictions (one per condition) and the reference prediction.
+        self, x: Tensor, t: Tensor, spec: Conditions, run: list[int], checks: DeferredChecks, rows: Tensor | None
+    ) -> tuple[list[Tensor], dict[int, Tensor]]:
+        """The conditional predictions (one per condition) and the predictions of the references ``run``.
 
-        ``rows`` ``(k,)``: run the reference for these samples only; the others get
-        the first conditional prediction in its place (a rule that stopped guiding them ignores it).
+        The model's own branches (conditions, ∅ or the negative, perturbed references) run as one
+        stacked forward; another model's, as its own. ``rows`` ``(k,)``: run the first reference for
+        these samples only; the others get the first conditional prediction in its place (a rule
+        that stopped guiding them ignores it).
         """
-        g, n = self.guidance, len(spec.conds)
-        ref = g.reference
-        if ref is not None and spec.negative is not None:
-            raise ValueError("negative: a reference model and a negative condition both claim the reference branch")
-        if ref is not None and ref.condition == "same" and n > 1:
-            raise ValueError("cond: autoguidance with condition='same' takes one condition, got a composition")
-        pick = (lambda c: c) if rows is None else (lambda c: take_rows(c, rows))
-        x_ref = pick(x)
-        t_ref = t if t.ndim == 0 else pick(t)
-        branches: list[tuple[Tensor, Tensor, Cond]] = [(x, t, c) for c in spec.conds]
-        if ref is None:
-            negative = spec.negative
-            null = self.model.null_condition(x_ref.shape[0], device=x.device) if negative is None else None
-            branches.append((x_ref, t_ref, pick(negative) if negative is not None else null))
-        preds = self._run(self.model, branches)
-        if ref is not None:
-            uncond = ref.model(x_ref, t_ref, pick(spec.conds[0]) if ref.condition == "same" else None)
-        else:
-            uncond = preds.pop()
-        if rows is not None:
+        refs, n = self.guidance.references, len(spec.conds)
+        own = [Branch(x, t, c) for c in spec.conds]
+        slots: dict[Any, int] = {}  # equal sources run once
+        where: dict[int, tuple[str, int]] = {}
+        others: list[tuple[ConditionalModel, Branch]] = []
+        for j in run:
+            source, subset = refs[j].source, rows if j == 0 else None
+            if j == 0 and isinstance(source, ModelReference) and spec.negative is not None:
+                raise ValueError("negative: a reference model and a negative condition both claim the reference branch")
+            key = (source, None if subset is None else "rows")
+            if key not in slots:
+                branch = reference_branch(self.model, x, t, spec, source, subset)
+                if isinstance(source, ModelReference):
+                    slots[key] = len(others)
+                    others.append((source.model, branch))
+                else:
+                    slots[key] = len(own)
+                    own.append(branch)
+            where[j] = ("other" if isinstance(source, ModelReference) else "own", slots[key])
+        stacked = self.guidance.batch_branches
+        mine = run_branches(self.model, own, stacked=stacked)
+        theirs = [run_branches(m, [b], stacked=stacked)[0] for m, b in others]
+        preds = {j: (theirs if kind == "other" else mine)[i] for j, (kind, i) in where.items()}
+        if rows is not None and 0 in preds:
             self._skipped_rows += x.shape[0] - rows.shape[0]
-            uncond = preds[0].index_copy(0, rows, uncond)
-        for i, c in enumerate(preds):
+            preds[0] = mine[0].index_copy(0, rows, preds[0])
+        conds = mine[:n]
+        for i, c in enumerate(conds):
             checks.trace(f"conditional prediction {i}" if n > 1 else "conditional prediction", c)
-            check_pair("conditional prediction", c, "reference prediction", uncond)
-        checks.trace("reference prediction", uncond)
-        return preds, uncond
-
-    def _run(self, model: ConditionalModel, branches: list[tuple[Tensor, Tensor, Cond]]) -> list[Tensor]:
-        """Evaluate ``model`` on every ``(x, t, cond)`` branch: one stacked forward, or one each."""
-        if len(branches) == 1 or not self.guidance.batch_branches:
-            return [model(x, t, c) for x, t, c in branches]
-        sizes = [x.shape[0] for x, _, _ in branches]
-        xs = torch.cat([x for x, _, _ in branches])
-        ts_ = [t for _, t, _ in branches]
-        ts = ts_[0] if ts_[0].ndim == 0 else torch.cat(ts_)
-        out = model(xs, ts, cat_batch([c for _, _, c in branches]))
-        if out.shape[0] != sum(sizes):
-            raise ValueError(
-                f"model: expected an output with batch {sum(sizes)} (the stacked input), got {out.shape[0]}"
-            )
-        return list(out.split(sizes))
+            for j, r in preds.items():
+                check_pair("conditional prediction", c, _name(j), r)
+        for j, r in preds.items():
+            checks.trace(_name(j), r)
+        return conds, preds
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -273,3 +321,7 @@ def guide(model: ConditionalModel, guidance: Guidance | float | Schedule) -> Gui
     if not isinstance(guidance, Guidance):
         guidance = Guidance(scale=guidance)
     return GuidedModel(model, guidance)
+
+
+def _name(j: int) -> str:
+    return "reference prediction" if j == 0 else f"reference {j} prediction"

@@ -1,0 +1,82 @@
+"""Running the branches of a guided call: one stacked forward per model, perturbations on their rows.
+
+A branch is ``(x, t, cond)`` and, for a perturbed reference, the perturbation that acts on
+its rows. The branches of one model run as one forward over their stacked rows (each
+perturbation installed on its own row span, :func:`~unified_guidance.perturb.perturbed`), or
+one after another where the guidance asks for it (memory); both give the same predictions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..core.conditions import Cond, Conditions, cat_batch, take_rows
+from ..core.model import ConditionalModel
+from ..perturb.hooks import Rows, perturbed
+from ..perturb.spec import Perturbation
+from .spec import ModelReference, Source
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One forward's worth of rows: ``x`` ``(b, ...)``, ``t`` (scalar or ``(b,)``), ``cond``, and
+    the perturbation acting on them (``None``: the model as it is)."""
+
+    x: Tensor
+    t: Tensor
+    cond: Cond
+    perturbation: Perturbation | None = None
+
+
+def run_branches(model: ConditionalModel, branches: list[Branch], *, stacked: bool = True) -> list[Tensor]:
+    """Evaluate ``model`` on every branch: one stacked forward (``stacked``), or one each."""
+    if len(branches) == 1 or not stacked:
+        return [_one(model, b) for b in branches]
+    sizes = [b.x.shape[0] for b in branches]
+    total, entries, at = sum(sizes), [], 0
+    for b, size in zip(branches, sizes, strict=True):
+        if b.perturbation is not None:
+            entries.append((b.perturbation, Rows(at, at + size, total)))
+        at += size
+    xs = torch.cat([b.x for b in branches])
+    ts = branches[0].t if branches[0].t.ndim == 0 else torch.cat([b.t for b in branches])
+    with perturbed(model, entries) if entries else contextlib.nullcontext():
+        out = model(xs, ts, cat_batch([b.cond for b in branches]))
+    if out.shape[0] != total:
+        raise ValueError(f"model: expected an output with batch {total} (the stacked input), got {out.shape[0]}")
+    return list(out.split(sizes))
+
+
+def _one(model: ConditionalModel, b: Branch) -> Tensor:
+    if b.perturbation is None:
+        return model(b.x, b.t, b.cond)
+    with perturbed(model, [(b.perturbation, Rows.all(b.x.shape[0]))]):
+        return model(b.x, b.t, b.cond)
+
+
+def reference_branch(
+    model: ConditionalModel, x: Tensor, t: Tensor, spec: Conditions, source: Source, rows: Tensor | None = None
+) -> Branch:
+    """The rows of one reference: ∅ or the call's negative, the conditional ones under a perturbation
+    (``condition="same"``) or ∅ under it, or another model's (whose forward the caller runs).
+
+    ``rows`` ``(k,)``: these samples only (adaptive guidance).
+    """
+    if rows is not None:
+        x, t = x.index_select(0, rows), t if t.ndim == 0 else t.index_select(0, rows)
+    pick = (lambda c: c) if rows is None else (lambda c: take_rows(c, rows))
+    null = lambda: model.null_condition(x.shape[0], device=x.device)  # noqa: E731
+    if source is None:
+        return Branch(x, t, null() if spec.negative is None else pick(spec.negative))
+    if source.condition == "same":
+        if len(spec.conds) > 1:
+            what = "autoguidance" if isinstance(source, ModelReference) else "a perturbed reference"
+            raise ValueError(f"cond: {what} with condition='same' takes one condition, got a composition")
+        return Branch(x, t, pick(spec.conds[0]), getattr(source, "perturbation", None))
+    if isinstance(source, ModelReference):
+        return Branch(x, t, None)  # the other model's own ∅
+    return Branch(x, t, null(), source.perturbation)

@@ -1,0 +1,26 @@
+"""References that perturb the model itself: PAG, SEG, SLG/STG, a layer-skipped LM.
+
+A :class:`Perturbation` is data (which modules, what is done to them);
+:func:`perturbed` installs it for one forward on some :class:`Rows` of the batch and
+always removes it. :class:`~unified_guidance.guidance.Reference` puts one into a
+:class:`~unified_guidance.guidance.Guidance` as a reference branch.
+"""
+
+from .hooks import Rows, perturbed
+from .ops import blur_queries, gaussian_matrix, identity_attention
+from .spec import BlurredQueries, IdentityAttention, Perturbation, SkipBlocks, pag, seg, slg
+
+__all__ = [
+    "BlurredQueries",
+    "IdentityAttention",
+    "Perturbation",
+    "Rows",
+    "SkipBlocks",
+    "blur_queries",
+    "gaussian_matrix",
+    "identity_attention",
+    "pag",
+    "perturbed",
+    "seg",
+    "slg",
+]

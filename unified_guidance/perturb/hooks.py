@@ -1,0 +1,226 @@
+"""Installing perturbations for one forward, on some rows of its batch only.
+
+:func:`perturbed` installs hooks on the selected modules for the duration of a ``with``
+block and always removes them (exceptions included). Each perturbation acts on a
+:class:`Rows` span of the forward's batch, so the conditional, ∅ and perturbed branches of a
+guided prediction run as one stacked forward (one KV cache for a language model):
+
+* attention kinds enter a ``TorchFunctionMode`` while a selected module runs and change the
+  ``scaled_dot_product_attention`` calls made there, on the span's rows; the other rows run
+  the call unchanged;
+* :class:`~.spec.SkipBlocks` replaces the span's rows of a block's output by its input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from ..compat import diffusers as dcompat
+from ..compat import transformers as hf
+from .ops import blur_queries, identity_attention, square_grid
+from .spec import BlurredQueries, IdentityAttention, Perturbation, SkipBlocks
+
+_SDPA_ARGS = ("query", "key", "value", "attn_mask")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows ``[start, stop)`` of a forward over ``batch`` rows."""
+
+    start: int
+    stop: int
+    batch: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.stop <= self.batch:
+            raise ValueError(f"rows: expected 0 ≤ start < stop ≤ batch, got {self.start}, {self.stop}, {self.batch}")
+
+    @classmethod
+    def all(cls, batch: int) -> Rows:
+        return cls(0, batch, batch)
+
+    def take(self, t: Tensor) -> Tensor:
+        return t[self.start : self.stop]
+
+
+@contextlib.contextmanager
+def perturbed(root: nn.Module, entries: Sequence[tuple[Perturbation, Rows]]) -> Iterator[None]:
+    """Apply each ``(perturbation, rows)`` to the modules of ``root`` it selects, for the block's forwards.
+
+    Spans must not overlap. Several perturbations may select the same module (each acts on its rows).
+    """
+    spans = sorted((r.start, r.stop) for _, r in entries)
+    if any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
+        raise ValueError(f"rows: the perturbed spans overlap: {spans}")
+    attention: dict[str, tuple[nn.Module, list[tuple[Perturbation, Rows]]]] = {}
+    skips: dict[str, tuple[nn.Module, list[Rows]]] = {}
+    for pert, rows in entries:
+        for path, module in pert.select(root):
+            if isinstance(pert, SkipBlocks):
+                skips.setdefault(path, (module, []))[1].append(rows)
+            elif isinstance(pert, (IdentityAttention, BlurredQueries)):
+                if dcompat.is_cross_attention(module):
+                    raise ValueError(f"modules: {path!r} is cross-attention; {pert.kind} acts on self-attention")
+                attention.setdefault(path, (module, []))[1].append((pert, rows))
+            else:
+                raise TypeError(f"perturbation: expected a known kind, got {type(pert).__name__}")
+    handles: list[Any] = []
+    modes: list[_AttentionMode] = []
+    try:
+        for path, (module, acts) in attention.items():
+            mode = _AttentionMode(path, module, acts, modes)
+            handles.append(module.register_forward_pre_hook(mode.enter))
+            handles.append(module.register_forward_hook(mode.leave, always_call=True))
+        for path, (module, spans_) in skips.items():
+            handles.append(module.register_forward_hook(_SkipHook(path, spans_), with_kwargs=True))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        while modes:  # left entered only if a forward died between the hooks
+            modes.pop().__exit__(None, None, None)
+
+
+class _AttentionMode(TorchFunctionMode):
+    """Changes ``scaled_dot_product_attention`` on some rows while its module runs."""
+
+    def __init__(self, path: str, module: nn.Module, acts: list[tuple[Perturbation, Rows]], stack: list) -> None:
+        super().__init__()
+        self.path, self.acts, self.stack = path, sorted(acts, key=lambda a: a[1].start), stack
+        self.module, self.grid = module, getattr(module, "grid", None)
+        self.calls = 0
+
+    def enter(self, module: nn.Module, args: Any) -> None:
+        self.calls = 0
+        self.__enter__()
+        self.stack.append(self)
+
+    def leave(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self.stack and self.stack[-1] is self:
+            self.stack.pop()
+            self.__exit__(None, None, None)
+        if output is not None and self.calls == 0:
+            raise ValueError(
+                f"modules: {self.path!r} ran without calling torch.nn.functional.scaled_dot_product_attention, "
+                f"so {self.acts[0][0].kind} cannot act on it (a transformers model: load it with "
+                "attn_implementation='sdpa')"
+            )
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func is not F.scaled_dot_product_attention:
+            return func(*args, **kwargs)
+        self.calls += 1
+        named = dict(zip(_SDPA_ARGS, args, strict=False))
+        named.update(kwargs)
+        batch = named["query"].shape[0]
+        pieces, at = [], 0
+        for pert, rows in self.acts:
+            if rows.batch != batch and rows != Rows.all(rows.batch):
+                raise ValueError(
+                    f"rows: the attention in {self.path!r} sees a batch of {batch}, the forward has {rows.batch} "
+                    f"rows, so {pert.kind} cannot tell its rows apart; run the branches one after another "
+                    "(Guidance(batch_branches=False))"
+                )
+            span = Rows(0, batch, batch) if rows.batch != batch else rows
+            if span.start > at:
+                pieces.append(func(**_rows(named, at, span.start, batch)))
+            pieces.append(self._perturbed(func, pert, _rows(named, span.start, span.stop, batch)))
+            at = span.stop
+        if at < batch:
+            pieces.append(func(**_rows(named, at, batch, batch)))
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+    def _perturbed(self, func, pert: Perturbation, named: dict[str, Any]) -> Tensor:
+        packed = hf.packed_query_heads(self.module, named["query"])
+        if isinstance(pert, IdentityAttention):
+            return identity_attention(named["query"], named["value"], packed)
+        assert isinstance(pert, BlurredQueries)
+        if packed > 1:
+            raise ValueError(f"modules: {self.path!r} is a language model's attention; {pert.kind} needs a token grid")
+        tokens = named["query"].shape[-2]
+        grid = pert.grid or self.grid or square_grid(tokens)
+        if grid is None:
+            raise ValueError(
+                f"grid: {tokens} tokens in {self.path!r} are not a square grid and the module has no 'grid'; "
+                "pass BlurredQueries(grid=(h, w))"
+            )
+        return func(**{**named, "query": blur_queries(named["query"], tuple(grid), pert.sigma)})
+
+
+def _rows(named: dict[str, Any], start: int, stop: int, batch: int) -> dict[str, Any]:
+    """The SDPA arguments of rows ``[start, stop)``; a mask broadcast over the batch is kept whole."""
+    if start == 0 and stop == batch:
+        return named
+    out = dict(named)
+    for key in ("query", "key", "value"):
+        out[key] = named[key][start:stop]
+    mask = named.get("attn_mask")
+    if isinstance(mask, Tensor) and mask.ndim >= 3 and mask.shape[0] == batch and batch > 1:
+        out["attn_mask"] = mask[start:stop]
+    return out
+
+
+class _SkipHook:
+    """Forward hook: the spans' rows of the output are the block's inputs."""
+
+    def __init__(self, path: str, spans: list[Rows]) -> None:
+        self.path, self.spans = path, spans
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        inputs = _bound_inputs(module, args, kwargs)
+        if isinstance(output, Tensor):
+            return self._replace(output, _hidden(inputs, args, self.path))
+        if isinstance(output, tuple):
+            names = dcompat.block_output_names(module) or hf.layer_output_names(module, output)
+            if names is None or len(names) != len(output):
+                raise ValueError(
+                    f"modules: {self.path!r} ({type(module).__name__}) returns a tuple of {len(output)} and which "
+                    "input each element stands for is not known; select blocks that return their hidden states"
+                )
+            pairs = zip(output, names, strict=True)
+            return tuple(out if name is None else self._replace(out, inputs[name]) for out, name in pairs)
+        raise ValueError(f"modules: {self.path!r} returns {type(output).__name__}; SkipBlocks needs tensor outputs")
+
+    def _replace(self, output: Tensor, given: Tensor) -> Tensor:
+        if given.shape != output.shape:
+            raise ValueError(
+                f"modules: {self.path!r} maps an input of shape {tuple(given.shape)} to {tuple(output.shape)}, "
+                "so skipping it (output = input) is not defined"
+            )
+        out = output
+        for span in self.spans:
+            if span.batch != output.shape[0]:
+                raise ValueError(
+                    f"rows: {self.path!r} sees a batch of {output.shape[0]}, the forward has {span.batch} rows"
+                )
+            if span == Rows.all(span.batch):
+                out = given
+            else:
+                out = torch.cat([out[: span.start], given[span.start : span.stop], out[span.stop :]])
+        return out
+
+
+def _bound_inputs(module: nn.Module, args: tuple, kwargs: dict) -> dict[str, Any]:
+    try:
+        bound = inspect.signature(module.forward).bind_partial(*args, **kwargs)
+    except TypeError:
+        return dict(kwargs)
+    return dict(bound.arguments)
+
+
+def _hidden(inputs: dict[str, Any], args: tuple, path: str) -> Tensor:
+    given = inputs.get("hidden_states", args[0] if args else None)
+    if not isinstance(given, Tensor):
+        raise ValueError(f"modules: {path!r} got no hidden-states tensor as its first argument to skip to")
+    return given

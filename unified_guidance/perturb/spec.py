@@ -1,0 +1,148 @@
+"""Perturbations as data: which modules of a network, and what is done to them.
+
+A perturbation names its modules by path patterns matched against the end of each
+module's dotted path (``"blocks.2.attn"`` finds ``net.blocks.2.attn`` inside an adapter;
+``*`` stands for one path segment, ``"blocks.*.attn"`` for every block's attention) or by a
+predicate ``(path, module) -> bool``. Three kinds, after the papers:
+
+===================  =========================================  ============================
+kind                 what the selected modules do               paper
+===================  =========================================  ============================
+``IdentityAttention``  attention map → identity (output = values)   PAG, arXiv 2403.17377
+``BlurredQueries``     queries blurred by a Gaussian of σ (∞: mean) SEG, arXiv 2408.00760
+``SkipBlocks``         block output → its input                    SLG/STG, arXiv 2411.18664
+===================  =========================================  ============================
+
+The attention kinds act on the ``torch.nn.functional.scaled_dot_product_attention`` calls
+made inside their modules (the library's :class:`~unified_guidance.dit.TinyDiT`, diffusers'
+attention processors, transformers' ``"sdpa"`` attention).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from torch import nn
+
+Selector = str | Sequence[str] | Callable[[str, nn.Module], bool]
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """Base: the modules a perturbation acts on (see the module docstring for patterns)."""
+
+    modules: Selector = field(default=())
+
+    def __post_init__(self) -> None:
+        mods = self.modules
+        if isinstance(mods, str):
+            object.__setattr__(self, "modules", (mods,))
+        elif not callable(mods):
+            mods = tuple(mods)
+            if not mods or not all(isinstance(m, str) and m for m in mods):
+                raise ValueError(f"modules: expected module path patterns (non-empty strings), got {mods!r}")
+            object.__setattr__(self, "modules", mods)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def select(self, root: nn.Module) -> list[tuple[str, nn.Module]]:
+        """The ``(path, module)`` pairs of ``root`` this perturbation acts on; never empty."""
+        chosen = [(name, mod) for name, mod in root.named_modules() if name and self._matches(name, mod)]
+        if not chosen:
+            raise ValueError(
+                f"modules: {self.kind} selects no module of {type(root).__name__} with {self._describe()}; "
+                f"candidates: {', '.join(_candidates(root)) or 'none'}"
+            )
+        return chosen
+
+    def _matches(self, name: str, module: nn.Module) -> bool:
+        if callable(self.modules):
+            return bool(self.modules(name, module))
+        return any(_ends_with(name, pattern) for pattern in self.modules)  # type: ignore[union-attr]
+
+    def _describe(self) -> str:
+        if callable(self.modules):
+            return f"the predicate {getattr(self.modules, '__name__', self.modules)!r}"
+        return "patterns " + ", ".join(repr(p) for p in self.modules)  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class IdentityAttention(Perturbation):
+    """PAG: the self-attention maps of ``modules`` become the identity (Ahn et al., arXiv 2403.17377).
+
+    Select self-attention modules (``attn1`` of diffusers' UNet blocks, ``attn`` of a DiT
+    block, ``self_attn`` of a transformers decoder layer); cross-attention is refused.
+    """
+
+
+@dataclass(frozen=True)
+class BlurredQueries(Perturbation):
+    """SEG: the queries of ``modules`` blurred by a Gaussian of ``sigma`` tokens over the token
+    grid (Hong, arXiv 2408.00760); ``sigma=inf`` gives every token the mean query.
+
+    Args:
+        sigma: σ in grid cells, > 0 (``math.inf`` allowed).
+        grid: the token grid ``(h, w)``; by default the module's ``grid`` attribute, else the
+            square ``√L × √L`` where the token count L is a square.
+    """
+
+    sigma: float = math.inf
+    grid: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or not self.sigma > 0:
+            raise ValueError(f"sigma: expected σ > 0 (or math.inf), got {self.sigma!r}")
+        if self.grid is not None:
+            grid = tuple(self.grid)
+            if len(grid) != 2 or not all(isinstance(n, int) and n > 0 for n in grid):
+                raise ValueError(f"grid: expected two positive integers (h, w), got {self.grid!r}")
+            object.__setattr__(self, "grid", grid)
+
+
+@dataclass(frozen=True)
+class SkipBlocks(Perturbation):
+    """SLG/STG: each of ``modules`` returns its input (arXiv 2411.18664; SD3.5 uses blocks 7–9).
+
+    A block returning one tensor returns its ``hidden_states`` input (the first positional
+    argument); a diffusers block returning ``(encoder_hidden_states, hidden_states)``-type
+    tuples returns each input in its place.
+    """
+
+
+def pag(*modules: str) -> IdentityAttention:
+    """Perturbed-attention guidance's perturbation on the self-attention ``modules``."""
+    return IdentityAttention(modules)
+
+
+def seg(*modules: str, sigma: float = math.inf, grid: tuple[int, int] | None = None) -> BlurredQueries:
+    """Smoothed-energy guidance's perturbation on the self-attention ``modules``."""
+    return BlurredQueries(modules, sigma=sigma, grid=grid)
+
+
+def slg(*modules: str) -> SkipBlocks:
+    """Skip-layer guidance's perturbation: the blocks ``modules`` are skipped."""
+    return SkipBlocks(modules)
+
+
+def _ends_with(path: str, pattern: str) -> bool:
+    """Whether the dotted ``path`` ends with ``pattern``, segment by segment (``*``: one segment)."""
+    names, wanted = path.split("."), pattern.split(".")
+    if len(wanted) > len(names):
+        return False
+    return all(fnmatchcase(n, w) for n, w in zip(names[-len(wanted) :], wanted, strict=True))
+
+
+def _candidates(root: nn.Module, limit: int = 8) -> list[str]:
+    """A few module paths worth selecting: blocks of a ModuleList and attention modules."""
+    found = []
+    for name, _ in root.named_modules():
+        last = name.rsplit(".", 1)[-1]
+        if name and ("attn" in last or "attention" in last.lower() or last.isdigit()):
+            found.append(name)
+    return found[:limit] + (["…"] if len(found) > limit else [])
