@@ -19,7 +19,7 @@ from ...training.data import DigitsDataModule
 from ...training.diffusion import DiffusionModule
 from ...training.fit import fit
 from .base import Runner
-from .dit import DIT_CONFIG, dit_methods
+from .dit import DIT_CONFIG, PERTURBATION_SCALES, dit_methods
 
 
 class DiffusionRunner(Runner):
@@ -54,6 +54,7 @@ class DiffusionDiTRunner(DiffusionRunner):
 
     name = "diffusion_dit"
     methods = dit_methods()
+    method_scales = PERTURBATION_SCALES
 
     def config(self, quick: bool) -> dict[str, Any]:
         return super().config(quick) | DIT_CONFIG | {"max_steps": 1200 if quick else 4000}

@@ -19,7 +19,7 @@ from ...training.fit import fit
 from ...training.flow import FlowMatchingModule
 from ...training.nets import default_net
 from .base import Runner
-from .dit import DIT_CONFIG, dit_methods
+from .dit import DIT_CONFIG, PERTURBATION_SCALES, dit_methods
 
 
 class FlowRunner(Runner):
@@ -56,6 +56,7 @@ class FlowDiTRunner(FlowRunner):
 
     name = "flow_dit"
     methods = dit_methods()
+    method_scales = PERTURBATION_SCALES
 
     def config(self, quick: bool) -> dict[str, Any]:
         return super().config(quick) | DIT_CONFIG | {"max_steps": 1200 if quick else 4000}
