@@ -54,9 +54,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/compiled.py
 	$(PY) benchmarks/diffusion.py
 	$(PY) benchmarks/flow.py
 	$(PY) benchmarks/flow_diffusers.py
+	$(PY) benchmarks/perturb.py
 	$(PY) benchmarks/autoregressive.py
 
 # The newest releases pyproject's ranges allow, upgraded eagerly on every run; torch stays pinned.

@@ -24,19 +24,21 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from unified_guidance.autoregressive import CausalLMModel, generate
 
 
-def build_model(layers: int, width: int, heads: int, kind: str = "gpt2"):
+def build_model(layers: int, width: int, heads: int, kind: str = "gpt2", **overrides):
     """A random GPT-2 (``layers × width``) or the SmolLM2-135M Llama configuration (30 × 576, GQA 9/3 heads,
-    MLP 1536, vocabulary 49152, tied embeddings)."""
+    MLP 1536, vocabulary 49152, tied embeddings); ``overrides`` replace config fields (a tiny smoke run)."""
     torch.manual_seed(0)
     if kind == "smollm2":
-        config = LlamaConfig(
+        smollm2 = dict(
             vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
             num_key_value_heads=3, max_position_embeddings=2048, tie_word_embeddings=True, eos_token_id=None,
             pad_token_id=0, bos_token_id=None,
         )  # fmt: skip
+        config = LlamaConfig(**{**smollm2, **overrides})
         lm = LlamaForCausalLM(config).eval()
     else:
-        config = GPT2Config(n_layer=layers, n_embd=width, n_head=heads, eos_token_id=None, pad_token_id=0)
+        gpt2 = dict(n_layer=layers, n_embd=width, n_head=heads, eos_token_id=None, pad_token_id=0)
+        config = GPT2Config(**{**gpt2, **overrides})
         lm = GPT2LMHeadModel(config).eval()
     lm.generation_config.eos_token_id = None
     lm.generation_config.pad_token_id = 0

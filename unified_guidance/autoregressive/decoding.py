@@ -20,6 +20,7 @@ from torch import Tensor
 from ..compat import transformers as hf
 from ..guidance.spec import PerturbedReference, Reference
 from ..perturb import Perturbation, Rows, perturbed
+from ..perturb.hooks import Selections
 from .model import CausalLMModel, left_pad
 from .progress import ScalePlan
 
@@ -46,6 +47,7 @@ class RowDecoder:
         self.model = model
         self.mask = mask
         self.cache: Any = hf.new_dynamic_cache(model.lm.config)
+        self._selected: Selections = {}  # the modules each perturbation acts on, found once
         self._prompt = ids
 
     @property
@@ -56,7 +58,7 @@ class RowDecoder:
         """Run the prompts; the logits of each row's first new token ``(R, V)``.
 
         ``perturbations``: ``(perturbation, rows)`` acting on some rows (a perturbed reference)."""
-        with perturbed(self.model, perturbations) if perturbations else contextlib.nullcontext():
+        with perturbed(self.model, perturbations, self._selected) if perturbations else contextlib.nullcontext():
             logits, cache = self.model.step(self._prompt, self.mask, self.cache)
         if cache is None:
             raise ValueError(f"model: expected {type(self.model.lm).__name__} to return a KV cache, got None")
@@ -68,7 +70,7 @@ class RowDecoder:
         if tokens.shape != (self.rows,):
             raise ValueError(f"tokens: expected shape ({self.rows},), got {tuple(tokens.shape)}")
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.rows, 1))], dim=1)
-        with perturbed(self.model, perturbations) if perturbations else contextlib.nullcontext():
+        with perturbed(self.model, perturbations, self._selected) if perturbations else contextlib.nullcontext():
             logits, self.cache = self.model.step(tokens[:, None], self.mask, self.cache)
         return logits
 

@@ -10,6 +10,10 @@ reported, so a NaN is blamed on where it first appeared, not on what it reached 
 
 ``Guidance(check_finite=False)`` turns the whole queue off (nothing is computed or
 synchronised): this module is the one place value checks live.
+
+Under ``torch.compile`` (while Dynamo traces) the checks that read values back are
+skipped (:func:`reads_back` is ``False``): a read-back there splits the graph and stalls
+the device on every step. Eager calls keep every check and message.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ import torch
 from torch import Tensor
 
 
+def reads_back() -> bool:
+    """Whether value checks that read a tensor back to the host run here: always in eager
+    mode, never inside a graph ``torch.compile`` is tracing (see the module docstring)."""
+    return not torch.compiler.is_compiling()
+
+
 class NonFiniteError(ValueError):
     """A tensor the library made or was given holds NaN or infinity; the message names which."""
 
@@ -29,8 +39,15 @@ def count_nonfinite(value: Tensor) -> int:
     return int((~torch.isfinite(value.detach())).sum())
 
 
-def nonfinite_message(name: str, value: Tensor, origin: str = "") -> str:
+Origin = str | Callable[[], str]
+"""Where a value came from: a string, or a function making it (only called when a check fails,
+so a description such as ``repr(rule)`` costs nothing on the happy path and stays out of a
+``torch.compile`` graph, where formatting an arbitrary object would end the trace)."""
+
+
+def nonfinite_message(name: str, value: Tensor, origin: Origin = "") -> str:
     """``"<name>: expected finite values, got k non-finite entries (of n)[; origin]"``."""
+    origin = origin() if callable(origin) else origin
     detail = f"{count_nonfinite(value)} non-finite entries (of {value.numel()})"
     return f"{name}: expected finite values, got {detail}" + (f"; {origin}" if origin else "")
 
@@ -47,11 +64,12 @@ class DeferredChecks:
       fails, to name where the values first appeared; on the happy path it costs nothing.
 
     Args:
-        enabled: ``False`` makes every method a no-op (``check_finite=False``).
+        enabled: ``False`` makes every method a no-op (``check_finite=False``); so does
+            building the queue inside a graph that ``torch.compile`` traces.
     """
 
     def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+        self.enabled = enabled and reads_back()
         self._entries: list[tuple[Tensor | None, Tensor | None, type[Exception], Callable[[], str]]] = []
 
     def require(self, ok: Tensor, message: Callable[[], str], error: type[Exception] = ValueError) -> None:
@@ -59,12 +77,12 @@ class DeferredChecks:
         if self.enabled:
             self._entries.append((ok.detach().all().reshape(()), None, error, message))
 
-    def finite(self, name: str, value: Tensor, origin: str = "") -> None:
+    def finite(self, name: str, value: Tensor, origin: Origin = "") -> None:
         """Queue "every entry of ``value`` is finite"; the error names ``name`` (and ``origin``)."""
         if self.enabled and value.is_floating_point():
             self.require(torch.isfinite(value.detach()), lambda: nonfinite_message(name, value, origin), NonFiniteError)
 
-    def trace(self, name: str, value: Tensor, origin: str = "") -> None:
+    def trace(self, name: str, value: Tensor, origin: Origin = "") -> None:
         """Keep ``value`` to blame if a later check fails (see the class docstring)."""
         if self.enabled and value.is_floating_point():
             self._entries.append((None, value.detach(), NonFiniteError, lambda: nonfinite_message(name, value, origin)))

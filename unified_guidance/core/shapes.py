@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor
 
+from .checks import reads_back
+
 
 def broadcast_like(value: Tensor | float, x: Tensor) -> Tensor:
     """Broadcast a per-sample value against ``x`` of shape ``(B, ...)``.
@@ -44,8 +46,11 @@ def batch_time(t: Tensor | float, batch_size: int, *, device: torch.device, dtyp
 
 
 def check_finite(name: str, value: Tensor | float) -> None:
-    """Raise ``ValueError`` naming ``name`` if ``value`` holds NaN or infinity."""
+    """Raise ``ValueError`` naming ``name`` if ``value`` holds NaN or infinity (a tensor's
+    values are not read back inside a ``torch.compile`` graph: :func:`~.checks.reads_back`)."""
     if isinstance(value, Tensor):
+        if not reads_back():
+            return
         value = value.detach()
         if not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
@@ -55,12 +60,18 @@ def check_finite(name: str, value: Tensor | float) -> None:
 
 
 def check_unit_interval(name: str, value: Tensor | float) -> None:
-    """Raise ``ValueError`` if ``value`` is not finite or leaves [0, 1]."""
-    check_finite(name, value)
+    """Raise ``ValueError`` if ``value`` is not finite or leaves [0, 1] (a tensor: one read-back
+    when it holds; the details are computed only when it does not)."""
     if isinstance(value, Tensor):
+        if not reads_back():
+            return
         value = value.detach()
+        if bool(((value >= 0.0) & (value <= 1.0)).all()):  # NaN fails both comparisons
+            return
+        check_finite(name, value)
         lo, hi = float(value.min()), float(value.max())
     else:
+        check_finite(name, value)
         lo, hi = value, value
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name}: expected values in [0, 1], got values in [{lo:g}, {hi:g}]")

@@ -18,7 +18,6 @@ The time grid is uniform in t from ``t_max`` to 0; guidance sees progress τ = 1
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.path import PathCoefficients
-from ..core.shapes import check_finite, time_dtype
+from ..core.shapes import broadcast_like, check_finite, time_dtype
 from ..core.spaces import to_x0_eps
 from ..guidance.engine import Guidance, GuidedModel
 from .time import time_grid
@@ -38,27 +37,41 @@ DIFFUSION_SPACES = ("eps", "x0", "v", "score")
 StepFn = Callable[[Tensor, Tensor, Tensor, PathCoefficients, PathCoefficients, "Tensor | None", float], Tensor]
 
 
-def _ratio_terms(c_t: PathCoefficients, c_s: PathCoefficients) -> tuple[float, float]:
-    """α_{t|s} = α_t/α_s and σ_{t|s}² = σ_t² − α_{t|s}²σ_s² (the transition s → t)."""
-    a_ts = float(c_t.alpha_t / c_s.alpha_t)
-    var_ts = max(float(c_t.sigma_t) ** 2 - a_ts**2 * float(c_s.sigma_t) ** 2, 0.0)
+def _ratio_terms(c_t: PathCoefficients, c_s: PathCoefficients) -> tuple[Tensor, Tensor]:
+    """α_{t|s} = α_t/α_s and σ_{t|s}² = σ_t² − α_{t|s}²σ_s² (the transition s → t), as tensors.
+
+    The step functions keep every coefficient a tensor: reading one back (``float(α_t)``)
+    would synchronise an accelerator on every step and split a ``torch.compile`` graph.
+    """
+    a_ts = c_t.alpha_t / c_s.alpha_t
+    var_ts = (c_t.sigma_t**2 - a_ts**2 * c_s.sigma_t**2).clamp(min=0.0)
     return a_ts, var_ts
+
+
+def _sigma_eta(c_t: PathCoefficients, c_s: PathCoefficients, eta: float) -> Tensor:
+    _, var_ts = _ratio_terms(c_t, c_s)
+    return eta * c_s.sigma_t / c_t.sigma_t * var_ts.sqrt()
 
 
 def ddim_sigma(c_t: PathCoefficients, c_s: PathCoefficients, eta: float) -> float:
     """DDIM's noise level σ_η = η·(σ_s/σ_t)·σ_{t|s} of a step t → s."""
-    _, var_ts = _ratio_terms(c_t, c_s)
-    return eta * float(c_s.sigma_t) / float(c_t.sigma_t) * math.sqrt(var_ts)
+    return float(_sigma_eta(c_t, c_s, eta))
+
+
+def _scalar(value: Tensor, x: Tensor) -> Tensor:
+    """A coefficient as a factor for ``x`` ``(B, ...)``: a 0-d tensor, or ``(B, 1, ...)``."""
+    return value if value.ndim == 0 else broadcast_like(value, x).to(x.dtype)
 
 
 def ddim_step(
     x: Tensor, x0: Tensor, eps: Tensor, c_t: PathCoefficients, c_s: PathCoefficients, z: Tensor | None, eta: float
 ) -> Tensor:
     """``x_s = α_s x̂0 + √(σ_s² − σ_η²)·ε̂ + σ_η·z`` (arXiv 2010.02502, eq. 12); all ``(B, ...)``."""
-    sigma_eta = ddim_sigma(c_t, c_s, eta)
-    direction = math.sqrt(max(float(c_s.sigma_t) ** 2 - sigma_eta**2, 0.0))
-    out = float(c_s.alpha_t) * x0 + direction * eps
-    return out if sigma_eta == 0.0 or z is None else out + sigma_eta * z
+    if eta == 0.0 or z is None:  # σ_η = 0: √(σ_s² − 0) is σ_s itself
+        return _scalar(c_s.alpha_t, x) * x0 + _scalar(c_s.sigma_t, x) * eps
+    sigma_eta = _sigma_eta(c_t, c_s, eta)
+    direction = (c_s.sigma_t**2 - sigma_eta**2).clamp(min=0.0).sqrt()
+    return _scalar(c_s.alpha_t, x) * x0 + _scalar(direction, x) * eps + _scalar(sigma_eta, x) * z
 
 
 def ddpm_step(
@@ -69,11 +82,11 @@ def ddpm_step(
     ``x_t`` is rebuilt from (x̂0, ε̂), so CFG++ can pass the reference ε̂; ``eta`` is unused.
     """
     a_ts, var_ts = _ratio_terms(c_t, c_s)
-    s2_t, s2_s = float(c_t.sigma_t) ** 2, float(c_s.sigma_t) ** 2
-    x_t = float(c_t.alpha_t) * x0 + float(c_t.sigma_t) * eps
-    mean = (a_ts * s2_s / s2_t) * x_t + (float(c_s.alpha_t) * var_ts / s2_t) * x0
-    std = math.sqrt(var_ts * s2_s / s2_t)
-    return mean if std == 0.0 or z is None else mean + std * z
+    s2_t, s2_s = c_t.sigma_t**2, c_s.sigma_t**2
+    x_t = _scalar(c_t.alpha_t, x) * x0 + _scalar(c_t.sigma_t, x) * eps
+    mean = _scalar(a_ts * s2_s / s2_t, x) * x_t + _scalar(c_s.alpha_t * var_ts / s2_t, x) * x0
+    # at the last step (σ_s = 0) the standard deviation is exactly 0 and z adds nothing
+    return mean if z is None else mean + _scalar((var_ts * s2_s / s2_t).sqrt(), x) * z
 
 
 STEPS: dict[str, StepFn] = {"ddim": ddim_step, "ddpm": ddpm_step}

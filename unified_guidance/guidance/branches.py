@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..core.conditions import Cond, Conditions, cat_batch, take_rows
 from ..core.model import ConditionalModel
-from ..perturb.hooks import Rows, perturbed
+from ..perturb.hooks import Rows, Selections, perturbed
 from ..perturb.spec import Perturbation
 from .spec import ModelReference, Source
 
@@ -32,10 +32,14 @@ class Branch:
     perturbation: Perturbation | None = None
 
 
-def run_branches(model: ConditionalModel, branches: list[Branch], *, stacked: bool = True) -> list[Tensor]:
-    """Evaluate ``model`` on every branch: one stacked forward (``stacked``), or one each."""
+def run_branches(
+    model: ConditionalModel, branches: list[Branch], *, stacked: bool = True, cache: Selections | None = None
+) -> list[Tensor]:
+    """Evaluate ``model`` on every branch: one stacked forward (``stacked``), or one each.
+
+    ``cache``: the modules each perturbation selected in ``model``, kept between calls."""
     if len(branches) == 1 or not stacked:
-        return [_one(model, b) for b in branches]
+        return [_one(model, b, cache) for b in branches]
     sizes = [b.x.shape[0] for b in branches]
     total, entries, at = sum(sizes), [], 0
     for b, size in zip(branches, sizes, strict=True):
@@ -44,17 +48,17 @@ def run_branches(model: ConditionalModel, branches: list[Branch], *, stacked: bo
         at += size
     xs = torch.cat([b.x for b in branches])
     ts = branches[0].t if branches[0].t.ndim == 0 else torch.cat([b.t for b in branches])
-    with perturbed(model, entries) if entries else contextlib.nullcontext():
+    with perturbed(model, entries, cache) if entries else contextlib.nullcontext():
         out = model(xs, ts, cat_batch([b.cond for b in branches]))
     if out.shape[0] != total:
         raise ValueError(f"model: expected an output with batch {total} (the stacked input), got {out.shape[0]}")
     return list(out.split(sizes))
 
 
-def _one(model: ConditionalModel, b: Branch) -> Tensor:
+def _one(model: ConditionalModel, b: Branch, cache: Selections | None) -> Tensor:
     if b.perturbation is None:
         return model(b.x, b.t, b.cond)
-    with perturbed(model, [(b.perturbation, Rows.all(b.x.shape[0]))]):
+    with perturbed(model, [(b.perturbation, Rows.all(b.x.shape[0]))], cache):
         return model(b.x, b.t, b.cond)
 
 

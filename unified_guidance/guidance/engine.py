@@ -19,6 +19,7 @@ from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.shapes import check_pair
 from ..core.spaces import convert
+from ..perturb.hooks import Selections
 from ..schedules.scale import Schedule
 from .branches import Branch, reference_branch, run_branches
 from .rules import Rule
@@ -58,9 +59,10 @@ class GuidedModel(nn.Module):
                     f"reference: the reference model predicts {other.space!r} but the model predicts "
                     f"{model.space!r}; both branches are mixed in one space, so they must agree"
                 )
+        self._selected: Selections = {}  # the modules each perturbation acts on, found once
         for r in guidance.references:
-            if isinstance(r.source, PerturbedReference):
-                r.source.perturbation.select(model)  # refuse an empty selection now, not at the first step
+            if isinstance(r.source, PerturbedReference):  # an empty selection is refused here, not at a step
+                self._selected[r.source.perturbation] = r.source.perturbation.select(model)
         self.model = model
         self.guidance = guidance
         self.states: list[Any] = [None] * len(guidance.references)
@@ -276,7 +278,7 @@ class GuidedModel(nn.Module):
                     own.append(branch)
             where[j] = ("other" if isinstance(source, ModelReference) else "own", slots[key])
         stacked = self.guidance.batch_branches
-        mine = run_branches(self.model, own, stacked=stacked)
+        mine = run_branches(self.model, own, stacked=stacked, cache=self._selected)
         theirs = [run_branches(m, [b], stacked=stacked)[0] for m, b in others]
         preds = {j: (theirs if kind == "other" else mine)[i] for j, (kind, i) in where.items()}
         if rows is not None and 0 in preds:

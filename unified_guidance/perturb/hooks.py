@@ -31,6 +31,7 @@ from .ops import blur_queries, identity_attention, square_grid
 from .spec import BlurredQueries, IdentityAttention, Perturbation, SkipBlocks
 
 _SDPA_ARGS = ("query", "key", "value", "attn_mask")
+Selections = dict[Perturbation, list[tuple[str, nn.Module]]]
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,14 @@ class Rows:
 
 
 @contextlib.contextmanager
-def perturbed(root: nn.Module, entries: Sequence[tuple[Perturbation, Rows]]) -> Iterator[None]:
+def perturbed(
+    root: nn.Module, entries: Sequence[tuple[Perturbation, Rows]], cache: Selections | None = None
+) -> Iterator[None]:
     """Apply each ``(perturbation, rows)`` to the modules of ``root`` it selects, for the block's forwards.
 
     Spans must not overlap. Several perturbations may select the same module (each acts on its rows).
+    ``cache``: a dict kept by the caller across forwards of the same ``root`` (a guided model, a
+    decoder), so the module tree is searched once per perturbation rather than on every forward.
     """
     spans = sorted((r.start, r.stop) for _, r in entries)
     if any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
@@ -65,7 +70,12 @@ def perturbed(root: nn.Module, entries: Sequence[tuple[Perturbation, Rows]]) -> 
     attention: dict[str, tuple[nn.Module, list[tuple[Perturbation, Rows]]]] = {}
     skips: dict[str, tuple[nn.Module, list[Rows]]] = {}
     for pert, rows in entries:
-        for path, module in pert.select(root):
+        chosen = cache.get(pert) if cache is not None else None
+        if chosen is None:
+            chosen = pert.select(root)
+            if cache is not None:
+                cache[pert] = chosen
+        for path, module in chosen:
             if isinstance(pert, SkipBlocks):
                 skips.setdefault(path, (module, []))[1].append(rows)
             elif isinstance(pert, (IdentityAttention, BlurredQueries)):
@@ -189,7 +199,9 @@ class _SkipHook:
                     "input each element stands for is not known; select blocks that return their hidden states"
                 )
             pairs = zip(output, names, strict=True)
-            return tuple(out if name is None else self._replace(out, inputs[name]) for out, name in pairs)
+            # an element the block does not produce (None: SD3's last block drops its text stream) stays None
+            kept = lambda out, name: name is None or out is None  # noqa: E731
+            return tuple(out if kept(out, name) else self._replace(out, inputs[name]) for out, name in pairs)
         raise ValueError(f"modules: {self.path!r} returns {type(output).__name__}; SkipBlocks needs tensor outputs")
 
     def _replace(self, output: Tensor, given: Tensor) -> Tensor:
