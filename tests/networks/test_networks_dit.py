@@ -178,3 +178,28 @@ def test_bad_input_names_the_argument(x, labels, message):
 def test_module_paths_for_layer_selection():
     names = dict(TinyDiT(width=16, depth=2, heads=2).named_modules())
     assert isinstance(names["blocks.1"], DiTBlock) and isinstance(names["blocks.1.attn"], DiTAttention)
+
+
+def test_the_perturbation_hooks_act_on_tinydit_as_the_hand_written_versions(float64):
+    from unified_guidance.perturb import Rows, pag, perturbed, seg, slg
+
+    torch.manual_seed(0)
+    net = randomised(TinyDiT(in_channels=1, image_size=(4, 6), width=16, depth=2, heads=2))  # grid (2, 3)
+    x, t, y = inputs(2, (1, 4, 6), dtype=torch.float64)
+    rows = Rows.all(2)
+    with CountAndReplaceAttention(identity=True):
+        identity = net(x, t, y)
+    with perturbed(net, [(pag("blocks.*.attn"), rows)]):
+        torch.testing.assert_close(net(x, t, y), identity, rtol=0, atol=1e-12)
+    handles = [b.register_forward_hook(lambda mod, args, out: args[0]) for b in net.blocks]
+    skipped = net(x, t, y)
+    for handle in handles:
+        handle.remove()
+    with perturbed(net, [(slg("blocks.0", "blocks.1"), rows)]):
+        torch.testing.assert_close(net(x, t, y), skipped, rtol=0, atol=0)
+    # SEG reads the token grid from the attn module's `grid` (6 tokens are no square).
+    with perturbed(net, [(seg("blocks.0.attn", sigma=1.0), rows)]):
+        from_attribute = net(x, t, y)
+    with perturbed(net, [(seg("blocks.0.attn", sigma=1.0, grid=(2, 3)), rows)]):
+        torch.testing.assert_close(net(x, t, y), from_attribute, rtol=0, atol=0)
+    assert not torch.allclose(from_attribute, net(x, t, y))
