@@ -4,18 +4,24 @@ Labels are ``(B,)`` long tensors; index ``num_classes`` is the learned null
 token ∅, so an adapter takes ``null_cond=num_classes``. Time ``t`` is a ``(B,)``
 or scalar float in [0, 1] (whatever the paradigm's path uses). Outputs have the
 shape of ``x``. These are plain ``nn.Module``s: the paradigm adapters turn them
-into :class:`~unified_guidance.core.ConditionalModel`s.
+into :class:`~unified_guidance.core.ConditionalModel`s. :class:`TinyDiT` (a patch
+transformer with adaLN-Zero blocks, :mod:`unified_guidance.dit`) is the attention
+network among them, for perturbation references (PAG, SEG, SLG).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from .core.checks import reads_back
 from .core.shapes import batch_time, time_dtype
+
+if TYPE_CHECKING:
+    from .dit import TinyDiT
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
@@ -127,3 +133,15 @@ class MLPNet(nn.Module):
         for block in self.blocks:
             h = h + block(nn.functional.silu(h + emb))
         return self.out(nn.functional.silu(h))
+
+
+def __getattr__(name: str) -> Any:
+    # TinyDiT lives in .dit, which imports _Embedding from here: re-exported on first use (PEP 562).
+    if name == "TinyDiT":
+        from .dit import TinyDiT
+
+        return TinyDiT
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["MLPNet", "TinyDiT", "TinyUNet", "timestep_embedding"]

@@ -90,7 +90,8 @@ def test_cli_reports_an_unwritable_output_dir(tmp_path, capsys):
 def test_cli_rejects_unknown_paradigm(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--paradigms", "diffusion,gan"])
-    assert "expected a comma-separated list of diffusion, flow, autoregressive, mixture" in capsys.readouterr().err
+    listed = "diffusion, flow, diffusion_dit, flow_dit, autoregressive, mixture"
+    assert f"expected a comma-separated list of {listed}" in capsys.readouterr().err
 
 
 def test_class_gaussians_match_the_exact_mixture(float64):

@@ -1,10 +1,13 @@
 """The sweep's settings and work items: what the issue asks for, fixed seeds, keys that change with guidance."""
 
 import pytest
+import torch
 
 from unified_guidance.autoregressive import PlausibilityMask
+from unified_guidance.demo.runners import get_runner
 from unified_guidance.demo.sweep import (
     CFG_SCALES,
+    HIGH_SCALES,
     METHODS,
     MitigationParams,
     SolverGuidance,
@@ -13,7 +16,18 @@ from unified_guidance.demo.sweep import (
     settings,
     work_items,
 )
-from unified_guidance.guidance import APG, FDG, TCFG, Adaptive, CFGZeroStar, DynamicThreshold, MamboG, Rescale
+from unified_guidance.guidance import (
+    APG,
+    FDG,
+    TCFG,
+    Adaptive,
+    CFGZeroStar,
+    DynamicThreshold,
+    MamboG,
+    PerturbedReference,
+    Rescale,
+)  # fmt: skip
+from unified_guidance.perturb import IdentityAttention, SkipBlocks
 from unified_guidance.schedules import Beta, Constant, Decay, Interval
 
 
@@ -46,9 +60,30 @@ def test_each_method_builds_its_guidance():
     assert set(METHODS) == {
         "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star",
         "tcfg", "mambo_g", "fdg", "adaptive", "beta", "cfgpp", "rectified_cfgpp", "plausibility",
+        "pag", "slg", "cfg_pag",
     }  # fmt: skip
-    with pytest.raises(ValueError, match="method: unknown method 'pag'; valid methods: cfg, rescale"):
-        guidance_for("pag", 3)
+    assert guidance_for("pag", 3).reference == PerturbedReference(IdentityAttention(p.pag_modules))
+    assert guidance_for("slg", 3).reference == PerturbedReference(SkipBlocks(p.slg_modules))
+    both = guidance_for("cfg_pag", 3)  # u + s(c − u) + s_p(c − c_pert)
+    assert both.reference is None and both.schedule == Constant(3.0)
+    assert both.also[0].source == PerturbedReference(IdentityAttention(p.pag_modules))
+    assert both.also[0].schedule == Constant(1.0 + p.cfg_pag_scale)
+    with pytest.raises(ValueError, match="method: unknown method 'gan'; valid methods: cfg, rescale"):
+        guidance_for("gan", 3)
+
+
+def test_dit_runners_sweep_the_perturbations_at_their_own_scales_with_counted_rows():
+    runner = get_runner("flow_dit")
+    sweep = settings(runner.methods, CFG_SCALES, HIGH_SCALES, runner.method_scales)
+    assert [(x.method, x.scale) for x in sweep if x.method != "cfg"] == [
+        (m, s) for m in ("pag", "slg", "cfg_pag") for s in (2.0, 3.0, 5.0)
+    ]
+    module = runner.make(runner.config(quick=True))
+    steps = 2 * module.hparams.sample_steps  # midpoint: two evaluations a step
+    for method, branches in [("cfg", 2), ("pag", 2), ("slg", 2), ("cfg_pag", 3)]:
+        before = module.model.stats.rows
+        module.sample(torch.tensor([3, 4]), guidance_for(method, 3.0, runner.params))
+        assert module.model.stats.rows - before == branches * 2 * steps, method
 
 
 def test_work_items_share_class_seeds_and_fingerprint_the_guidance():

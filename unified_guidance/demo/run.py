@@ -155,7 +155,7 @@ def run_paradigm(
     resume.unlink(missing_ok=True)  # trained and cached: the resume point is spent
     train_seconds = time.perf_counter() - start
     methods = [m for m in runner.methods if opts.methods is None or m in opts.methods]
-    sweep = settings(methods, opts.scales, opts.high_scales)
+    sweep = settings(methods, opts.scales, opts.high_scales, runner.method_scales)
     items = work_items(
         runner.name, sweep, num_classes=NUM_CLASSES, samples_per_class=opts.per_class, seed=opts.seed,
         params=runner.params,

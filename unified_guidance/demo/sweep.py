@@ -9,12 +9,14 @@ continuous prediction; a token model has none).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..autoregressive.mixing import PlausibilityMask
 from ..guidance.engine import Guidance
 from ..guidance.rules import APG, FDG, TCFG, Adaptive, CFGZeroStar, DynamicThreshold, MamboG, Rescale
+from ..guidance.spec import Reference
+from ..perturb import pag, slg
 from ..schedules.scale import Beta, Decay, Interval
 from ..training.predict import WorkItem
 
@@ -42,6 +44,9 @@ class MitigationParams:
         adaptive_gamma: cosine at which adaptive guidance stops the reference (arXiv 2312.12487).
         beta_shape: (a, b) of the β schedule (arXiv 2502.10574).
         rectified_gamma: exponent γ of Rectified-CFG++'s correction weight τ^γ (arXiv 2510.07631).
+        pag_modules: the self-attention modules PAG perturbs (arXiv 2403.17377; TinyDiT's paths).
+        slg_modules: the blocks SLG skips (arXiv 2411.18664).
+        cfg_pag_scale: PAG's additive scale s_p beside CFG in ``cfg_pag`` (reference weight 1 + s_p).
     """
 
     rescale_phi: float = 0.7
@@ -58,6 +63,9 @@ class MitigationParams:
     adaptive_gamma: float = 0.99
     beta_shape: tuple[float, float] = (2.0, 2.0)
     rectified_gamma: float = 1.0
+    pag_modules: tuple[str, ...] = ("blocks.2.attn",)
+    slg_modules: tuple[str, ...] = ("blocks.2",)
+    cfg_pag_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,19 @@ def _rectified_cfgpp(s: float, p: MitigationParams) -> Guidance:
     return SolverGuidance(scale=s, solver="rectified_cfgpp", gamma=p.rectified_gamma)
 
 
+def _pag(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(scale=s, reference=pag(*p.pag_modules))  # c + (s − 1)(c − c_pert)
+
+
+def _slg(s: float, p: MitigationParams) -> Guidance:
+    return Guidance(scale=s, reference=slg(*p.slg_modules))
+
+
+def _cfg_pag(s: float, p: MitigationParams) -> Guidance:
+    # u + s(c − u) + s_p(c − c_pert)
+    return Guidance(scale=s, also=[Reference(pag(*p.pag_modules), 1.0 + p.cfg_pag_scale)])
+
+
 METHODS: dict[str, Callable[[float, MitigationParams], Guidance]] = {
     "cfg": _cfg,
     "rescale": _rescale,
@@ -149,8 +170,13 @@ METHODS: dict[str, Callable[[float, MitigationParams], Guidance]] = {
     "beta": _beta,
     "cfgpp": _cfgpp,
     "rectified_cfgpp": _rectified_cfgpp,
+    "pag": _pag,
+    "slg": _slg,
+    "cfg_pag": _cfg_pag,
 }
-"""Method name → guidance at scale s. ``"cfg"`` is plain CFG; the rest are mitigations."""
+"""Method name → guidance at scale s. ``"cfg"`` is plain CFG; the rest are mitigations, and
+``pag``, ``slg``, ``cfg_pag`` the perturbation references (they need a network with the
+modules of ``pag_modules`` / ``slg_modules``: the TinyDiT runners)."""
 
 
 def guidance_for(method: str, scale: float, params: MitigationParams | None = None) -> Guidance:
@@ -172,13 +198,20 @@ class Setting:
         return f"{self.method} s={self.scale:g}"
 
 
-def settings(methods: Sequence[str], scales: Sequence[float] = CFG_SCALES, high: Sequence[float] = HIGH_SCALES):
-    """Plain CFG at every scale, then each other method in ``methods`` at the high scales."""
+def settings(
+    methods: Sequence[str],
+    scales: Sequence[float] = CFG_SCALES,
+    high: Sequence[float] = HIGH_SCALES,
+    method_scales: Mapping[str, Sequence[float]] | None = None,
+) -> list[Setting]:
+    """Plain CFG at every scale, then each other method in ``methods`` at the high scales
+    (or at its own scales in ``method_scales``)."""
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"methods: unknown method {m!r}; valid methods: {', '.join(METHODS)}")
+    own = method_scales or {}
     out = [Setting("cfg", float(s)) for s in scales]
-    out += [Setting(m, float(s)) for m in methods if m != "cfg" for s in high]
+    out += [Setting(m, float(s)) for m in methods if m != "cfg" for s in own.get(m, high)]
     return out
 
 

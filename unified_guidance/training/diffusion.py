@@ -42,11 +42,13 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
     """ε-prediction (or x0 / v) training of ``net(x, t, labels)`` with a learned null label.
 
     Args:
-        net: the network; ``None`` builds :class:`~unified_guidance.networks.TinyUNet` for
-            image shapes ``(C, H, W)`` or :class:`~unified_guidance.networks.MLPNet` for ``(D,)``.
+        net: the network; ``None`` builds the ``arch`` network for image shapes ``(C, H, W)``
+            or :class:`~unified_guidance.networks.MLPNet` for ``(D,)``.
         sample_shape: shape of one sample (digits: ``(1, 8, 8)``).
         num_classes: classes; label ``num_classes`` is ∅.
         width: width of the default network.
+        arch: the default network for images: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`)
+            or ``"dit"`` (:class:`~unified_guidance.dit.TinyDiT`, an attention network for PAG/SEG/SLG).
         schedule: ``"linear_beta"`` or ``"cosine"``.
         prediction: what the network predicts (``"eps"``, ``"x0"``, ``"v"``); the loss is ε-MSE.
         p_uncond: probability of replacing a sample's label by ∅.
@@ -66,6 +68,7 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         sample_shape: Sequence[int] = (1, 8, 8),
         num_classes: int = 10,
         width: int = 32,
+        arch: str = "unet",
         schedule: str = "linear_beta",
         prediction: str = "eps",
         p_uncond: float = 0.1,
@@ -86,7 +89,7 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
         self.sample_shape = tuple(int(d) for d in sample_shape)
-        self.net = net if net is not None else default_net(self.sample_shape, num_classes, width)
+        self.net = net if net is not None else default_net(self.sample_shape, num_classes, width, arch)
         self.ema = ema_copy(self.net, ema_decay, ema_warmup)
         kwargs = dict(
             path=SCHEDULES[schedule](), prediction=prediction, null_cond=num_classes,

@@ -33,8 +33,8 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
     """A conditional velocity network trained by conditional flow matching on the linear path (noise at t = 0).
 
     Args:
-        net: ``net(x, t, labels)`` with label ``num_classes`` as ∅; ``None`` builds
-            :class:`~unified_guidance.networks.TinyUNet` for ``(C, H, H)`` or
+        net: ``net(x, t, labels)`` with label ``num_classes`` as ∅; ``None`` builds the ``arch``
+            network for images ``(C, H, W)`` or
             :class:`~unified_guidance.networks.MLPNet` for ``(D,)`` from ``width`` (and a
             checkpoint then reloads from its path alone; a network passed here must be
             passed again to ``load_from_checkpoint``).
@@ -47,6 +47,8 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         sample_shape: one sample's shape (``(1, 8, 8)`` for digits, ``(2,)`` for the 2-D mixture).
         sample_method, sample_steps: the torchdiffeq method of :meth:`sample` (steps for fixed-grid methods).
         width: width of the default network.
+        arch: the default network for images: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`)
+            or ``"dit"`` (:class:`~unified_guidance.dit.TinyDiT`, an attention network for PAG/SEG/SLG).
         seed: seeds the per-step generator.
     """
 
@@ -64,13 +66,14 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         sample_method: str = "midpoint",
         sample_steps: int | None = 25,
         width: int = 32,
+        arch: str = "unet",
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
-        net = net if net is not None else default_net(tuple(int(d) for d in sample_shape), num_classes, width)
+        net = net if net is not None else default_net(tuple(int(d) for d in sample_shape), num_classes, width, arch)
         self.velocity = VelocityModel(net, null_cond=num_classes)
         self.ema = None
         if ema_decay is not None:

@@ -1,6 +1,6 @@
 """The default network of a paradigm module, built from the module's hyper-parameters alone.
 
-Built from ``(sample_shape, num_classes, width)``, which the checkpoint's
+Built from ``(sample_shape, num_classes, width, arch)``, which the checkpoint's
 hyper-parameters carry, so ``Module.load_from_checkpoint(path)`` needs nothing else.
 """
 
@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..dit import TinyDiT
 from ..networks import MLPNet, TinyUNet
 
+ARCHS: tuple[str, ...] = ("unet", "dit")
+"""Image architectures: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`) and ``"dit"``
+(:class:`~unified_guidance.dit.TinyDiT`: 2×2 patches, 4 blocks, 4 heads, token width ``width``)."""
 
-def default_net(shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:
-    """:class:`~unified_guidance.networks.TinyUNet` for images ``(C, H, H)``, :class:`~unified_guidance.networks.MLPNet`
-    for vectors ``(D,)``; label ``num_classes`` is ∅."""
+
+def default_net(shape: tuple[int, ...], num_classes: int, width: int, arch: str = "unet") -> nn.Module:
+    """:class:`~unified_guidance.networks.TinyUNet` (``arch="unet"``) or
+    :class:`~unified_guidance.dit.TinyDiT` (``arch="dit"``) for images ``(C, H, W)``,
+    :class:`~unified_guidance.networks.MLPNet` for vectors ``(D,)`` (``arch`` is then unused);
+    label ``num_classes`` is ∅."""
+    if arch not in ARCHS:
+        raise ValueError(f"arch: expected one of {', '.join(ARCHS)}, got {arch!r}")
+    if len(shape) == 3 and arch == "dit":
+        return TinyDiT(in_channels=shape[0], image_size=(shape[1], shape[2]), num_classes=num_classes, width=width)
     if len(shape) == 3 and shape[1] == shape[2]:
         return TinyUNet(in_channels=shape[0], image_size=shape[1], num_classes=num_classes, width=width)
     if len(shape) == 1:

@@ -10,6 +10,8 @@ it in place. The demo caches the trained weights under the runner's
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -26,11 +28,13 @@ class Runner(ABC):
         methods: the sweep methods that apply to it (``"cfg"`` and mitigations of
             :data:`~unified_guidance.demo.sweep.METHODS`).
         params: mitigation hyper-parameters for this paradigm.
+        method_scales: scales of a method other than the high scales (method → scales).
     """
 
     name: str
     methods: tuple[str, ...]
     params: MitigationParams = MitigationParams()
+    method_scales: Mapping[str, tuple[float, ...]] = MappingProxyType({})
 
     @abstractmethod
     def config(self, quick: bool) -> dict[str, Any]:
