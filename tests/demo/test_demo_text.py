@@ -24,7 +24,7 @@ def chat_model(tmp_path_factory):
 def tiny(model, **kw):
     return TextOptions(
         model=model, questions=2, samples=2, max_new_tokens=TOKENS, scales=(1.0, 3.0), high_scales=(3.0,),
-        methods=("plausibility", "interval"), resamples=50, **kw,
+        methods=("plausibility", "interval"), amateur_scales=(3.0,), resamples=50, **kw,
     )  # fmt: skip
 
 
@@ -35,7 +35,7 @@ def section(chat_model):
 
 def test_section_rows_hold_every_measure_with_its_interval(section):
     rows, _, _ = section
-    assert len(rows) == 3 * 4  # attributes × (CFG at 2 scales + 2 mitigations)
+    assert len(rows) == 3 * 5  # attributes × (CFG at 2 scales + 2 mitigations + the layer-skipped amateur)
     for r in rows:
         assert tuple(r) == TEXT_ROW_FIELDS and r["paradigm"] == "text" and r["samples"] == 2 * 2
         for m in MEASURES:
@@ -44,7 +44,7 @@ def test_section_rows_hold_every_measure_with_its_interval(section):
         assert 0 <= r["adherence"] <= 1 and 0 <= r["distinct_2"] <= 1 and r["perplexity"] >= 1
         assert 1 <= r["length"] <= TOKENS and r["tokens_per_s"] > 0
     assert [(r["method"], r["scale"]) for r in rows if r["attribute"] == "french"] == [
-        ("cfg", 1.0), ("cfg", 3.0), ("plausibility", 3.0), ("interval", 3.0)
+        ("cfg", 1.0), ("cfg", 3.0), ("plausibility", 3.0), ("interval", 3.0), ("layer_skip", 3.0)
     ]  # fmt: skip
 
 
@@ -60,6 +60,9 @@ def test_forward_rows_count_one_batched_reference(section):
     one, two = 4 / 12, 8 / 12  # prefill rows per output, unguided and guided
     expected = {("cfg", 1.0): 2 + one, ("cfg", 3.0): 4 + two, ("plausibility", 3.0): 4 + two}
     expected[("interval", 3.0)] = 3 + two
+    # CFG + the layer-skipped amateur: 3 rows per token (cond, ∅, amateur); the prefill runs all
+    # 3 × 12 prompt rows, since the amateur's rows repeat the condition's under a perturbation.
+    expected[("layer_skip", 3.0)] = 6 + 3
     assert cost == pytest.approx(expected, rel=1e-12)
 
 
@@ -70,7 +73,7 @@ def test_meta_names_the_model_and_its_parameters(section, chat_model):
     assert meta["skipped"] is None and (meta["questions"], meta["samples"], meta["max_new_tokens"]) == (2, 2, 3)
     assert meta["attributes"]["cheerful, not gloomy"]["negative"] == "Answer in a sad, gloomy tone."
     outputs = texts["french"]["outputs"]
-    assert list(outputs) == ["cfg s=1", "cfg s=3", "plausibility s=3", "interval s=3"]
+    assert list(outputs) == ["cfg s=1", "cfg s=3", "plausibility s=3", "interval s=3", "layer_skip s=3"]
     assert all(len(per_q) == 2 and all(len(s) == 2 for s in per_q) for per_q in outputs.values())
 
 
@@ -109,7 +112,7 @@ def test_demo_writes_the_text_rows_and_section(tmp_path, chat_model, monkeypatch
     report = run_demo(opts, evaluator=NearestMean())
     on_disk = json.loads((tmp_path / "report.json").read_text())
     text_rows = [r for r in on_disk["rows"] if r["paradigm"] == "text"]
-    assert len(text_rows) == 12 and all(tuple(r) == TEXT_ROW_FIELDS for r in text_rows)
+    assert len(text_rows) == 15 and all(tuple(r) == TEXT_ROW_FIELDS for r in text_rows)
     assert on_disk["meta"]["text"]["model"] == chat_model and report["meta"]["text"]["parameters"] > 0
     assert set(on_disk["meta"]["text"]["evidence"]) == {"french", "cheerful", "cheerful, not gloomy"}
     md = (tmp_path / "report.md").read_text()

@@ -20,14 +20,14 @@ import importlib.util
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..autoregressive import CausalLMModel, PlausibilityMask, chat_prompts, generate, load_causal_lm
+from ..autoregressive import CausalLMModel, chat_prompts, generate, load_causal_lm
 from ..autoregressive.loading import MODEL_PACKAGE, MODEL_PACKAGE_HINT, LoadedLM, packaged_gguf
 from ..autoregressive.metrics import distinct_n
 from ..evaluation.text import (
@@ -40,40 +40,8 @@ from ..evaluation.text import (
     self_bleu,
 )
 from ..guidance.engine import Guidance
-from ..guidance.rules import Rescale
-from ..schedules.scale import Decay, Interval
+from .text_methods import AMATEUR_SCALES, TEXT_HIGH_SCALES, TEXT_METHODS, TEXT_SCALES, TextParams, middle_layers
 from .text_prompts import ATTRIBUTES, QUESTIONS, Attribute, Question
-
-TEXT_SCALES: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
-TEXT_HIGH_SCALES: tuple[float, ...] = (8.0,)
-
-
-@dataclass(frozen=True)
-class TextParams:
-    """The token mitigations' hyper-parameters.
-
-    Args:
-        alpha: α of the plausibility mask (Li et al., arXiv 2210.15097).
-        interval: token-progress interval (τ_lo, τ_hi) with guidance on; the first tokens decide
-            language and tone, so it starts at 0 (after it the reference rows leave the batch).
-        decay_half_life: half-life in τ of ``1 + (s − 1)·2^(−τ/h)``.
-        rescale_phi: φ of rescaled CFG applied to the guided log-probs (Lin et al., arXiv 2305.08891).
-    """
-
-    alpha: float = 0.1
-    interval: tuple[float, float] = (0.0, 0.5)
-    decay_half_life: float = 0.2
-    rescale_phi: float = 0.7
-
-
-TEXT_METHODS: dict[str, Callable[[float, TextParams], Guidance]] = {
-    "cfg": lambda s, p: Guidance(scale=s),
-    "plausibility": lambda s, p: Guidance(scale=s, post=(PlausibilityMask(p.alpha),)),
-    "interval": lambda s, p: Guidance(scale=Interval(s, lo=p.interval[0], hi=p.interval[1])),
-    "decay": lambda s, p: Guidance(scale=Decay(s, half_life=p.decay_half_life)),
-    "rescale": lambda s, p: Guidance(scale=s, post=(Rescale(phi=p.rescale_phi, space=None),)),
-}
-"""Method name → guidance at scale s, for next-token logits."""
 
 MEASURES: tuple[str, ...] = (
     "adherence", "distinct_2", "self_bleu", "repetition", "perplexity", "perplexity_cond", "content_kept", "length",
@@ -98,6 +66,7 @@ class TextOptions:
         questions, samples, max_new_tokens: per attribute; ``None``: 4 × 3 × 32 quick, 8 × 4 × 40 full
             (at most all of ``question_set``).
         scales, high_scales: CFG scales, and the scales of the mitigations.
+        amateur_scales: the CFG scales of the ``layer_skip`` rows (a layer-skipped amateur beside ∅).
         methods: the mitigations (:data:`TEXT_METHODS`); ``"cfg"`` always runs.
         temperature, top_p: sampling after guidance.
         seed: seed of the sampling (shared by all settings, so settings differ in guidance only).
@@ -115,6 +84,7 @@ class TextOptions:
     scales: tuple[float, ...] = TEXT_SCALES
     high_scales: tuple[float, ...] = TEXT_HIGH_SCALES
     methods: tuple[str, ...] = ("plausibility", "interval", "decay", "rescale")
+    amateur_scales: tuple[float, ...] = AMATEUR_SCALES
     temperature: float = 0.7
     top_p: float = 0.9
     seed: int = 0
@@ -140,7 +110,8 @@ class TextOptions:
         if unknown:
             raise ValueError(f"methods: unknown {', '.join(unknown)}; valid: {', '.join(TEXT_METHODS)}")
         out = [("cfg", float(s)) for s in self.scales]
-        return out + [(m, float(s)) for m in self.methods if m != "cfg" for s in self.high_scales]
+        out += [(m, float(s)) for m in self.methods if m != "cfg" for s in self.high_scales]
+        return out + [("layer_skip", float(s)) for s in self.amateur_scales]
 
 
 def missing_requirement(opts: TextOptions) -> str | None:
@@ -297,9 +268,12 @@ def run_text_section(
     model = CausalLMModel(loaded.lm, pad_token_id=loaded.tokenizer.pad_token_id)
     # Fluency: under the unguided model, given the bare and the instructed prompt (each run once).
     scorers = [PromptScorer(loaded.lm, p["input_ids"], p["attention_mask"]) for p in (prompts.bare, prompts.cond)]
+    params = (
+        opts.params if opts.params.amateur_layers else replace(opts.params, amateur_layers=middle_layers(loaded.lm))
+    )
     rows, texts = [], {}
     for setting in tqdm(sweep, desc="text: settings", disable=not progress):
-        g = TEXT_METHODS[setting[0]](setting[1], opts.params)
+        g = TEXT_METHODS[setting[0]](setting[1], params)
         out = generate_setting(loaded, model, prompts, g, samples, max_new_tokens, opts)
         rows += _rows(prompts, out, scorers, judges, samples, setting, opts.resamples)
         texts[f"{setting[0]} s={setting[1]:g}"] = out.texts
@@ -314,7 +288,7 @@ def run_text_section(
         "temperature": opts.temperature,
         "top_p": opts.top_p,
         "seed": opts.seed,
-        "params": asdict(opts.params) | {"interval": list(opts.params.interval)},
+        "params": asdict(params) | {"interval": list(params.interval), "amateur_layers": list(params.amateur_layers)},
         "attributes": {
             a.name: {"instruction": a.instruction, "negative": a.negative, "judge": judges[a.name].name}
             for a in opts.attributes
