@@ -74,7 +74,7 @@ class PeriodicCheckpoint(L.Callback):
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         os.close(fd)
         try:
-            trainer.save_checkpoint(tmp)
+            trainer.save_checkpoint(tmp, weights_only=False)  # optimiser and loop states too: an exact resume
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
