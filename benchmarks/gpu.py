@@ -28,12 +28,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from autoregressive import build_model
+from autoregressive import build_model, methods
 from common import device_clock, interleaved_medians
 from compiled import NULL, forward_2b, guided_ddim_step, image_net
 
 import unified_guidance as ug
-from unified_guidance.autoregressive import CausalLMModel, generate
 from unified_guidance.core.shapes import time_dtype
 from unified_guidance.flow import GuidedField, VelocityModel
 
@@ -57,22 +56,19 @@ def lm_models(smoke: bool) -> dict[str, Callable[[], torch.nn.Module]]:
     }
 
 
+AR_CANDIDATES = (
+    "unguided (transformers)",
+    "built-in CFG (transformers)",
+    "ours (one 2B forward, one cache)",
+    "ours, head as F.linear",
+)
+
+
 def ar_candidates(lm, ids: torch.Tensor, neg: torch.Tensor, tokens: int, scale: float) -> dict[str, Callable]:
-    """The decoders compared, all greedy with EOS disabled so each makes exactly ``tokens`` tokens."""
-    common = {"max_new_tokens": tokens, "do_sample": False}
-    linear_head = CausalLMModel(lm, pad_token_id=0, head_product="linear")
-    return {
-        "unguided (transformers)": lambda: lm.generate(ids, min_new_tokens=tokens, **common),
-        "built-in CFG (transformers)": lambda: lm.generate(
-            ids, guidance_scale=scale, negative_prompt_ids=neg.expand(ids.shape[0], -1), **common
-        ),
-        "ours (one 2B forward, one cache)": lambda: generate(
-            lm, ids, negative_input_ids=neg, guidance=scale, eos_token_id=[], **common
-        ),
-        "ours, head as F.linear": lambda: generate(
-            linear_head, ids, negative_input_ids=neg, guidance=scale, eos_token_id=[], **common
-        ),
-    }
+    """The CPU benchmark's decoders (benchmarks/autoregressive.py), all greedy with EOS disabled so
+    each makes exactly ``tokens`` tokens: unguided, the built-in CFG, ours, ours with the plain head."""
+    every = methods(lm, ids, neg, tokens, scale)
+    return {name: every[name] for name in AR_CANDIDATES}
 
 
 def run_ar(args: argparse.Namespace, device: torch.device, clock) -> list[Row]:

@@ -14,6 +14,7 @@ from diffusers import (
 )
 from diffusers.guiders import ClassifierFreeGuidance
 
+from tests.diffusion.diffusers_unets import tiny_text_unet
 from unified_guidance import Guidance
 from unified_guidance.diffusion.diffusers_interop import sample_with_scheduler, wrap_unet
 from unified_guidance.guidance import Rescale
@@ -40,13 +41,7 @@ def class_unet() -> UNet2DModel:
 
 @pytest.fixture(scope="module")
 def text_unet() -> UNet2DConditionModel:
-    torch.manual_seed(1)
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=1, out_channels=1, block_out_channels=(16, 32), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        norm_num_groups=8, cross_attention_dim=16, attention_head_dim=4,
-    )  # fmt: skip
-    return unet.eval().requires_grad_(False)
+    return tiny_text_unet()
 
 
 def _diffusers_cfg_loop(unet, scheduler, noise, cond_kwargs, uncond_kwargs, scale, steps, rescale=0.0):

@@ -24,6 +24,7 @@ from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, SD3Transfo
 from diffusers.guiders import PerturbedAttentionGuidance, SkipLayerGuidance
 from diffusers.hooks import LayerSkipConfig
 
+from tests.diffusion.diffusers_unets import tiny_text_unet
 from unified_guidance import Guidance
 from unified_guidance.diffusion.diffusers_interop import wrap_unet
 from unified_guidance.flow.diffusers_interop import wrap_transformer
@@ -41,13 +42,7 @@ UNET_SITES = {  # diffusers' fqn of a block list → our pattern for its block 0
 
 @pytest.fixture(scope="module")
 def unet() -> UNet2DConditionModel:
-    torch.manual_seed(1)
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=1, out_channels=1, block_out_channels=(16, 32), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        norm_num_groups=8, cross_attention_dim=16, attention_head_dim=4,
-    )  # fmt: skip
-    return unet.eval().requires_grad_(False).double()
+    return tiny_text_unet().double()
 
 
 def sd3(text_tokens: int = 5) -> tuple[SD3Transformer2DModel, dict]:
