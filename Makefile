@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/flow.py
 	$(PY) benchmarks/flow_diffusers.py
 	$(PY) benchmarks/perturb.py
+	$(PY) benchmarks/decode_profile.py
 	$(PY) benchmarks/autoregressive.py
 
 # The newest releases pyproject's ranges allow, upgraded eagerly on every run; torch stays pinned.

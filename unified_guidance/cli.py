@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--quick",
         action="store_true",
-        help="fewer steps and samples: 7 min on 2 idle CPU cores, plus about 6 min of CPU time for the text section "
-        "(full run: 14 min, plus the text section)",
+        help="fewer steps and samples: 13 min on 2 idle CPU cores, 4 of them the text section "
+        "(full run: longer; not re-timed since the DiT paradigms and the text section joined it)",
     )
     demo.add_argument(
         "--out", type=Path, metavar="DIR", default=Path("demo_out"), help="output directory (default: demo_out)"
