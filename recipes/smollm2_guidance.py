@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     attribute = Attribute(args.instruction, args.instruction, args.judge, negative=args.negative)
     opts = TextOptions(
         questions=len(questions), samples=args.samples, max_new_tokens=args.max_new_tokens,
-        scales=tuple(args.scales), methods=(), attributes=(attribute,), question_set=questions,
+        scales=tuple(args.scales), methods=(), amateur_scales=(), attributes=(attribute,), question_set=questions,
     )  # fmt: skip
     loaded = load_causal_lm(str(model), gguf_file=args.gguf_file)
     rows, meta, texts = run_text_section(opts, quick=True, progress=False, loaded=loaded)
