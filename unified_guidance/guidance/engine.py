@@ -22,6 +22,7 @@ from ..core.spaces import convert
 from ..perturb.hooks import Selections
 from ..schedules.scale import Schedule
 from .branches import Branch, reference_branch, run_branches
+from .calls import compiling, is_unit, progress_at, scale_at
 from .rules import Rule
 from .spec import (
     Guidance,
@@ -154,7 +155,7 @@ class GuidedModel(nn.Module):
             raise ValueError(f"t: expected a scalar or shape ({batch},) (the batch of x), got shape {tuple(t.shape)}")
         checks = DeferredChecks(g.check_finite)
         checks.trace("x", x, "the state the guided model was called with")
-        tau = self._progress(t, checks)
+        tau = progress_at(self.model.path, t, checks)
         with checks.first():  # a bad x or t is reported even if it makes the network raise
             return self._evaluate(x, t, tau, cond, spec, need_reference, checks, plan)
 
@@ -170,7 +171,7 @@ class GuidedModel(nn.Module):
         plan: StepPlan | None,
     ) -> GuidedPrediction:
         refs, batch = self.guidance.references, x.shape[0]
-        scales = [self._scale(r, tau, checks) for r in refs]
+        scales = [scale_at(r, tau, checks) for r in refs]
         first: Rule = refs[0].rule  # type: ignore[assignment]
         self._calls += 1
         if (first.zero_output(tau) if plan is None else plan.zero) and not need_reference:
@@ -181,7 +182,7 @@ class GuidedModel(nn.Module):
         if spec is None:
             spec = Conditions.single(self.model.null_condition(batch, device=x.device) if cond is None else cond)
         active = first.reference_rows(self.states[0], batch)  # None: every sample needs the reference
-        unit = [_unit(w) for w in scales] if plan is None else plan.unit
+        unit = [is_unit(w) for w in scales] if plan is None else plan.unit
         run = [j for j in range(len(refs)) if self._runs(j, cond, spec, unit[j], active, need_reference)]
         for _ in range(len(refs) - len(run)):
             self._count_skip(batch)
@@ -192,9 +193,7 @@ class GuidedModel(nn.Module):
             checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
             checks.verify()
             return GuidedPrediction(out, c, None, (None,) * (len(refs) - 1))
-        rows = (
-            None if need_reference or active is None or _compiling() or bool(active.all()) else active.nonzero()[:, 0]
-        )
+        rows = None if need_reference or active is None or compiling() or bool(active.all()) else active.nonzero()[:, 0]
         conds, preds = self._branches(x, t, spec, run, checks, rows)
         out, combined, states = self._combine(x, t, tau, spec, conds, preds, scales, checks)
         checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
@@ -249,37 +248,8 @@ class GuidedModel(nn.Module):
             return not unit
         if need_reference or not spec.is_single:
             return True
-        nobody = active is not None and not _compiling() and not bool(active.any())
+        nobody = active is not None and not compiling() and not bool(active.any())
         return not (cond is None or nobody or unit)
-
-    def _scale(self, ref: Reference, tau: Tensor, checks: DeferredChecks) -> Tensor:
-        scale = ref.schedule.value(tau)
-        checks.finite("scale", scale, f"from the {type(ref.schedule).__name__} schedule")
-        rule: Rule = ref.rule  # type: ignore[assignment]
-        lo = rule.min_scale
-        if lo is not None:
-            checks.require(
-                scale >= lo,
-                lambda: f"scale: {type(rule).__name__} expects scales ≥ {lo}, got a minimum of {float(scale.min()):g}",
-            )
-        return scale
-
-    def _progress(self, t: Tensor, checks: DeferredChecks) -> Tensor:
-        """Progress τ of ``t``, with "τ ∈ [0, 1]" queued as a check stated in ``t``."""
-        path = self.model.path
-        if path is None:
-            return t
-        tau = path.progress(t)
-        tau = tau if tau.is_floating_point() else tau.to(torch.get_default_dtype())
-        ends = lambda: path.time(torch.tensor([0.0, 1.0], dtype=torch.float64)).tolist()  # noqa: E731
-        checks.require(
-            (tau >= 0) & (tau <= 1),
-            lambda: (
-                f"t: expected times on the model's path, from {ends()[0]:g} (noise) to {ends()[1]:g} (data), "
-                f"got values in [{float(t.min()):g}, {float(t.max()):g}]"
-            ),
-        )
-        return tau
 
     # -- branches ---------------------------------------------------------------------------
 
@@ -358,15 +328,6 @@ def guide(model: ConditionalModel, guidance: Guidance | float | Schedule) -> Gui
     if not isinstance(guidance, Guidance):
         guidance = Guidance(scale=guidance)
     return GuidedModel(model, guidance)
-
-
-def _compiling() -> bool:
-    return torch.compiler.is_compiling()
-
-
-def _unit(scale: Tensor) -> bool:
-    """Whether ``scale`` is exactly 1 everywhere (a read-back; under ``torch.compile``: never)."""
-    return not _compiling() and bool((scale == 1).all())
 
 
 def _name(j: int) -> str:
