@@ -4,20 +4,12 @@ import pytest
 import torch
 
 import unified_guidance as ug
+from tests.engine.conftest import x_batch
 from unified_guidance.analytic import two_d_mixture
 from unified_guidance.guidance import APG, CFG, CFGZeroStar, DynamicThreshold, Guidance, ModelReference, Rescale, cfg
 from unified_guidance.schedules import Interval, LinearBetaSchedule, LinearFlowPath
 
 LABELS = torch.tensor([0, 1, 2, 0])
-
-
-@pytest.fixture
-def mixture(float64):
-    return two_d_mixture(path=LinearBetaSchedule(), space="eps")
-
-
-def x_batch(n=4, seed=0):
-    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 def test_guided_eps_is_the_score_of_the_sharpened_posterior(mixture):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import unified_guidance as ug
-from unified_guidance.analytic import two_d_mixture
+from tests.engine import conftest as engine_inputs
 from unified_guidance.core import Conditions
 from unified_guidance.guidance import (
     CFG,
@@ -24,18 +24,12 @@ from unified_guidance.guidance import (
     rule_from_name,
     tcfg,
 )
-from unified_guidance.schedules import LinearBetaSchedule
 
 LABELS = torch.tensor([0, 1, 2, 0, 1, 2])
 
 
-@pytest.fixture
-def mixture(float64):
-    return two_d_mixture(path=LinearBetaSchedule(), space="eps")
-
-
 def x_batch(n=6, seed=0):
-    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return engine_inputs.x_batch(n, seed)
 
 
 def test_adaptive_stops_the_reference_per_sample_and_counts_the_rows(mixture):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import unified_guidance as ug
+from tests.engine.conftest import x_batch
 from unified_guidance.analytic import two_d_mixture
 from unified_guidance.core.checks import DeferredChecks, NonFiniteError
 from unified_guidance.guidance import (
@@ -20,15 +21,6 @@ from unified_guidance.guidance import (
 from unified_guidance.schedules import Custom, LinearBetaSchedule
 
 LABELS = torch.tensor([0, 1, 2, 0])
-
-
-@pytest.fixture
-def mixture(float64):
-    return two_d_mixture(path=LinearBetaSchedule(), space="eps")
-
-
-def x_batch(n=4, seed=0):
-    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 class Explode(PostProcess):
