@@ -47,7 +47,7 @@ def build_model(layers: int, width: int, heads: int, kind: str = "gpt2", **overr
 
 def methods(lm, ids: torch.Tensor, neg: torch.Tensor, tokens: int, scale: float) -> dict[str, Callable[[], object]]:
     common = {"max_new_tokens": tokens, "do_sample": False}
-    plain_head = CausalLMModel(lm, pad_token_id=0, head_product="linear")
+    own_products = CausalLMModel(lm, pad_token_id=0, products="model")
     return {
         "unguided (transformers)": lambda: lm.generate(ids, min_new_tokens=tokens, **common),
         "built-in CFG (transformers)": lambda: lm.generate(
@@ -56,9 +56,10 @@ def methods(lm, ids: torch.Tensor, neg: torch.Tensor, tokens: int, scale: float)
         "ours (one 2B forward, one cache)": lambda: generate(
             lm, ids, negative_input_ids=neg, guidance=scale, eos_token_id=[], **common
         ),
-        "ours, head as F.linear": lambda: generate(
-            plain_head, ids, negative_input_ids=neg, guidance=scale, eos_token_id=[], **common
+        "ours, the model's own products": lambda: generate(
+            own_products, ids, negative_input_ids=neg, guidance=scale, eos_token_id=[], **common
         ),
+        "ours unguided (guidance 1, our products)": lambda: generate(lm, ids, guidance=1.0, eos_token_id=[], **common),
         "ours, negative as long as the prompt (no padding)": lambda: generate(
             lm, ids, negative_input_ids=ids.flip(-1)[:1], guidance=scale, eos_token_id=[], **common
         ),

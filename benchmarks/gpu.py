@@ -60,13 +60,13 @@ AR_CANDIDATES = (
     "unguided (transformers)",
     "built-in CFG (transformers)",
     "ours (one 2B forward, one cache)",
-    "ours, head as F.linear",
+    "ours, the model's own products",
 )
 
 
 def ar_candidates(lm, ids: torch.Tensor, neg: torch.Tensor, tokens: int, scale: float) -> dict[str, Callable]:
     """The CPU benchmark's decoders (benchmarks/autoregressive.py), all greedy with EOS disabled so
-    each makes exactly ``tokens`` tokens: unguided, the built-in CFG, ours, ours with the plain head."""
+    each makes exactly ``tokens`` tokens: unguided, the built-in CFG, ours, ours with the model's own products."""
     every = methods(lm, ids, neg, tokens, scale)
     return {name: every[name] for name in AR_CANDIDATES}
 

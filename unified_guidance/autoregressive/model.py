@@ -23,7 +23,7 @@ from ..compat import transformers as hf
 from ..core.conditions import Cond, NullSpec
 from ..core.model import ConditionalModel
 from ..core.spaces import TOKEN_SPACES
-from .head import HEAD_PRODUCTS, head_product, output_head
+from .products import PRODUCTS, few_row_products, product_layers, routed_forward
 
 
 def positions_from_mask(mask: Tensor) -> Tensor:
@@ -92,9 +92,9 @@ class CausalLMModel(ConditionalModel):
         null_cond: ∅ of a class-conditional token model (the null token id), so that
             ``cond=None`` means the null prompt; ``None`` for text models.
         pad_token_id: the id written into padding (never attended to).
-        head_product: how the LM head multiplies a few rows: ``"auto"`` (weight as the left
-            operand where that reads the weights once — CPU, 2–8 rows, a large vocabulary;
-            see :mod:`.head`), ``"linear"`` (the model's own ``F.linear``), ``"weight-left"``.
+        products: how the linear layers multiply a few rows: ``"auto"`` (where it reads the
+            weights once — CPU, 1–16 rows, large weights — oneDNN's product, or the head's
+            weight as the left operand; see :mod:`.products`), ``"model"`` (the model's own).
 
     ``cond`` is a prompt ``(B, L)``, a dict ``{"input_ids", "attention_mask"}`` of a
     left-padded prompt, or class tokens ``(B,)``; ``tokens`` ``(B, T)`` (T ≥ 0) the
@@ -109,19 +109,21 @@ class CausalLMModel(ConditionalModel):
         space: str = "logits",
         null_cond: NullSpec | None = None,
         pad_token_id: int = 0,
-        head_product: str = "auto",
+        products: str = "auto",
     ) -> None:
         if space not in TOKEN_SPACES:
             raise ValueError(f"space: expected one of {', '.join(TOKEN_SPACES)}, got {space!r}")
-        if head_product not in HEAD_PRODUCTS:
-            raise ValueError(f"head_product: expected one of {', '.join(HEAD_PRODUCTS)}, got {head_product!r}")
+        if products not in PRODUCTS:
+            raise ValueError(f"products: expected one of {', '.join(PRODUCTS)}, got {products!r}")
         self._cache_keyword = check_has_cache(lm)
         super().__init__(space=space, null_cond=null_cond)
         self.lm = lm
         self.pad_token_id = int(pad_token_id)
         self._keep_last = hf.keeps_last_logits(hf.forward_parameters(lm))
-        self.head_product = head_product
-        self._head = (output_head(lm),)  # a tuple: not registered as a second copy of the submodule
+        self.products = products
+        # found once; a tuple, so the layers are not registered as a second copy of the submodules
+        layers = product_layers(lm) if products == "auto" else ()
+        self._layers = tuple((layer, routed_forward(layer)) for layer in layers)
 
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
         ids, mask = prompt_of(cond)
@@ -142,7 +144,7 @@ class CausalLMModel(ConditionalModel):
         if self._keep_last:
             kwargs["logits_to_keep"] = 1
         positions = positions_from_mask(mask)[:, -ids.shape[1] :]
-        with head_product(self._head[0], self.head_product):
+        with few_row_products(self._layers):
             out = self.lm(
                 input_ids=ids,
                 # Without padding the plain causal mask is the same and lets attention take its fast path.

@@ -127,3 +127,12 @@ def layer_output_names(module: nn.Module, output: tuple) -> tuple[str | None, ..
     if type(module).__module__.split(".", 1)[0] != "transformers":
         return None
     return ("hidden_states", *([None] * (len(output) - 1)))
+
+
+def conv1d_type() -> type | None:
+    """transformers' ``Conv1D`` (GPT-2's layers: a linear layer whose weight is stored ``(in, out)``)."""
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:
+        return None
+    return Conv1D
