@@ -45,8 +45,9 @@ def decoder(loaded, prompts: Prompts, samples: int, tokens: int, scale: float, d
 
     def fn() -> torch.Tensor:
         spec = DecodeSpec(
-            mixing=Mixing(g), plans=(ScalePlan.build(g.schedule, tokens),), processors=_processors(None, True, 0.7, None,
-            0.9, None), stopping=_stopping(None), eos=eos, pad_token_id=loaded.tokenizer.pad_token_id,
+            mixing=Mixing(g), plans=(ScalePlan.build(g.schedule, tokens),),
+            processors=_processors(None, True, 0.7, None, 0.9, None), stopping=_stopping(None), eos=eos,
+            pad_token_id=loaded.tokenizer.pad_token_id,
             do_sample=True, generator=torch.Generator().manual_seed(0), drop_finished=drop,
         )  # fmt: skip
         return decode(model, (rows[0], rows[1]), (rows[2], rows[3]), spec)
