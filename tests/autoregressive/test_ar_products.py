@@ -71,6 +71,8 @@ def test_routes_a_few_rows_of_large_cpu_weights_and_leaves_everything_else_to_th
         small = layer(tiny_gpt2(dtype=torch.float32), "transformer.h.0.attn.c_attn")  # 32 × 96 < MIN_WEIGHTS
         assert P.route(small, torch.zeros(2, 32)) is None
     assert P.route(attn, torch.zeros(2, 512)) is None  # a gradient to record: the layer's own product
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert P.route(attn, torch.zeros(2, 512)) is None  # autocast's cast belongs to the layer's product
     lm64 = wide_gpt2(torch.float64)
     with torch.no_grad():
         assert P.route(layer(lm64, "lm_head"), torch.zeros(2, 512, dtype=torch.float64)) == "weight-left"

@@ -93,8 +93,9 @@ class CausalLMModel(ConditionalModel):
             ``cond=None`` means the null prompt; ``None`` for text models.
         pad_token_id: the id written into padding (never attended to).
         products: how the linear layers multiply a few rows: ``"auto"`` (where it reads the
-            weights once — CPU, 1–16 rows, large weights — oneDNN's product, or the head's
-            weight as the left operand; see :mod:`.products`), ``"model"`` (the model's own).
+            weights once — CPU, 1–128 rows, large weights — oneDNN's product, or for an
+            ``nn.Linear`` at 2–4 rows the weight as the left operand; see :mod:`.products`),
+            ``"model"`` (the model's own).
 
     ``cond`` is a prompt ``(B, L)``, a dict ``{"input_ids", "attention_mask"}`` of a
     left-padded prompt, or class tokens ``(B,)``; ``tokens`` ``(B, T)`` (T ≥ 0) the

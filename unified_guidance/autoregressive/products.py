@@ -22,7 +22,8 @@ head 12.6 and 21 ms; weights streamed from memory as in a decode). Two products 
 them, for the duration of one forward, a ``forward`` that routes its call (:func:`route`) and
 otherwise calls the layer's own. Only the product changes: anything a model does after its
 head (soft-capping, scaling) is untouched. A route is taken only on the CPU, without a
-gradient to record, outside ``torch.compile`` (its compiler makes its own choice):
+gradient to record, outside ``torch.compile`` (its compiler makes its own choice) and outside
+CPU autocast (whose casts belong to the layer's own product):
 
 * oneDNN: float32, 1 to :data:`MAX_ROWS` rows (a decode step, a short prompt's prefill),
   where weight-left is not taken;
@@ -91,7 +92,9 @@ def route(layer: Layer, x: Tensor) -> str | None:
     rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
     if w.device.type != "cpu" or x.dtype != w.dtype or not 1 <= rows <= MAX_ROWS or w.numel() < MIN_WEIGHTS:
         return None
-    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):
+    if torch.compiler.is_compiling() or torch.is_autocast_enabled("cpu"):
+        return None
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
         return None
     if not layer.stored_in_out and LEFT_ROWS[0] <= rows <= LEFT_ROWS[1] and w.dtype in (torch.float32, torch.float64):
         return "weight-left"
