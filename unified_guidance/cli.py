@@ -95,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--quick",
         action="store_true",
-        help="fewer steps and samples: 13 min on 2 idle CPU cores, 4 of them the text section "
-        "(full run: longer; not re-timed since the DiT paradigms and the text section joined it)",
+        help="fewer steps and samples: 23 min on 2 idle CPU cores of the project's current machine with the parts "
+        "side by side (--jobs 2; docs/demo.md has the breakdown). Full run: longer, not re-timed since the DiT "
+        "paradigms and the text section joined it",
     )
     demo.add_argument(
         "--out", type=Path, metavar="DIR", default=Path("demo_out"), help="output directory (default: demo_out)"
@@ -135,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--threads", type=_positive, metavar="N", default=None, help="torch intra-op threads (default: torch's)"
     )
+    demo.add_argument(
+        "--jobs", type=_positive, metavar="N", default=None,
+        help="worker processes for the paradigms and the text section, sharing the threads "
+        "(default: on cpu, the threads up to 4; else 1)",
+    )  # fmt: skip
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument(
         "--text", action=argparse.BooleanOptionalAction, default=True,
@@ -148,15 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.threads is not None:
-        import torch
+    import torch
 
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     from .demo.io import OutputDirError
     from .demo.run import DemoOptions, run_demo
     from .demo.text import TextOptions
     from .training.resume import TrainingInterrupted
 
+    jobs = args.jobs or (min(4, torch.get_num_threads()) if args.accelerator == "cpu" else 1)
     opts = DemoOptions(
         out=args.out,
         quick=args.quick,
@@ -168,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategy=args.strategy,
         progress=not args.no_progress,
         text=TextOptions(model=args.text_model) if args.text else None,
+        jobs=jobs,
         **({"paradigms": args.paradigms} if args.paradigms else {}),
     )
     try:

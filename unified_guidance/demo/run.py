@@ -10,6 +10,9 @@ Order of work, with what each step writes under ``out``:
 4. the text section (:mod:`.text`, when ``text`` is set): a pretrained chat LM under logit
    guidance, its rows (``paradigm: "text"``), ``text_samples.json``, ``figures/text_tradeoff.png``;
 5. ``report.json`` and ``report.md``, each written whole or not at all.
+
+With ``jobs > 1``, steps 2–4 (each paradigm, the Bayes-view figure, the text section) run
+side by side in worker processes (:mod:`.jobs`); the trade-off figure waits for them all.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,7 @@ from .cache import CheckpointCache
 from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
 from .intervals import bootstrap_draws, intervals, replicates
 from .io import atomic_write_json, atomic_write_text, prepare_output_dir
+from .jobs import Job, run_jobs
 from .leaderboard import compare, resolved_evidence
 from .report import ROW_FIELDS, evidence, markdown
 from .runners import PARADIGMS, Runner, get_runner
@@ -45,6 +50,7 @@ from .text import TextOptions
 from .text_report import text_section
 
 CHECKPOINT_EVERY = 50  # optimiser steps between the resumable checkpoints of a paradigm's training
+BAYES_COST, TEXT_COST = 3.0, 700.0  # seconds as Runner.cost measures them: the text section starts first
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class DemoOptions:
 
     Args:
         out: output directory (report, figures, cache, per-item samples).
-        quick: fewer training steps and samples (~10 min on 2 CPU cores instead of ~30).
+        quick: fewer training steps and samples.
         paradigms: runner names (:data:`~unified_guidance.demo.runners.RUNNERS`).
         cache_dir: checkpoint cache (default ``out/cache``).
         samples_per_class: samples per class and setting (default 20 quick, 50 full).
@@ -68,6 +74,9 @@ class DemoOptions:
         text: the text section (:class:`~unified_guidance.demo.text.TextOptions`); ``None`` leaves it
             out (the CLI runs it unless ``--no-text``).
         bootstrap: bootstrap draws for the 95 % intervals (default 100 quick, 200 full).
+        jobs: worker processes for the paradigms, the Bayes-view figure and the text section (1: all
+            in this process, one after another; more: each part in its own process, this many at
+            once, torch's threads shared out among them, no progress bars but a line per part).
     """
 
     out: Path = Path("demo_out")
@@ -90,6 +99,7 @@ class DemoOptions:
     bayes_steps: int = 40
     text: TextOptions | None = None
     bootstrap: int | None = None
+    jobs: int = 1
 
     @property
     def per_class(self) -> int:
@@ -193,6 +203,8 @@ def run_paradigm(
 
 def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[str, Any]:
     """Run the demo and write ``report.json``, ``report.md`` and figures under ``opts.out``; return the report."""
+    if isinstance(opts.jobs, bool) or not isinstance(opts.jobs, int) or opts.jobs < 1:
+        raise ValueError(f"jobs: expected a positive int, got {opts.jobs!r}")  # before any work
     start = time.perf_counter()
     out = prepare_output_dir(opts.out)
     cache = CheckpointCache(opts.cache_dir or out / "cache")
@@ -223,23 +235,29 @@ def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[s
         "figures": {"grids": {}},
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
-    for runner in runners:
-        paradigm_rows, paradigm_meta, grids = run_paradigm(runner, opts, evaluator, ref, out, cache)
+    threads = max(1, torch.get_num_threads() // opts.jobs)
+    quiet = opts if opts.jobs == 1 else replace(opts, progress=False)  # a line per part instead of bars
+    jobs = [Job(r.name, run_paradigm, (r, quiet, evaluator, ref, out, cache), r.cost) for r in runners]
+    if opts.figures:
+        bayes = partial(figures.bayes_view, scales=opts.bayes_scales, n=opts.bayes_samples, steps=opts.bayes_steps)
+        jobs.append(Job("bayes_view", bayes, (out / "figures/bayes_view.png",), BAYES_COST))
+    if opts.text is not None:
+        text = partial(text_section, quick=opts.quick, progress=quiet.progress, figures=opts.figures)
+        jobs.append(Job("text", text, (opts.text, out), TEXT_COST))
+    results, seconds = run_jobs(jobs, workers=opts.jobs, threads=threads, progress=opts.progress)
+    meta["jobs"] = {"workers": opts.jobs, "threads": threads if opts.jobs > 1 else torch.get_num_threads()}
+    meta["jobs"]["seconds"] = seconds
+    for runner, (paradigm_rows, paradigm_meta, grids) in zip(runners, results[: len(runners)], strict=True):
         rows += paradigm_rows
         meta["runs"][runner.name] = paradigm_meta
         meta["figures"]["grids"][runner.name] = grids
     if opts.figures:
         trade = figures.tradeoff(rows, meta["paradigms"], out / "figures/tradeoff.png")
         meta["figures"]["tradeoff"] = str(trade.relative_to(out))
-        bayes = figures.bayes_view(
-            out / "figures/bayes_view.png", scales=opts.bayes_scales, n=opts.bayes_samples, steps=opts.bayes_steps
-        )
-        meta["figures"]["bayes_view"] = str(bayes.relative_to(out))
+        meta["figures"]["bayes_view"] = str(results[len(runners)].relative_to(out))
     text_rows, text_md = [], ""
     if opts.text is not None:
-        text_rows, meta["text"], text_md = text_section(
-            opts.text, out, quick=opts.quick, progress=opts.progress, figures=opts.figures
-        )
+        text_rows, meta["text"], text_md = results[-1]
     meta["evidence"] = {name: evidence(rows, name) for name in meta["paradigms"]}
     meta["seconds"] = time.perf_counter() - start
     report = {"rows": rows + text_rows, "meta": meta}

@@ -29,6 +29,9 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(message)
         self.step, self.checkpoint, self.kept_step = step, checkpoint, kept_step
 
+    def __reduce__(self):  # pickles whole (the demo's worker processes send it back)
+        return type(self), (str(self), self.step, self.checkpoint, self.kept_step)
+
 
 @dataclass(frozen=True)
 class ResumeSpec:

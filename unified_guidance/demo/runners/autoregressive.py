@@ -21,6 +21,7 @@ class ARRunner(Runner):
     """A tiny GPT-2 over 64 pixel tokens (17 grey levels) after a class token (∅ = the null token)."""
 
     name = "autoregressive"
+    cost = 510.0
     methods = ("cfg", "interval", "decay", "plausibility", "beta")
 
     def config(self, quick: bool) -> dict[str, Any]:

@@ -29,12 +29,16 @@ class Runner(ABC):
             :data:`~unified_guidance.demo.sweep.METHODS`).
         params: mitigation hyper-parameters for this paradigm.
         method_scales: scales of a method other than the high scales (method → scales).
+        cost: rough seconds of its quick run (training, sweep, metrics) on one thread beside
+            another part, as measured on the project's 2-core machine: with ``jobs > 1`` the
+            costliest parts start first.
     """
 
     name: str
     methods: tuple[str, ...]
     params: MitigationParams = MitigationParams()
     method_scales: Mapping[str, tuple[float, ...]] = MappingProxyType({})
+    cost: float = 100.0
 
     @abstractmethod
     def config(self, quick: bool) -> dict[str, Any]:

@@ -15,6 +15,7 @@ class MixtureRunner(Runner):
     """Moment-fitted class Gaussians on the training digits; every continuous method applies."""
 
     name = "mixture"
+    cost = 5.0
     methods = (
         "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star",
         "tcfg", "mambo_g", "adaptive", "beta",
