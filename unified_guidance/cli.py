@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--jobs", type=_positive, metavar="N", default=None,
         help="worker processes for the paradigms and the text section, sharing the threads "
-        "(default: on cpu, the threads up to 4; else 1)",
+        "(default: the threads up to 4 when sampling on one cpu device; else 1)",
     )  # fmt: skip
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument(
@@ -163,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .demo.text import TextOptions
     from .training.resume import TrainingInterrupted
 
-    jobs = args.jobs or (min(4, torch.get_num_threads()) if args.accelerator == "cpu" else 1)
+    one_cpu = args.accelerator == "cpu" and args.devices == 1 and args.strategy == "auto"  # no sweep of its own
+    jobs = args.jobs or (min(4, torch.get_num_threads()) if one_cpu else 1)
     opts = DemoOptions(
         out=args.out,
         quick=args.quick,

@@ -144,3 +144,28 @@ def test_the_workers_stop_when_their_parent_is_stopped_or_killed(tmp_path, signu
     _, err = parent.communicate(timeout=120)
     assert parent.returncode != 0, err
     assert all(_gone(pid) for pid in pids), err  # SIGTERM passed on; after SIGKILL the kernel's SIGINT
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [([], "threads"), (["--jobs", "3"], 3), (["--devices", "2"], 1), (["--strategy", "ddp_fork"], 1)],
+)
+def test_the_console_script_chooses_the_workers(tmp_path, monkeypatch, argv, expected):
+    import torch
+
+    import unified_guidance.demo.run as run
+    from unified_guidance.cli import main
+
+    seen = []
+    monkeypatch.setattr(run, "run_demo", lambda opts: seen.append(opts.jobs) or {"rows": []})
+    assert main(["demo", "--out", str(tmp_path), *argv]) == 0
+    assert seen == [min(4, torch.get_num_threads()) if expected == "threads" else expected]
+
+
+def test_the_console_script_refuses_zero_workers(capsys):
+    from unified_guidance.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--jobs", "0"])
+    assert done.value.code == 2
+    assert "--jobs: expected a positive integer, got '0'" in capsys.readouterr().err
