@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--quick",
         action="store_true",
-        help="fewer steps and samples: 23 min on 2 idle CPU cores of the project's current machine with the parts "
+        help="fewer steps and samples: 11 min on 2 idle CPU cores of the project's current machine with the parts "
         "side by side (--jobs 2; docs/demo.md has the breakdown). Full run: longer, not re-timed since the DiT "
         "paradigms and the text section joined it",
     )

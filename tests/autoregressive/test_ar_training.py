@@ -95,3 +95,20 @@ def test_recipe_config_runs_through_lightning_cli(tmp_path):
     )
     assert isinstance(cli.model, TokenARModule) and cli.model.hparams.p_uncond == 0.1
     assert cli.trainer.global_step == 1
+
+
+def test_activation_reaches_the_gpt2_and_the_demo_cache_key():
+    from unified_guidance.demo.runners.autoregressive import ARRunner
+
+    x = torch.linspace(-3, 3, 61)
+    exact, tanh = torch.nn.functional.gelu(x), torch.nn.functional.gelu(x, approximate="tanh")
+    for name, expected in (("gelu", exact), ("gelu_pytorch_tanh", tanh)):
+        lm = TokenARModule(width=32, layers=1, heads=2, activation=name).lm
+        assert lm.config.activation_function == name
+        torch.testing.assert_close(lm.transformer.h[0].mlp.act(x), expected, rtol=0, atol=1e-7)
+    assert (exact - tanh).abs().max() > 1e-4  # two different networks: the cache must tell them apart
+    runner = ARRunner()
+    for quick in (True, False):
+        config = runner.config(quick)
+        assert config["activation"] == "gelu"
+        assert runner.build(config).lm.config.activation_function == "gelu"

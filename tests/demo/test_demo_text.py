@@ -100,7 +100,7 @@ def test_bad_options_name_the_argument(chat_model):
         TextOptions(samples=1).sizes(quick=True)
     with pytest.raises(ValueError, match="methods: unknown beam; valid: cfg, plausibility"):
         TextOptions(methods=("beam",)).settings()
-    assert TextOptions().sizes(quick=True) == (4, 3, 32) and TextOptions().sizes(quick=False) == (8, 4, 40)
+    assert TextOptions().sizes(quick=True) == (3, 3, 24) and TextOptions().sizes(quick=False) == (8, 4, 40)
 
 
 def test_demo_writes_the_text_rows_and_section(tmp_path, chat_model, monkeypatch):

@@ -66,8 +66,15 @@ class DigitTokens:
         return list(range(self.levels, self.vocab_size))
 
 
-def digits_token_lm(width: int = 64, layers: int = 4, heads: int = 4, *, seed: int | None = None):
-    """A small randomly initialised GPT-2 over the digits vocabulary (65 positions)."""
+def digits_token_lm(
+    width: int = 64, layers: int = 4, heads: int = 4, *, seed: int | None = None, activation: str = "gelu"
+):
+    """A small randomly initialised GPT-2 over the digits vocabulary (65 positions).
+
+    ``activation`` is the MLP's (a transformers ``activation_function``): the exact (erf) GELU
+    by default, which torch runs 2.6× faster than GPT-2's tanh form (``"gelu_pytorch_tanh"``)
+    on an AVX2 CPU (fwd + bwd of a 4,160 × 256 activation, one thread: 3.6 against 9.2 ms).
+    """
     from transformers import GPT2Config, GPT2LMHeadModel
 
     layout = DigitTokens()
@@ -85,7 +92,7 @@ def digits_token_lm(width: int = 64, layers: int = 4, heads: int = 4, *, seed: i
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
-        activation_function="gelu_pytorch_tanh",  # GPT-2's tanh GELU in one kernel: a quarter off a training step
+        activation_function=activation,
     )
     lm = GPT2LMHeadModel(config)
     lm.generation_config.eos_token_id = None

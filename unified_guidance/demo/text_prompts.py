@@ -32,7 +32,7 @@ QUESTIONS: tuple[Question, ...] = (
     Question("Which animal is known as the king of the jungle?", ("lion",)),
     Question("What is the opposite of hot?", ("cold", "froid", "froide")),
 )
-"""Written for the demo; the quick run asks the first four."""
+"""Written for the demo; the quick run asks the first three."""
 
 
 @dataclass(frozen=True)

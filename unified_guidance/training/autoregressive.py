@@ -31,6 +31,7 @@ class TokenARModule(GuidedPredictions, L.LightningModule):
         p_uncond: probability of replacing a sample's class token by the null token.
         lr, weight_decay: AdamW.
         seed: initialisation seed of the network and seed of the per-step generator.
+        activation: the GPT-2's MLP activation (:func:`~unified_guidance.autoregressive.digits_token_lm`).
 
     Batches are ``(images (B, 1, 8, 8) in [−1, 1], labels (B,))``.
     """
@@ -44,13 +45,14 @@ class TokenARModule(GuidedPredictions, L.LightningModule):
         lr: float = 2e-3,
         weight_decay: float = 0.01,
         seed: int = 0,
+        activation: str = "gelu",
     ) -> None:
         super().__init__()
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
         self.save_hyperparameters()
         self.layout = DigitTokens()
-        lm = digits_token_lm(width, layers, heads, seed=seed)
+        lm = digits_token_lm(width, layers, heads, seed=seed, activation=activation)
         # The conditional model used for sampling: (tokens, t, class token) -> logits, ∅ = the null token.
         self.model = CausalLMModel(lm, null_cond=self.layout.null_token, pad_token_id=self.layout.null_token)
 

@@ -21,19 +21,21 @@ class ARRunner(Runner):
     """A tiny GPT-2 over 64 pixel tokens (17 grey levels) after a class token (∅ = the null token)."""
 
     name = "autoregressive"
-    cost = 510.0
+    cost = 250.0
     methods = ("cfg", "interval", "decay", "plausibility", "beta")
 
     def config(self, quick: bool) -> dict[str, Any]:
         return {
             "seed": 0, "max_steps": 1500 if quick else 3000, "batch_size": 64, "width": 64, "layers": 4, "heads": 4,
+            "activation": "gelu",
             "step_rng": True,  # condition dropout drawn from the global step (exact resume)
         }  # fmt: skip
 
     def build(self, config: dict[str, Any]) -> nn.Module:
         return TokenARModule(
-            width=config["width"], layers=config["layers"], heads=config["heads"], p_uncond=0.1, seed=config["seed"]
-        )
+            width=config["width"], layers=config["layers"], heads=config["heads"], p_uncond=0.1, seed=config["seed"],
+            activation=config["activation"],
+        )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
         data = DigitsDataModule(batch_size=config["batch_size"])

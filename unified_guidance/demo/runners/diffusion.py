@@ -26,7 +26,7 @@ class DiffusionRunner(Runner):
     """Class-conditional ε-prediction on the digits, condition dropout 0.1, sampled by DDIM."""
 
     name = "diffusion"
-    cost = 415.0
+    cost = 210.0
     methods = (
         "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg",
         "tcfg", "mambo_g", "fdg", "adaptive", "beta", "cfgpp",
@@ -54,7 +54,7 @@ class DiffusionDiTRunner(DiffusionRunner):
     """:class:`DiffusionRunner` on a TinyDiT (2×2 patches, 16 tokens): plain CFG and the perturbation rows."""
 
     name = "diffusion_dit"
-    cost = 200.0
+    cost = 105.0
     methods = dit_methods()
     method_scales = PERTURBATION_SCALES
 

@@ -26,7 +26,7 @@ class FlowRunner(Runner):
     """Class-conditional velocity field on the linear path, condition dropout 0.1, midpoint ODE steps."""
 
     name = "flow"
-    cost = 413.0
+    cost = 208.0
     methods = (
         "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star",
         "tcfg", "mambo_g", "fdg", "adaptive", "beta", "rectified_cfgpp",
@@ -56,7 +56,7 @@ class FlowDiTRunner(FlowRunner):
     """:class:`FlowRunner` on a TinyDiT (2×2 patches, 16 tokens): plain CFG and the perturbation rows."""
 
     name = "flow_dit"
-    cost = 195.0
+    cost = 104.0
     methods = dit_methods()
     method_scales = PERTURBATION_SCALES
 
