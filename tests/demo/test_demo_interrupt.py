@@ -17,7 +17,11 @@ from unified_guidance.training.data import DigitsDataModule
 from unified_guidance.training.fit import fit
 from unified_guidance.training.resume import TrainingInterrupted, resumable
 
-CHILD = textwrap.dedent(
+# A terminal's foreground job takes Ctrl-C; a shell's background job (``make test &``) would
+# start these children with SIGINT ignored, so they take it back as the terminal gives it.
+INTERACTIVE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+CHILD = INTERACTIVE + textwrap.dedent(
     """
     import sys
     from pathlib import Path

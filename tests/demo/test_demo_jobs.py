@@ -79,7 +79,9 @@ def _gone(pid, seconds=60.0):
     return False
 
 
-PARENT = textwrap.dedent(
+# Ctrl-C as a terminal's foreground job takes it (a shell's ``cmd &`` would start the parent
+# with SIGINT ignored; its spawned workers then take it back from the parent's handler).
+PARENT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n" + textwrap.dedent(
     """
     import sys
     from unified_guidance.demo.jobs import Job, run_jobs
@@ -132,10 +134,12 @@ SLEEPERS = textwrap.dedent(
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's (prctl)")
+@pytest.mark.parametrize("sigint", ["handled", "ignored"])  # ignored: started by a shell's ``cmd &``
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
-def test_the_workers_stop_when_their_parent_is_stopped_or_killed(tmp_path, signum):
+def test_the_workers_stop_when_their_parent_is_stopped_or_killed(tmp_path, signum, sigint):
     flags = [tmp_path / "part-a", tmp_path / "part-b"]
-    parent = _start(SLEEPERS, tmp_path / "part")
+    handler = "signal.default_int_handler" if sigint == "handled" else "signal.SIG_IGN"
+    parent = _start(f"import signal; signal.signal(signal.SIGINT, {handler})\n" + SLEEPERS, tmp_path / "part")
     deadline = time.monotonic() + 180
     while not all(f.exists() and f.read_text() for f in flags) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -73,17 +73,20 @@ def _child(conn: Connection, threads: int, fn: Callable[..., Any], args: tuple[A
 
 def _stop_with_parent() -> None:
     """On Linux, have the kernel send this worker SIGINT when its parent dies (even by SIGKILL):
-    the part stops as on Ctrl-C instead of running on, orphaned."""
+    the part stops as on Ctrl-C instead of running on, orphaned. Where SIGINT is ignored (a
+    process started in the background by a shell, ``cmd &``, inherits that) it is SIGTERM,
+    which ends the worker at once (its files are written atomically)."""
     if sys.platform != "linux":
         return
     import ctypes
 
+    signum = signal.SIGTERM if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else signal.SIGINT
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signum)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
     if os.getppid() == 1:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signum)
 
 
 @dataclass
