@@ -24,7 +24,7 @@ import torch
 from common import CLOCKS
 
 from unified_guidance.autoregressive import CausalLMModel, Mixing, load_causal_lm, packaged_gguf
-from unified_guidance.autoregressive.progress import ScalePlan
+from unified_guidance.autoregressive.progress import decode_plan
 from unified_guidance.autoregressive.sampler import DecodeSpec, _processors, _stopping, decode
 from unified_guidance.demo.text import Prompts
 from unified_guidance.demo.text_prompts import ATTRIBUTES, QUESTIONS
@@ -45,7 +45,7 @@ def decoder(loaded, prompts: Prompts, samples: int, tokens: int, scale: float, d
 
     def fn() -> torch.Tensor:
         spec = DecodeSpec(
-            mixing=Mixing(g), plans=(ScalePlan.build(g.schedule, tokens),),
+            mixing=Mixing(g), plan=decode_plan(g, tokens),
             processors=_processors(None, True, 0.7, None, 0.9, None), stopping=_stopping(None), eos=eos,
             pad_token_id=loaded.tokenizer.pad_token_id,
             do_sample=True, generator=torch.Generator().manual_seed(0), drop_finished=drop,

@@ -8,11 +8,12 @@ from transformers import LogitsProcessorList
 from unified_guidance.autoregressive import (
     CausalLMModel,
     GuidanceLogitsProcessor,
-    ScalePlan,
     anneal,
+    decode_plan,
     generate,
     linear_ramp,
 )
+from unified_guidance.guidance import Guidance
 from unified_guidance.schedules import Interval, Linear
 
 NO_EOS = {"eos_token_id": [], "pad_token_id": PAD}
@@ -106,13 +107,13 @@ def test_beam_search_at_scale_one_equals_transformers_beam_search(gpt2):
 
 
 def test_token_progress_and_when_the_reference_rows_leave():
-    plan = ScalePlan.build(Interval(3.0, lo=0.0, hi=0.5), 5)
+    plan = decode_plan(Guidance(scale=Interval(3.0, lo=0.0, hi=0.5)), 5)
     torch.testing.assert_close(plan.taus, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64))
-    assert plan.scales.tolist() == [3.0, 3.0, 3.0, 1.0, 1.0]
-    assert plan.drop_at == 3
-    assert ScalePlan.build(Interval(3.0, lo=0.5, hi=1.0), 5).drop_at == 5
-    assert ScalePlan.build(Linear(3.0, 1.0), 5).drop_at == 4  # the ramp reaches 1 at τ = 1 only
-    assert ScalePlan.build(Linear(1.0, 1.0), 5).drop_at == 0  # never guided: no reference rows at all
+    assert plan.scales[:, 0].tolist() == [3.0, 3.0, 3.0, 1.0, 1.0]
+    assert plan.unused_from(0) == 3
+    assert decode_plan(Guidance(scale=Interval(3.0, lo=0.5, hi=1.0)), 5).unused_from(0) == 5
+    assert decode_plan(Guidance(scale=Linear(3.0, 1.0)), 5).unused_from(0) == 4  # the ramp reaches 1 at τ = 1 only
+    assert decode_plan(Guidance(scale=Linear(1.0, 1.0)), 5).unused_from(0) == 0  # never guided: no reference rows
 
 
 def test_paper_schedules_over_token_progress():
@@ -129,7 +130,7 @@ def test_scheduled_guidance_equals_stateless_per_token_scales(gpt2, schedule):
     ids, neg = prompts(2, 4, seed=5), prompts(2, 2, seed=6)
     steps = 6
     out = generate(model, ids, negative_input_ids=neg, guidance=schedule, max_new_tokens=steps, **NO_EOS)
-    scales = ScalePlan.build(schedule, steps).scales
+    scales = decode_plan(Guidance(scale=schedule), steps).scales[:, 0]
     for b in range(2):
         assert out[b, 4:].tolist() == slow_greedy(model, ids[b : b + 1], neg[b : b + 1], scales)
 

@@ -8,7 +8,7 @@ from transformers import LogitsProcessorList, StoppingCriteriaList, TemperatureL
 
 from unified_guidance.autoregressive import CausalLMModel, Mixing, RowDecoder, generate
 from unified_guidance.autoregressive.decoding import distinct_rows, kept_rows
-from unified_guidance.autoregressive.progress import ScalePlan
+from unified_guidance.autoregressive.progress import decode_plan
 from unified_guidance.autoregressive.sampler import DecodeSpec, decode
 from unified_guidance.evaluation.text import PromptScorer, continuation_nll
 from unified_guidance.guidance import Guidance
@@ -44,7 +44,7 @@ def test_prefill_runs_repeated_rows_once_with_the_logits_of_all(llama):
 def _spec(guidance: Guidance, eos: int, drop: bool, sample: bool) -> DecodeSpec:
     warpers = [TemperatureLogitsWarper(0.7), TopPLogitsWarper(0.9)] if sample else []
     return DecodeSpec(
-        mixing=Mixing(guidance), plans=(ScalePlan.build(guidance.schedule, TOKENS),),
+        mixing=Mixing(guidance), plan=decode_plan(guidance, TOKENS),
         processors=LogitsProcessorList(warpers), stopping=StoppingCriteriaList([]), eos=torch.tensor([eos]),
         pad_token_id=PAD, do_sample=sample, generator=torch.Generator().manual_seed(3), drop_finished=drop,
     )  # fmt: skip
@@ -73,7 +73,7 @@ def test_dropping_ended_rows_gives_the_tokens_and_stream_of_the_plain_loop(gpt2,
     steps = new.shape[1]
     assert 0 < int(ended[:, -2].sum()) < n  # some rows, not all, left before the last step
     # Prefill: 3 distinct prompts + 1 negative; then one row per live output and block (2 while guided).
-    drop_at = ScalePlan.build(Guidance(scale=scale).schedule, TOKENS).drop_at
+    drop_at = decode_plan(Guidance(scale=scale), TOKENS).unused_from(0)
     blocks = [2 if k < drop_at else 1 for k in range(1, steps)]
     live = [int((~ended[:, k - 1]).sum()) for k in range(1, steps)]
     assert fast_rows == 4 + sum(b * m for b, m in zip(blocks, live, strict=True))

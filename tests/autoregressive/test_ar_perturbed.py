@@ -82,7 +82,7 @@ def test_ended_rows_leave_every_block_including_the_perturbed_one():
     from transformers import LogitsProcessorList, StoppingCriteriaList
 
     from unified_guidance.autoregressive.mixing import Mixing
-    from unified_guidance.autoregressive.progress import ScalePlan
+    from unified_guidance.autoregressive.progress import decode_plan
     from unified_guidance.autoregressive.sampler import DecodeSpec, decode
 
     g = Guidance(scale=2.0, also=[Reference(slg("layers.1"), scale=2.0)])
@@ -94,7 +94,7 @@ def test_ended_rows_leave_every_block_including_the_perturbed_one():
     for drop in (False, True):
         lm = CausalLMModel(tiny_llama(), pad_token_id=PAD)
         spec = DecodeSpec(
-            mixing=Mixing(g), plans=tuple(ScalePlan.build(r.schedule, 8) for r in g.references),
+            mixing=Mixing(g), plan=decode_plan(g, 8),
             processors=LogitsProcessorList([]), stopping=StoppingCriteriaList([]), eos=torch.tensor([eos]),
             pad_token_id=PAD, drop_finished=drop,
         )  # fmt: skip

@@ -41,19 +41,19 @@ def test_settings_are_plain_cfg_scales_then_mitigations_at_high_scales():
 
 def test_each_method_builds_its_guidance():
     p = MitigationParams()
-    assert guidance_for("cfg", 8).schedule == Constant(8.0)
+    assert guidance_for("cfg", 8).references[0].schedule == Constant(8.0)
     assert guidance_for("rescale", 8).post == (Rescale(phi=p.rescale_phi),)
     assert guidance_for("dynamic_threshold", 8).post == (DynamicThreshold(percentile=p.threshold_percentile),)
-    assert guidance_for("interval", 8).schedule == Interval(8.0, lo=p.interval[0], hi=p.interval[1])
-    assert guidance_for("decay", 8).schedule == Decay(8.0, half_life=p.decay_half_life)
-    assert isinstance(guidance_for("apg", 8).rule, APG)
-    assert isinstance(guidance_for("cfg_zero_star", 8).rule, CFGZeroStar)
+    assert guidance_for("interval", 8).references[0].schedule == Interval(8.0, lo=p.interval[0], hi=p.interval[1])
+    assert guidance_for("decay", 8).references[0].schedule == Decay(8.0, half_life=p.decay_half_life)
+    assert isinstance(guidance_for("apg", 8).references[0].rule, APG)
+    assert isinstance(guidance_for("cfg_zero_star", 8).references[0].rule, CFGZeroStar)
     assert guidance_for("plausibility", 8).post == (PlausibilityMask(p.plausibility_alpha),)
-    assert isinstance(guidance_for("tcfg", 8).rule, TCFG)
-    assert guidance_for("mambo_g", 8).rule == MamboG(alpha=p.mambo_alpha)
-    assert guidance_for("fdg", 8).rule == FDG(ratios=p.fdg_ratios)
-    assert guidance_for("adaptive", 8).rule == Adaptive(gamma=p.adaptive_gamma)
-    assert guidance_for("beta", 8).schedule == Beta(8.0, *p.beta_shape)
+    assert isinstance(guidance_for("tcfg", 8).references[0].rule, TCFG)
+    assert guidance_for("mambo_g", 8).references[0].rule == MamboG(alpha=p.mambo_alpha)
+    assert guidance_for("fdg", 8).references[0].rule == FDG(ratios=p.fdg_ratios)
+    assert guidance_for("adaptive", 8).references[0].rule == Adaptive(gamma=p.adaptive_gamma)
+    assert guidance_for("beta", 8).references[0].schedule == Beta(8.0, *p.beta_shape)
     solver = guidance_for("rectified_cfgpp", 8)
     assert isinstance(solver, SolverGuidance) and solver.solver == "rectified_cfgpp"
     assert guidance_for("cfgpp", 8).solver == "cfgpp"
@@ -62,12 +62,12 @@ def test_each_method_builds_its_guidance():
         "tcfg", "mambo_g", "fdg", "adaptive", "beta", "cfgpp", "rectified_cfgpp", "plausibility",
         "pag", "slg", "cfg_pag",
     }  # fmt: skip
-    assert guidance_for("pag", 3).reference == PerturbedReference(IdentityAttention(p.pag_modules))
-    assert guidance_for("slg", 3).reference == PerturbedReference(SkipBlocks(p.slg_modules))
+    assert guidance_for("pag", 3).references[0].source == PerturbedReference(IdentityAttention(p.pag_modules))
+    assert guidance_for("slg", 3).references[0].source == PerturbedReference(SkipBlocks(p.slg_modules))
     both = guidance_for("cfg_pag", 3)  # u + s(c − u) + s_p(c − c_pert)
-    assert both.reference is None and both.schedule == Constant(3.0)
-    assert both.also[0].source == PerturbedReference(IdentityAttention(p.pag_modules))
-    assert both.also[0].schedule == Constant(1.0 + p.cfg_pag_scale)
+    assert both.references[0].source is None and both.references[0].schedule == Constant(3.0)
+    assert both.references[1].source == PerturbedReference(IdentityAttention(p.pag_modules))
+    assert both.references[1].schedule == Constant(1.0 + p.cfg_pag_scale)
     with pytest.raises(ValueError, match="method: unknown method 'gan'; valid methods: cfg, rescale"):
         guidance_for("gan", 3)
 

@@ -160,13 +160,12 @@ def test_no_condition_is_the_unconditional_model_in_one_forward(mixture):
     assert mixture.stats == ug.core.ForwardStats(calls=2, rows=8)
 
 
-def test_evaluate_exposes_the_branches_and_can_force_the_reference(mixture):
+def test_evaluate_exposes_the_branches(mixture):
     x, t = x_batch(), torch.tensor(0.5)
     g = ug.guide(mixture, Guidance(scale=Interval(3.0, lo=0.0, hi=0.1)))  # t = 0.5 is τ = 0.5: outside
     out = g.evaluate(x, t, LABELS)
-    assert out.reference is None and torch.equal(out.guided, out.cond)
-    forced = g.evaluate(x, t, LABELS, need_reference=True)
-    torch.testing.assert_close(forced.reference, mixture(x, t, None))
-    torch.testing.assert_close(forced.guided, out.guided)  # scale 1 still returns the conditional branch
+    assert out.references == (None,) and torch.equal(out.guided, out.cond)
+    torch.testing.assert_close(out.cond, mixture(x, t, LABELS))
     inside = ug.guide(mixture, 3.0).evaluate(x, t, LABELS)
-    torch.testing.assert_close(inside.guided, cfg(inside.cond, inside.reference, 3.0))
+    torch.testing.assert_close(inside.references[0], mixture(x, t, None))
+    torch.testing.assert_close(inside.guided, cfg(inside.cond, inside.references[0], 3.0))

@@ -69,7 +69,7 @@ def test_a_failed_call_leaves_the_rule_state_untouched(mixture):
     g = ug.guide(mixture, Guidance(rule=APG(momentum=-0.5), scale=2.0, post=(Explode(),)))
     with pytest.raises(NonFiniteError):
         g(x_batch(), 0.5, LABELS)
-    assert g.state is None
+    assert g.states == [None]
 
 
 def test_t_of_the_wrong_shape_names_the_batch_of_x(mixture):

@@ -106,7 +106,7 @@ def test_sigma_interval_guider_equals_hand_loop_and_skips_branches(transformer, 
     lo, hi = ug.schedules.sigma_interval_to_progress(ug.schedules.RectifiedFlowPath(), 0.5, 3.0)
     guidance = Guidance(scale=Interval(5.0, lo=lo, hi=hi))
     ours, rows = _modular(transformer, UnifiedGuider(guidance, sd3_scheduler()), inputs)
-    inside = lambda sigma: bool(guidance.schedule(1.0 - sigma) != 1.0)  # noqa: E731
+    inside = lambda sigma: bool(guidance.references[0].schedule(1.0 - sigma) != 1.0)  # noqa: E731
     expected = _hand_loop(transformer, inputs, lambda c, u, x, sigma, i: u + 5.0 * (c - u) if inside(sigma) else c)
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
     sched = sd3_scheduler()

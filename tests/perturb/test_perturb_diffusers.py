@@ -100,7 +100,7 @@ def test_pag_on_unet_self_attention_equals_diffusers_guider_in_one_forward(unet,
     ours = guide(model, Guidance(scale=s, also=[Reference(pag(UNET_SITES[fqn]), scale=1 + s_p)])).evaluate(x, t, emb)
     assert (model.stats.calls, model.stats.rows) == (1, 3 * x.shape[0])
     torch.testing.assert_close(ours.guided, theirs, **TOL)
-    torch.testing.assert_close(ours.also[0], c_pert, **TOL)
+    torch.testing.assert_close(ours.references[1], c_pert, **TOL)
     assert (c_pert - c).abs().max() > 1e-3  # the perturbation acts
 
 
@@ -140,7 +140,7 @@ def test_pag_on_sd3_joint_attention_is_values_for_both_streams():
     handle.remove()
     g = guide(model, Guidance(scale=3.0, also=[Reference(pag("transformer_blocks.0.attn"), scale=3.0)]))
     out = g.evaluate(x, sigma, cond)
-    torch.testing.assert_close(out.also[0], c_pert, **TOL)
+    torch.testing.assert_close(out.references[1], c_pert, **TOL)
     torch.testing.assert_close(out.guided, u + 3.0 * (c - u) + 2.0 * (c - c_pert), **TOL)
     assert (c_pert - c).abs().max() > 1e-3
 
@@ -169,7 +169,7 @@ def test_slg_on_sd3_equals_its_own_skip_layers(layer):
     model = wrap_transformer(transformer, FlowMatchEulerDiscreteScheduler(shift=3.0), null_cond=null)
     g = guide(model, Guidance(scale=4.0, also=[Reference(slg(f"transformer_blocks.{layer}"), scale=3.0)]))
     out = g.evaluate(x, torch.tensor(SIGMA, dtype=torch.float64), cond)
-    torch.testing.assert_close(out.also[0], c_skip, **TOL)
+    torch.testing.assert_close(out.references[1], c_skip, **TOL)
     torch.testing.assert_close(out.guided, u + 4.0 * (c - u) + 2.0 * (c - c_skip), **TOL)
 
 
@@ -253,6 +253,6 @@ def test_one_stacked_unet_forward_equals_sequential_passes(unet, pert):
         outs.append(g.evaluate(x, t, emb))
         rows.append((model.stats.calls, model.stats.rows))
     assert rows == [(1, 6), (3, 6)]
-    for a, b in zip((outs[0].guided, outs[0].also[0]), (outs[1].guided, outs[1].also[0]), strict=True):
+    for a, b in zip((outs[0].guided, outs[0].references[1]), (outs[1].guided, outs[1].references[1]), strict=True):
         torch.testing.assert_close(a, b, **TOL)
-    assert F.mse_loss(outs[0].also[0], outs[0].cond) > 0
+    assert F.mse_loss(outs[0].references[1], outs[0].cond) > 0

@@ -44,8 +44,8 @@ def test_stacked_rows_equal_sequential_passes(pert):
         calls.append(model.stats.calls)
     assert calls == [1, 4]
     for a, b in zip(
-        (outs[0].guided, outs[0].cond, outs[0].reference, *outs[0].also),
-        (outs[1].guided, outs[1].cond, outs[1].reference, *outs[1].also),
+        (outs[0].guided, outs[0].cond, *outs[0].references),
+        (outs[1].guided, outs[1].cond, *outs[1].references),
         strict=True,
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
@@ -79,9 +79,9 @@ def test_each_reference_keeps_its_own_schedule():
     g = guide(model, Guidance(scale=2.0, also=[Reference(pert, scale=Interval(3.0, lo=0.5, hi=1.0))]))
     early = model.path.time(torch.tensor(0.2, dtype=torch.float64))  # τ = 0.2: PAG off
     late = model.path.time(torch.tensor(0.7, dtype=torch.float64))
-    assert g.evaluate(x, early, y).also == (None,)
+    assert g.evaluate(x, early, y).references[1:] == (None,)
     assert model.stats.rows == 2 * x.shape[0]
-    assert g.evaluate(x, late, y).also[0] is not None
+    assert g.evaluate(x, late, y).references[1] is not None
     assert model.stats.rows == 5 * x.shape[0]
 
 

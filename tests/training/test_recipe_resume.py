@@ -32,7 +32,12 @@ class SigintAtEpoch(L.Callback):
 
 @pytest.fixture
 def sigint_restored():
-    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT after a Ctrl-C; put it back
+    """SIGINT as a terminal's foreground job has it (Python's KeyboardInterrupt), put back after.
+
+    A job started with ``&`` by a non-interactive shell (CI) runs with SIGINT ignored, and
+    Lightning ignores SIGINT after a Ctrl-C: both must not decide what the test sees."""
+    handler = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, handler)
 

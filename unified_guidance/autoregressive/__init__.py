@@ -14,7 +14,7 @@ from .loss import dropped_class_tokens, next_token_loss, sample_digits
 from .mixing import Mixing, PlausibilityMask, guided_scores, plausibility_mask
 from .model import CausalLMModel, as_model, left_pad, positions_from_mask
 from .processor import GuidanceLogitsProcessor, custom_generate
-from .progress import ScalePlan, anneal, check_schedule, linear_ramp, token_progress
+from .progress import anneal, decode_plan, linear_ramp, token_progress
 from .sampler import DecodeSpec, decode, generate, reference_prompt
 from .tokens import DigitTokens, digits_token_lm
 
@@ -27,14 +27,13 @@ __all__ = [
     "Mixing",
     "PlausibilityMask",
     "RowDecoder",
-    "ScalePlan",
     "anneal",
     "as_model",
     "beam_search",
     "chat_prompts",
-    "check_schedule",
     "custom_generate",
     "decode",
+    "decode_plan",
     "digits_token_lm",
     "dropped_class_tokens",
     "generate",

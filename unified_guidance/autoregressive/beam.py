@@ -35,21 +35,23 @@ def beam_search(
     prompt = (prompt[0].repeat_interleave(k_beams, 0), prompt[1].repeat_interleave(k_beams, 0))
     ref = (ref[0].repeat_interleave(k_beams, 0), ref[1].repeat_interleave(k_beams, 0))
     ids, n = prompt[0], batch * k_beams
-    decoder = RowDecoder(lm, *stack_prompts([prompt, ref] if spec.plan.guided(0) else [prompt], lm.pad_token_id))
+    until = spec.plan.unused_from(0)  # the reference rows leave the batch at this step
+    decoder = RowDecoder(lm, *stack_prompts([prompt, ref] if until > 0 else [prompt], lm.pad_token_id))
     logits = decoder.prefill()
     beam_scores = torch.full((batch, k_beams), float("-inf"), dtype=logits.dtype, device=ids.device)
     beam_scores[:, 0] = 0.0  # all beams start equal: keep one so the first step does not repeat it
     hyps: list[list[tuple[float, Tensor]]] = [[] for _ in range(batch)]
-    steps = len(spec.plan.scales)
+    steps = len(spec.plan)
     for k in range(steps):
         if k > 0:
-            if decoder.rows > n and not spec.plan.guided(k):
+            if decoder.rows > n and k >= until:
                 decoder.select(torch.arange(n))
             logits = decoder.step(ids[:, -1].repeat(decoder.rows // n))
         reference = logits[n:] if decoder.rows > n else None
-        scale = spec.plan.scales[k].to(logits)
-        scores, state = guided_scores(spec.mixing, logits[:n], reference, scale, spec.plan.taus[k])
-        if state is not None:
+        scale = spec.plan.scales[k, 0].to(logits)
+        scores, states = guided_scores(spec.mixing, logits[:n], [reference], [scale], spec.plan.taus[k], [None],
+                                       spec.plan[k])  # fmt: skip
+        if states[0] is not None:
             raise ValueError("guidance: rules with state (APG momentum) are not supported under beam search")
         logp = torch.log_softmax(spec.processors(ids, scores), dim=-1)
         parent, tokens, beam_scores = _advance(ids, logp, beam_scores, spec.eos, hyps, k + 1, length_penalty)

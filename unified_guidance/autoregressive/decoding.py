@@ -19,11 +19,11 @@ import torch
 from torch import Tensor
 
 from ..compat import transformers as hf
+from ..guidance.plan import Plan
 from ..guidance.spec import PerturbedReference, Reference
 from ..perturb import Perturbation, Rows, perturbed
 from ..perturb.hooks import Selections
 from .model import CausalLMModel, left_pad
-from .progress import ScalePlan
 
 Perturbations = Sequence[tuple[Perturbation, Rows]]
 
@@ -132,11 +132,12 @@ class ReferenceBlocks:
     perturbation.
     """
 
-    def __init__(self, references: Sequence[Reference], plans: Sequence[ScalePlan], n: int) -> None:
-        self.refs, self.plans, self.n = references, plans, n
+    def __init__(self, references: Sequence[Reference], plan: Plan, n: int) -> None:
+        self.refs, self.n = references, n
+        self.until = [plan.unused_from(j) for j in range(len(references))]  # block j leaves at this step
 
     def live(self, step: int) -> tuple[int | None, ...]:
-        return (None, *(j for j, plan in enumerate(self.plans) if plan.guided(step)))
+        return (None, *(j for j, until in enumerate(self.until) if step < until))
 
     def prompt(self, j: int | None, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor]):
         source = None if j is None else self.refs[j].source
@@ -166,4 +167,4 @@ class ReferenceBlocks:
     def split(self, logits: Tensor, live: tuple[int | None, ...]) -> list[Tensor | None]:
         """Each reference's logits ``(n, V)`` (``None`` where its block has left)."""
         return [logits[live.index(j) * self.n : (live.index(j) + 1) * self.n] if j in live else None
-                for j in range(len(self.plans))]  # fmt: skip
+                for j in range(len(self.refs))]  # fmt: skip

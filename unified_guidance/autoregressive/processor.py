@@ -21,14 +21,14 @@ import torch
 from torch import Tensor, nn
 
 from ..compat import transformers as hf
-from ..guidance.engine import Guidance
+from ..guidance.spec import Guidance, as_guidance
 from ..schedules.scale import Constant, Schedule
 from .checks import check_prompts, check_scores
 from .decoding import RowDecoder
-from .mixing import Mixing, guided_scores
+from .mixing import Mixing, guided_scores, with_plausibility
 from .model import as_model, check_prompt
-from .progress import ScalePlan
-from .sampler import DecodeSpec, as_guidance, decode, reference_prompt
+from .progress import decode_plan
+from .sampler import DecodeSpec, decode, reference_prompt
 
 try:  # the base class only; the processor works as a plain callable too
     from transformers import LogitsProcessor as _Base
@@ -76,16 +76,17 @@ class GuidanceLogitsProcessor(_Base):
         plausibility: float | None = None,
     ) -> None:
         self.lm = as_model(model)
-        self.mixing = Mixing(as_guidance(guidance), space, plausibility)
-        if len(self.mixing.guidance.references) > 1 or self.mixing.guidance.reference is not None:
+        g = with_plausibility(as_guidance(guidance), plausibility)
+        self.mixing = Mixing(g, space)
+        if len(g.references) > 1 or g.references[0].source is not None:
             raise ValueError(
                 "guidance: the logits processor runs one reference (∅ or the negative prompt); decode perturbed "
                 "or further references with unified_guidance.autoregressive.generate"
             )
-        schedule = self.mixing.guidance.schedule
-        if max_new_tokens is None and not isinstance(schedule, Constant):
+        if max_new_tokens is None and not isinstance(g.references[0].schedule, Constant):
             raise ValueError("max_new_tokens: a schedule over progress needs the number of new tokens")
-        self.plan = ScalePlan.build(schedule, max_new_tokens or 1)
+        self.plan = decode_plan(g, max_new_tokens or 1)
+        self._until = self.plan.unused_from(0)  # the reference branch stops running at this token
         self.negative = (negative_input_ids, negative_attention_mask)
         self._decoder: RowDecoder | None = None
         self._history: Tensor | None = None
@@ -97,23 +98,20 @@ class GuidanceLogitsProcessor(_Base):
     @torch.no_grad()
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
         step = self._advance(input_ids)
-        index = min(step, len(self.plan.scales) - 1)
+        index = min(step, len(self.plan) - 1)
         reference = None
-        if self._decoder is not None and self.plan.guided(index):
+        if self._decoder is not None and index < self._until:
             reference = self._reference_logits(input_ids)
             check_scores(scores, input_ids.shape[0], reference.shape[-1])
         else:
             self._decoder = None  # the scale stays 1: stop running the reference branch
         dtype = torch.promote_types(scores.dtype, reference.dtype if reference is not None else scores.dtype)
-        scale = self.plan.scales[index].to(dtype)
-        out, self._state = guided_scores(
-            self.mixing,
-            scores.to(dtype),
-            None if reference is None else reference.to(dtype),
-            scale,
-            self.plan.taus[index],
-            self._state,
+        scale = self.plan.scales[index, 0].to(dtype)
+        ref = None if reference is None else reference.to(dtype)
+        out, states = guided_scores(
+            self.mixing, scores.to(dtype), [ref], [scale], self.plan.taus[index], [self._state], self.plan[index]
         )
+        self._state = states[0]
         self._history = input_ids
         return out
 
@@ -134,7 +132,7 @@ class GuidanceLogitsProcessor(_Base):
             )
             check_prompts(self.lm, (input_ids, torch.ones_like(input_ids)), ref, None)
             self._identity = reference_identity(*ref)
-            self._decoder = RowDecoder(self.lm, *ref) if self.plan.guided(0) else None
+            self._decoder = RowDecoder(self.lm, *ref) if self._until > 0 else None
         return input_ids.shape[1] - self._prompt_length
 
     def _parents(self, input_ids: Tensor) -> Tensor | None:
@@ -178,7 +176,7 @@ def custom_generate(
     guidance: Guidance | Schedule | float = 1.0,
     negative_input_ids: Tensor | None = None,
     negative_attention_mask: Tensor | None = None,
-    guidance_space: str = "logprobs",
+    space: str = "logprobs",
     plausibility: float | None = None,
     **model_kwargs: Any,
 ) -> Tensor:
@@ -187,7 +185,9 @@ def custom_generate(
     transformers has already expanded ``input_ids`` for ``num_return_sequences`` and built
     the processors (warpers included when sampling) and stopping criteria; this runs
     :func:`~.sampler.decode` with them. Do not also set ``guidance_scale`` (that adds the
-    built-in guidance processor on top).
+    built-in guidance processor on top). ``guidance``, ``negative_input_ids``,
+    ``negative_attention_mask``, ``space`` and ``plausibility`` are those of
+    :func:`~.sampler.generate`.
     """
     if any(isinstance(p, hf.builtin_guidance_processor()) for p in logits_processor or []):
         raise ValueError("guidance_scale: pass guidance=... to custom_generate, not guidance_scale (guided twice)")
@@ -205,11 +205,11 @@ def custom_generate(
         _expand_rows(negative_attention_mask, rows, "negative_attention_mask"),
     )
     check_prompts(lm, (input_ids, mask), ref, generation_config.max_length - input_ids.shape[1])
-    g = as_guidance(guidance)
+    g = with_plausibility(as_guidance(guidance), plausibility)
     eos, pad = hf.special_token_tensors(generation_config, input_ids)
     spec = DecodeSpec(
-        mixing=Mixing(g, guidance_space, plausibility),
-        plans=(ScalePlan.build(g.schedule, generation_config.max_length - input_ids.shape[1]),),
+        mixing=Mixing(g, space),
+        plan=decode_plan(g, generation_config.max_length - input_ids.shape[1]),
         processors=logits_processor,
         stopping=stopping_criteria,
         eos=eos,

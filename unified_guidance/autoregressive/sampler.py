@@ -5,8 +5,8 @@ batch of 2B rows with one KV cache (:class:`~.decoding.RowDecoder`); transformer
 ``generate(guidance_scale=…)`` runs the reference as a second forward with its own
 cache instead. Per step (order matters and is fixed):
 
-1. guided scores from the conditional and reference logits (:func:`~.mixing.guided_scores`):
-   rule → post-processes → plausibility mask;
+1. guided scores from the conditional and reference logits (:func:`~.mixing.guided_scores`, the
+   engine's combination): the references' rules → post-processes (the plausibility mask among them);
 2. ``logits_processor`` (repetition penalty, bad words …) on the *guided* scores, as in
    transformers, where the guidance processor comes first;
 3. temperature → top-k → top-p → min-p (transformers' warpers) when sampling;
@@ -21,13 +21,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..guidance.engine import Guidance
+from ..guidance.plan import Plan
+from ..guidance.spec import Guidance, as_guidance
 from ..schedules.scale import Schedule
 from .checks import check_prompts, check_real, check_special_tokens, vocab_size
 from .decoding import ReferenceBlocks, RowDecoder, stack_prompts
-from .mixing import Mixing, mixed_scores
+from .mixing import Mixing, guided_scores, with_plausibility
 from .model import CausalLMModel, as_model, check_prompt
-from .progress import ScalePlan
+from .progress import decode_plan
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class DecodeSpec:
     """Everything a decode loop needs besides the prompts."""
 
     mixing: Mixing
-    plans: tuple[ScalePlan, ...]  # one per reference of the guidance, the first reference's first
+    plan: Plan  # every reference's scale at each new token (progress τ_k = k/(N − 1))
     processors: Any  # transformers.LogitsProcessorList
     stopping: Any  # transformers.StoppingCriteriaList
     eos: Tensor
@@ -44,18 +45,6 @@ class DecodeSpec:
     generator: torch.Generator | None = None
     streamer: Any = None
     drop_finished: bool = True  # ended rows leave the batch; False: the plain loop that keeps them
-
-    @property
-    def plan(self) -> ScalePlan:
-        return self.plans[0]
-
-
-def as_guidance(guidance: Guidance | Schedule | float) -> Guidance:
-    if isinstance(guidance, Guidance):
-        return guidance
-    if isinstance(guidance, (Schedule, int, float)) and not isinstance(guidance, bool):
-        return Guidance(scale=guidance)
-    raise TypeError(f"guidance: expected a number, a Schedule or a Guidance, got {type(guidance).__name__}")
 
 
 def _check_int(name: str, value: Any, lo: int) -> int:
@@ -165,7 +154,8 @@ def generate(
         guidance: a scale, a schedule over token progress τ (see :mod:`.progress`) or a
             :class:`~unified_guidance.guidance.Guidance` with a token-space rule.
         space: mix ``"logprobs"`` (default) or raw ``"logits"``.
-        plausibility: α of the contrastive-decoding mask (Li et al., arXiv 2210.15097).
+        plausibility: α of the contrastive-decoding mask (Li et al., arXiv 2210.15097), appended
+            to the guidance's post-processes (:class:`~.mixing.PlausibilityMask`).
         num_beams: beam search over the renormalised guided log-probs (early stopping once
             ``num_beams`` hypotheses ended; length normalised by ``new_tokens**length_penalty``).
         eos_token_id, pad_token_id: default to the model's generation config; finished rows
@@ -185,10 +175,10 @@ def generate(
     check_prompts(lm, (ids, mask), ref, max_new_tokens)
     eos, pad = _special_tokens(lm, eos_token_id, pad_token_id)
     check_special_tokens(eos, pad, vocab_size(lm))
-    g = as_guidance(guidance)
+    g = with_plausibility(as_guidance(guidance), plausibility)
     spec = DecodeSpec(
-        mixing=Mixing(g, space, plausibility),
-        plans=tuple(ScalePlan.build(r.schedule, max_new_tokens) for r in g.references),
+        mixing=Mixing(g, space),
+        plan=decode_plan(g, max_new_tokens),
         processors=_processors(logits_processor, do_sample, temperature, top_k, top_p, min_p),
         stopping=_stopping(stopping_criteria),
         eos=eos,
@@ -200,7 +190,7 @@ def generate(
     if num_beams > 1:
         from .beam import beam_search
 
-        if len(g.references) > 1 or g.reference is not None:
+        if len(g.references) > 1 or g.references[0].source is not None:
             raise ValueError("num_beams: beam search takes one reference (∅ or the negative prompt); decode "
                              "perturbed or further references with num_beams=1")  # fmt: skip
         return beam_search(lm, (ids, mask), ref, spec, num_beams, num_return_sequences, length_penalty)
@@ -238,12 +228,12 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
     loop that keeps every row.
     """
     ids, n = prompt[0], prompt[0].shape[0]
-    steps = len(spec.plan.scales)
-    blocks = ReferenceBlocks(spec.mixing.guidance.references, spec.plans, n)
+    steps, plan = len(spec.plan), spec.plan
+    blocks = ReferenceBlocks(spec.mixing.guidance.references, plan, n)
     live = blocks.live(0)
     decoder = RowDecoder(lm, *stack_prompts([blocks.prompt(j, prompt, ref) for j in live], lm.pad_token_id))
     logits = decoder.prefill(blocks.perturbations(live))  # (len(live)·n, V): the latest logits of every row
-    states: list = [None] * len(spec.plans)
+    states: list = [None] * len(spec.mixing.guidance.references)
     going = torch.arange(n, device=ids.device)
     unfinished = torch.ones(n, dtype=torch.bool, device=ids.device)
     tokens = ids[:, -1]
@@ -260,8 +250,8 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
             step = decoder.step(tokens[going].repeat(len(live)), blocks.perturbations(live, len(going)))
             logits = logits.index_copy(0, rows, step)
         refs = blocks.split(logits, live)
-        scales = [plan.scales[k].to(logits) for plan in spec.plans]
-        scores, states = mixed_scores(spec.mixing, logits[:n], refs, scales, spec.plan.taus[k], states)
+        scales = list(plan.scales[k].to(logits))
+        scores, states = guided_scores(spec.mixing, logits[:n], refs, scales, plan.taus[k], states, plan[k])
         scores = spec.processors(ids, scores)
         tokens = _pick(scores, spec.do_sample, spec.generator)
         tokens = torch.where(unfinished, tokens, torch.full_like(tokens, spec.pad_token_id))

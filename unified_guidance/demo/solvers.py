@@ -19,8 +19,8 @@ from .sweep import SolverGuidance
 
 def plain(g: SolverGuidance) -> Guidance:
     """The rule, schedule and reference of ``g`` as an ordinary :class:`Guidance`."""
-    return Guidance(rule=g.rule, scale=g.scale, post=g.post, reference=g.reference, also=g.also,
-                    batch_branches=g.batch_branches, check_finite=g.check_finite)  # fmt: skip
+    return Guidance(references=g.references, post=g.post, batch_branches=g.batch_branches,
+                    check_finite=g.check_finite)  # fmt: skip
 
 
 class SolverAdapter(nn.Module):

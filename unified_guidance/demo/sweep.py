@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..autoregressive.mixing import PlausibilityMask
+from ..guidance import APG, FDG, TCFG, Adaptive, CFGZeroStar, DynamicThreshold, MamboG, Rescale
 from ..guidance.engine import Guidance
-from ..guidance.rules import APG, FDG, TCFG, Adaptive, CFGZeroStar, DynamicThreshold, MamboG, Rescale
 from ..guidance.spec import Reference
 from ..perturb import pag, slg
 from ..schedules.scale import Beta, Decay, Interval
@@ -68,7 +68,7 @@ class MitigationParams:
     cfg_pag_scale: float = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class SolverGuidance(Guidance):
     """A :class:`Guidance` that also names a solver-level method (``"cfgpp"``, ``"rectified_cfgpp"``).
 
@@ -76,8 +76,13 @@ class SolverGuidance(Guidance):
     (:mod:`.solvers`) reads ``solver`` and calls the paradigm's solver for it.
     """
 
-    solver: str = "cfgpp"
-    gamma: float = 1.0
+    solver: str
+    gamma: float
+
+    def __init__(self, scale: float, solver: str = "cfgpp", gamma: float = 1.0) -> None:
+        super().__init__(scale=scale)
+        object.__setattr__(self, "solver", solver)
+        object.__setattr__(self, "gamma", gamma)
 
 
 def _cfg(s: float, p: MitigationParams) -> Guidance:

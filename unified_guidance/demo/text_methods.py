@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..autoregressive import PlausibilityMask
-from ..guidance.rules import Rescale
+from ..guidance import Rescale
 from ..guidance.spec import Guidance, Reference
 from ..perturb import slg
 from ..schedules.scale import Decay, Interval

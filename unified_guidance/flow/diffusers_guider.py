@@ -72,7 +72,7 @@ class UnifiedGuider(BaseGuidance):
         super().__init__(0.0, 1.0, enabled)
         if not isinstance(guidance, Guidance):
             raise TypeError(f"guidance: expected a unified_guidance Guidance, got {type(guidance).__name__}")
-        if guidance.reference is not None or guidance.also:
+        if len(guidance.references) > 1 or guidance.references[0].source is not None:
             raise ValueError(
                 "guidance: a reference model or perturbation, or further references, cannot run inside a diffusers "
                 "pipeline's guider (it hands over two branches); use ∅ or a negative, or sample with "
@@ -124,10 +124,10 @@ class UnifiedGuider(BaseGuidance):
         if compat.guider_timestep(self) is None:
             return True
         tau = torch.tensor(1.0 - self.sigma(), dtype=torch.float64).clamp(0.0, 1.0)
-        rule = self.guidance.rule
-        if rule.zero_output(tau):  # type: ignore[union-attr]
+        (ref,) = self.guidance.references
+        if ref.rule.zero_output(tau):
             return False
-        return not bool((self.guidance.schedule(tau) == 1).all())
+        return not bool((ref.schedule(tau) == 1).all())
 
     @property
     def num_conditions(self) -> int:

@@ -5,16 +5,9 @@ The functional core (``cfg``, ``rescale``, ``cfg_zero_star``, ``dynamic_threshol
 :class:`GuidedModel` apply them to a :class:`~unified_guidance.core.ConditionalModel`.
 """
 
-from .engine import (
-    Guidance,
-    GuidanceStats,
-    GuidedModel,
-    GuidedPrediction,
-    ModelReference,
-    PerturbedReference,
-    Reference,
-    guide,
-)
+from .adaptive import Adaptive, AdaptiveState
+from .combine import combine
+from .engine import GuidedModel, guide
 from .frequency import fdg, laplacian_pyramid, rebuild_pyramid
 from .functional import (
     APGState,
@@ -35,27 +28,19 @@ from .functional import (
     tangential_reference,
     tcfg,
 )
-from .rules import (
-    APG,
-    CFG,
-    FDG,
-    POSTPROCESSES,
-    RULES,
-    TCFG,
-    Adaptive,
-    CFGZeroStar,
-    DynamicThreshold,
-    MamboG,
-    NormCap,
-    PerpNeg,
-    PostProcess,
-    Rescale,
-    Rule,
-    StaticClip,
-    postprocess_from_name,
-    rule_from_name,
+from .plan import Plan
+from .post import DynamicThreshold, NormCap, PostProcess, Rescale, StaticClip
+from .registry import POSTPROCESSES, RULES, postprocess_from_name, rule_from_name
+from .rules import APG, CFG, FDG, TCFG, CFGZeroStar, MamboG, PerpNeg, Rule
+from .spec import (
+    Guidance,
+    GuidanceStats,
+    GuidedPrediction,
+    ModelReference,
+    PerturbedReference,
+    Reference,
+    as_guidance,
 )
-from .rules_recent import AdaptiveState
 
 __all__ = [
     "APG",
@@ -78,14 +63,17 @@ __all__ = [
     "NormCap",
     "PerpNeg",
     "PerturbedReference",
+    "Plan",
     "PostProcess",
     "Reference",
     "Rescale",
     "Rule",
     "StaticClip",
     "apg",
+    "as_guidance",
     "cfg",
     "cfg_zero_star",
+    "combine",
     "cosine",
     "dynamic_threshold",
     "fdg",

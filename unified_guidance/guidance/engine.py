@@ -1,10 +1,11 @@
-"""The guided model: evaluates the branches and applies a rule, keeping ``(x, t, cond)``.
+"""The guided model: evaluates the branches and combines them, keeping ``(x, t, cond)``.
 
 Where predictions come from (null condition, negative condition, reference
-model) is kept apart from how they are combined (:mod:`.rules`). The
+model, perturbation: :mod:`.branches`) is kept apart from how they are combined
+(:func:`~.combine.combine`, the same step autoregressive decoding uses). The
 conditional and reference branches run as one forward over a stacked batch by
-default; where the effective scale is exactly 1 the reference forward is not
-run at all, and the saving is counted.
+default; where a reference's scale is exactly 1 its forward is not run at all,
+and the saving is counted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from ..perturb.hooks import Selections
 from ..schedules.scale import Schedule
 from .branches import Branch, reference_branch, run_branches
 from .calls import compiling, is_unit, progress_at, scale_at
-from .rules import Rule
+from .combine import combine
+from .plan import Plan, StepPlan
+from .rules import CFG
 from .spec import (
     Guidance,
     GuidanceStats,
@@ -31,7 +34,7 @@ from .spec import (
     ModelReference,
     PerturbedReference,
     Reference,
-    StepPlan,
+    as_guidance,
 )
 
 __all__ = [
@@ -89,11 +92,6 @@ class GuidedModel(nn.Module):
     def progress(self, t: Tensor) -> Tensor:
         return self.model.progress(t)
 
-    @property
-    def state(self) -> Any:
-        """The first reference's rule state (APG momentum, adaptive guidance's stopped samples)."""
-        return self.states[0]
-
     def reset(self) -> None:
         """Forget rule state (APG momentum) before a new generation."""
         self.states = [None] * len(self.guidance.references)
@@ -112,7 +110,7 @@ class GuidedModel(nn.Module):
     def forward(self, x: Tensor, t: Tensor | float, cond: Cond | Conditions | None = None) -> Tensor:
         return self.evaluate(x, t, cond).guided
 
-    def plan(self, times: Tensor) -> list[StepPlan]:
+    def plan(self, times: Tensor) -> Plan:
         """What each call at ``times`` ``(N,)`` will skip, decided on the host before a sampling loop.
 
         A sampler with a time grid known in advance passes ``plan[i]`` to :meth:`evaluate`, so
@@ -120,27 +118,17 @@ class GuidedModel(nn.Module):
         (with ``check_finite=False``) and compiles into one graph.
         """
         tau = self.progress(times) if self.model.path is not None else times
-        units = [r.schedule.value(tau) == 1 for r in self.guidance.references]
-        zero = [self.guidance.rule.zero_output(tau[i : i + 1]) for i in range(len(tau))]  # type: ignore[union-attr]
-        flags = torch.stack(units, dim=1).tolist()
-        return [StepPlan(tuple(f), z) for f, z in zip(flags, zero, strict=True)]
+        return Plan.build(self.guidance, tau)
 
     def evaluate(
-        self,
-        x: Tensor,
-        t: Tensor | float,
-        cond: Cond | Conditions | None = None,
-        *,
-        need_reference: bool = False,
-        plan: StepPlan | None = None,
+        self, x: Tensor, t: Tensor | float, cond: Cond | Conditions | None = None, *, plan: StepPlan | None = None
     ) -> GuidedPrediction:
         """The guided prediction with the branches it came from (all in the model's space).
 
-        ``need_reference=True`` runs the reference branch even where the scale is 1
-        (solvers such as CFG++ re-noise with it); otherwise it is skipped there and
-        :attr:`GuidedPrediction.reference` is ``None``. ``plan``: this call's entry of
-        :meth:`plan` (which references have scale 1, whether the rule outputs zero); without
-        it the engine reads the scales back, or, under ``torch.compile``, runs every reference.
+        A reference is not run where its scale is 1 or its rule outputs zero
+        (:attr:`GuidedPrediction.references` holds ``None`` there). ``plan``: this call's entry
+        of :meth:`plan`; without it the engine reads the scales back, or, under
+        ``torch.compile``, runs every reference.
         """
         g = self.guidance
         spec = cond if isinstance(cond, Conditions) else None
@@ -157,7 +145,7 @@ class GuidedModel(nn.Module):
         checks.trace("x", x, "the state the guided model was called with")
         tau = progress_at(self.model.path, t, checks)
         with checks.first():  # a bad x or t is reported even if it makes the network raise
-            return self._evaluate(x, t, tau, cond, spec, need_reference, checks, plan)
+            return self._evaluate(x, t, tau, cond, spec, checks, plan)
 
     def _evaluate(
         self,
@@ -166,147 +154,110 @@ class GuidedModel(nn.Module):
         tau: Tensor,
         cond: Cond | Conditions | None,
         spec: Conditions | None,
-        need_reference: bool,
         checks: DeferredChecks,
         plan: StepPlan | None,
     ) -> GuidedPrediction:
         refs, batch = self.guidance.references, x.shape[0]
         scales = [scale_at(r, tau, checks) for r in refs]
-        first: Rule = refs[0].rule  # type: ignore[assignment]
+        zero = [r.rule.zero_output(tau) for r in refs] if plan is None else list(plan.zero)
+        unit = [is_unit(w) for w in scales] if plan is None else list(plan.unit)
         self._calls += 1
-        if (first.zero_output(tau) if plan is None else plan.zero) and not need_reference:
+        if len(refs) == 1 and zero[0]:  # ĝ = 0: not even the conditional branch is needed
             self._count_skip(batch * (1 + (len(spec.conds) if spec else 1)))
-            zero = self._to(torch.zeros_like(x), first.space or self.space, self.space, x, t)
+            out = self._to(torch.zeros_like(x), refs[0].rule.space or self.space, self.space, x, t)
             checks.verify()
-            return GuidedPrediction(zero, zero, None, (None,) * (len(refs) - 1))
+            return GuidedPrediction(out, out, (None,))
         if spec is None:
             spec = Conditions.single(self.model.null_condition(batch, device=x.device) if cond is None else cond)
-        active = first.reference_rows(self.states[0], batch)  # None: every sample needs the reference
-        unit = [is_unit(w) for w in scales] if plan is None else plan.unit
-        run = [j for j in range(len(refs)) if self._runs(j, cond, spec, unit[j], active, need_reference)]
-        for _ in range(len(refs) - len(run)):
-            self._count_skip(batch)
-        if not run:  # the conditional prediction is the guided one
-            c = self.model(x, t, spec.conds[0])
-            checks.trace("conditional prediction", c)
-            out = self._post(c, c, self.space, x, t, checks)
-            checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
-            checks.verify()
-            return GuidedPrediction(out, c, None, (None,) * (len(refs) - 1))
-        rows = None if need_reference or active is None or compiling() or bool(active.all()) else active.nonzero()[:, 0]
-        conds, preds = self._branches(x, t, spec, run, checks, rows)
-        out, combined, states = self._combine(x, t, tau, spec, conds, preds, scales, checks)
-        checks.finite("guided prediction", out, f"the guided model's output (space {self.space!r})")
+        rows = [r.rule.reference_rows(state, batch) for r, state in zip(refs, self.states, strict=True)]
+        run = [j for j in range(len(refs)) if self._runs(refs[j], cond, spec, unit[j] or zero[j], rows[j])]
+        for j in set(range(len(refs))) - set(run):  # a composition runs ∅ all the same: no rows saved there
+            self._count_skip(0 if refs[j].source is None and not spec.is_single else batch)
+        subsets = {j: _subset(rows[j]) for j in run}
+        conds, preds = self._branches(x, t, spec, run, subsets, checks)
+        combined = self._compose(x, t, spec, conds, preds)
+        refs_out = [preds.get(j) for j in range(len(refs))]
+        result = combine(refs, self.guidance.post, combined, refs_out, scales, tau, self.states,
+                         zero=zero, space=self.space, convert=lambda p, a, b: self._to(p, a, b, x, t),
+                         trace=checks.trace)  # fmt: skip
+        checks.finite("guided prediction", result.guided, f"the guided model's output (space {self.space!r})")
         checks.verify()
-        for j, state in states.items():
-            self.states[j] = state
-        return GuidedPrediction(out, combined, preds.get(0), tuple(preds.get(j) for j in range(1, len(refs))))
+        self.states = list(result.states)
+        return GuidedPrediction(result.guided, combined, tuple(refs_out))
 
-    def _combine(
-        self,
-        x: Tensor,
-        t: Tensor,
-        tau: Tensor,
-        spec: Conditions,
-        conds: list[Tensor],
-        preds: dict[int, Tensor],
-        scales: list[Tensor],
-        checks: DeferredChecks,
-    ) -> tuple[Tensor, Tensor, dict[int, Any]]:
-        """ĝ = g_first + Σ_rest (g_j − c), g_j = rule_j(c, r_j, w_j) in the rule's space; one reference: g_j."""
-        refs, states = self.guidance.references, {}
-        combined = conds[0]
-        if not spec.is_single:  # a composition is formed against the first reference, in its rule's space
-            space = refs[0].rule.space or self.space  # type: ignore[union-attr]
-            u = self._to(preds[0], self.space, space, x, t)
-            natives = [self._to(c, self.space, space, x, t) for c in conds]
-            combined = self._to(refs[0].rule.compose(natives, u, spec.weights), space, self.space, x, t)  # type: ignore[union-attr]
-        total, c_total, space_total = None, combined, self.space
-        for j, r_pred in preds.items():
-            rule: Rule = refs[j].rule  # type: ignore[assignment]
-            space = rule.space or self.space
-            c_native, r_native = self._to(combined, self.space, space, x, t), self._to(r_pred, self.space, space, x, t)
-            if space != self.space:
-                checks.trace(f"conditional prediction in {space}", c_native, f"converted from {self.space!r} at t")
-                checks.trace(f"{_name(j)} in {space}", r_native, f"converted from {self.space!r} at t")
-            guided, states[j] = rule(c_native, r_native, scales[j], tau=tau, state=self.states[j])
-            checks.trace("guided prediction", guided, lambda rule=rule: f"made by {rule!r} from finite branches")
-            if len(preds) == 1:  # exactly the rule's output, post-processed from its own space
-                total, c_total, space_total = guided, c_native, space
-            else:
-                guided = self._to(guided, space, self.space, x, t)
-                total = guided if total is None else total + (guided - combined)
-        assert total is not None
-        return self._post(total, c_total, space_total, x, t, checks), combined, states
+    def _runs(self, ref: Reference, cond: Any, spec: Conditions, idle: bool, rows: Tensor | None) -> bool:
+        """Whether a reference must run: its scale is not 1 and its rule does not output zero, some
+        sample still needs it, and it is not ∅ against a call that asked for ∅ itself (u + s(u − u) = u)."""
+        if idle:
+            return False
+        if rows is not None and not compiling() and not bool(rows.any()):
+            return False
+        return not (ref.source is None and cond is None)
 
-    def _runs(
-        self, j: int, cond: Any, spec: Conditions, unit: bool, active: Tensor | None, need_reference: bool
-    ) -> bool:
-        """Whether reference ``j`` must run: its scale is not 1 everywhere (and, for the first, the call
-        asked for ∅ itself — u + s(u − u) = u — or no sample still needs it)."""
-        if j > 0:
-            return not unit
-        if need_reference or not spec.is_single:
-            return True
-        nobody = active is not None and not compiling() and not bool(active.any())
-        return not (cond is None or nobody or unit)
+    def _compose(self, x: Tensor, t: Tensor, spec: Conditions, conds: list[Tensor], preds: dict) -> Tensor:
+        """The conditional prediction: c itself, or for several weighted conditions their composition
+        u + Σ wᵢ(cᵢ − u) against ∅ (or the negative), in the rule space of the references on ∅."""
+        if spec.is_single:
+            return conds[0]
+        rule = next((r.rule for r in self.guidance.references if r.source is None), CFG())
+        space = rule.space or self.space
+        u = self._to(preds[_NULL], self.space, space, x, t)
+        natives = [self._to(c, self.space, space, x, t) for c in conds]
+        return self._to(rule.compose(natives, u, spec.weights), space, self.space, x, t)
 
     # -- branches ---------------------------------------------------------------------------
 
     def _branches(
-        self, x: Tensor, t: Tensor, spec: Conditions, run: list[int], checks: DeferredChecks, rows: Tensor | None
-    ) -> tuple[list[Tensor], dict[int, Tensor]]:
-        """The conditional predictions (one per condition) and the predictions of the references ``run``.
+        self, x: Tensor, t: Tensor, spec: Conditions, run: list[int], subsets: dict, checks: DeferredChecks
+    ) -> tuple[list[Tensor], dict]:
+        """The conditional predictions (one per condition) and the predictions of the references ``run``
+        (and of ∅, keyed ``_NULL``, for a composition of conditions).
 
         The model's own branches (conditions, ∅ or the negative, perturbed references) run as one
-        stacked forward; another model's, as its own. ``rows`` ``(k,)``: run the first reference for
+        stacked forward; another model's, as its own. ``subsets[j]`` ``(k,)``: run reference j for
         these samples only; the others get the first conditional prediction in its place (a rule
         that stopped guiding them ignores it).
         """
         refs, n = self.guidance.references, len(spec.conds)
         own = [Branch(x, t, c) for c in spec.conds]
-        slots: dict[Any, int] = {}  # equal sources run once
-        where: dict[int, tuple[str, int]] = {}
+        slots: dict[Any, tuple[str, int]] = {}  # equal sources over equal rows run once
         others: list[tuple[ConditionalModel, Branch]] = []
-        for j in run:
-            source, subset = refs[j].source, rows if j == 0 else None
-            if j == 0 and isinstance(source, ModelReference) and spec.negative is not None:
+        wanted = [(j, refs[j].source, subsets[j]) for j in run]
+        if not spec.is_single:
+            wanted.append((_NULL, None, None))
+        where: dict[Any, tuple[str, int]] = {}
+        for j, source, subset in wanted:
+            if isinstance(source, ModelReference) and spec.negative is not None:
                 raise ValueError("negative: a reference model and a negative condition both claim the reference branch")
-            key = (source, None if subset is None else "rows")
+            key = (source, None if subset is None else j)
             if key not in slots:
                 branch = reference_branch(self.model, x, t, spec, source, subset)
                 if isinstance(source, ModelReference):
-                    slots[key] = len(others)
+                    slots[key] = ("other", len(others))
                     others.append((source.model, branch))
                 else:
-                    slots[key] = len(own)
+                    slots[key] = ("own", len(own))
                     own.append(branch)
-            where[j] = ("other" if isinstance(source, ModelReference) else "own", slots[key])
+            where[j] = slots[key]
         stacked = self.guidance.batch_branches
         mine = run_branches(self.model, own, stacked=stacked, cache=self._selected)
         theirs = [run_branches(m, [b], stacked=stacked)[0] for m, b in others]
         preds = {j: (theirs if kind == "other" else mine)[i] for j, (kind, i) in where.items()}
-        if rows is not None and 0 in preds:
-            self._skipped_rows += x.shape[0] - rows.shape[0]
-            preds[0] = mine[0].index_copy(0, rows, preds[0])
+        for j, subset in subsets.items():
+            if subset is not None:
+                self._skipped_rows += x.shape[0] - subset.shape[0]
+                preds[j] = mine[0].index_copy(0, subset, preds[j])
         conds = mine[:n]
+        named = {j: _name(j, len(refs)) for j in preds}
         for i, c in enumerate(conds):
             checks.trace(f"conditional prediction {i}" if n > 1 else "conditional prediction", c)
             for j, r in preds.items():
-                check_pair("conditional prediction", c, _name(j), r)
+                check_pair("conditional prediction", c, named[j], r)
         for j, r in preds.items():
-            checks.trace(_name(j), r)
+            checks.trace(named[j], r)
         return conds, preds
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _post(self, guided: Tensor, cond: Tensor, space: str, x: Tensor, t: Tensor, checks: DeferredChecks) -> Tensor:
-        for post in self.guidance.post:
-            target = post.space or space
-            guided, cond = self._to(guided, space, target, x, t), self._to(cond, space, target, x, t)
-            guided, space = post(guided, cond), target
-            checks.trace("post", guided, lambda post=post: f"made by {post!r}")
-        return self._to(guided, space, self.space, x, t)
 
     def _to(self, pred: Tensor, src: str, dst: str, x: Tensor, t: Tensor) -> Tensor:
         if src == dst:
@@ -325,10 +276,21 @@ def _describe(value: Any) -> str:
 
 def guide(model: ConditionalModel, guidance: Guidance | float | Schedule) -> GuidedModel:
     """Wrap ``model`` under ``guidance`` (a :class:`Guidance`, or just a scale for plain CFG)."""
-    if not isinstance(guidance, Guidance):
-        guidance = Guidance(scale=guidance)
-    return GuidedModel(model, guidance)
+    return GuidedModel(model, as_guidance(guidance))
 
 
-def _name(j: int) -> str:
-    return "reference prediction" if j == 0 else f"reference {j} prediction"
+_NULL = "null"  # the key of ∅'s prediction when a composition needs it and no running reference is ∅
+
+
+def _name(j: int | str, count: int) -> str:
+    if j == _NULL:
+        return "null prediction"
+    return "reference prediction" if count == 1 else f"reference {j} prediction"
+
+
+def _subset(rows: Tensor | None) -> Tensor | None:
+    """The samples ``(k,)`` a rule still needs the reference for; ``None``: all of them (or, under
+    ``torch.compile``, run every row rather than read the selection back)."""
+    if rows is None or compiling() or bool(rows.all()):
+        return None
+    return rows.nonzero()[:, 0]

@@ -1,11 +1,11 @@
-"""Typed rule objects over the pure functions of :mod:`.functional`.
+"""The rules: how the conditional prediction c and a reference r combine at scale s.
 
-A :class:`Rule` combines the conditional and reference predictions; a
-:class:`PostProcess` then adjusts the guided prediction (rescale, thresholding,
-norm cap). Each declares its native ``space``; ``None`` means "any space" —
-affine rules whose weights sum to one give the same result in every space, so
-the engine converts nothing for them. Non-linear ones run where their paper
-defines them, and the engine converts both branches there and back.
+A :class:`Rule` is a thin typed object over a pure function of :mod:`.functional` or
+:mod:`.frequency`; it declares its native ``space``: ``None`` means "any space" — affine rules
+whose weights sum to one (CFG) give the same result in every space, so the engine converts
+nothing for them; the others run where their paper defines them (or where ``space`` says), and
+the engine converts both branches there and back. Post-processes are in :mod:`.post`,
+adaptive guidance (a rule that stops guiding) in :mod:`.adaptive`.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.shapes import check_finite
 from ..core.spaces import check_space
 from . import functional as F
+from .frequency import fdg
+from .validation import check_number
 
 
-def _check_param(name: str, value: float, *, lo: float | None = None, hi: float | None = None) -> None:
-    check_finite(name, value)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-        raise ValueError(f"{name}: expected a value in {bounds}, got {value}")
+def check_space_or_none(space: str | None) -> None:
+    """A rule's ``space``: ``None`` (the model's own) or a known prediction space."""
+    if space is not None:
+        check_space("space", space)
 
 
 class Rule(ABC):
@@ -57,13 +57,6 @@ class Rule(ABC):
     def breakpoints(self) -> tuple[float, ...]:
         """Progress values in (0, 1) where the rule's output jumps (adaptive solvers need them)."""
         return ()
-
-    def check_scale(self, scale: Tensor) -> None:
-        if self.min_scale is not None and bool((scale < self.min_scale).any()):
-            raise ValueError(
-                f"scale: {type(self).__name__} expects scales ≥ {self.min_scale}, "
-                f"got a minimum of {float(scale.min()):g}"
-            )
 
 
 @dataclass(frozen=True)
@@ -96,12 +89,11 @@ class APG(Rule):
     min_scale = 0.0
 
     def __post_init__(self) -> None:
-        _check_param("eta", self.eta)
-        _check_param("momentum", self.momentum, lo=-1.0, hi=1.0)
+        check_number("eta", self.eta)
+        check_number("momentum", self.momentum, lo=-1.0, hi=1.0)
         if self.norm_threshold is not None:
-            _check_param("norm_threshold", self.norm_threshold, lo=0.0)
-        if self.space is not None:
-            check_space("space", self.space)
+            check_number("norm_threshold", self.norm_threshold, lo=0.0)
+        check_space_or_none(self.space)
 
     def __call__(self, cond, uncond, scale, *, tau, state=None):
         return F.apg(
@@ -123,9 +115,8 @@ class CFGZeroStar(Rule):
     min_scale = 0.0
 
     def __post_init__(self) -> None:
-        _check_param("zero_init", self.zero_init, lo=0.0, hi=1.0)
-        if self.space is not None:
-            check_space("space", self.space)
+        check_number("zero_init", self.zero_init, lo=0.0, hi=1.0)
+        check_space_or_none(self.space)
 
     def __call__(self, cond, uncond, scale, *, tau, state=None):
         out = F.cfg_zero_star(cond, uncond, scale)
@@ -141,110 +132,96 @@ class CFGZeroStar(Rule):
         return (self.zero_init,) if 0.0 < self.zero_init < 1.0 else ()
 
 
-class PostProcess(ABC):
-    """Adjusts a guided prediction, knowing the conditional one."""
+@dataclass(frozen=True)
+class TCFG(Rule):
+    """Tangential damping CFG (Kwon et al., arXiv 2503.18137): ``u′ + s(c − u′)``,
+    u′ = (u·v₁)v₁ with v₁ the top right-singular vector of ``[c; u]`` per sample.
+
+    The paper damps the reference on ε of image models; here the model's space by default.
+    """
 
     space: str | None = None
 
-    @abstractmethod
-    def __call__(self, guided: Tensor, cond: Tensor) -> Tensor: ...
+    def __post_init__(self) -> None:
+        check_space_or_none(self.space)
+
+    def __call__(self, cond, uncond, scale, *, tau, state=None):
+        return F.tcfg(cond, uncond, scale), None
 
 
 @dataclass(frozen=True)
-class Rescale(PostProcess):
-    """Rescaled CFG (Lin et al., arXiv 2305.08891): ``φ·x·std(c)/std(x) + (1 − φ)·x``.
+class MamboG(Rule):
+    """Magnitude-aware guidance (MAMBO-G, arXiv 2508.03442): ``u + s_eff(c − u)``,
+    ``s_eff = 1 + (s − 1)·exp(−α‖c − u‖/‖u‖)`` per sample; α = 0 is CFG. Any rank."""
 
-    Applied to x0 by default (the denoised image whose spread over-exposure inflates).
+    alpha: float = 8.0
+    space: str | None = None
+
+    def __post_init__(self) -> None:
+        check_number("alpha", self.alpha, lo=0.0)
+        check_space_or_none(self.space)
+
+    def __call__(self, cond, uncond, scale, *, tau, state=None):
+        return F.mambo_g(cond, uncond, scale, self.alpha), None
+
+
+@dataclass(frozen=True)
+class FDG(Rule):
+    """Frequency-decoupled guidance (Sadat et al., arXiv 2506.19713) on image-shaped predictions.
+
+    Band l (finest first) gets the scale ``1 + (s − 1)·ratios[l]`` — so the guidance
+    schedule's s still means one thing (s = 1 is c, and the reference is skipped) —
+    and parallel weight ``parallel_weights[l]``; native space x0 (the denoised image).
+    ``ratios=(1.0, 0.5)`` is the paper's "high scale for detail, low for layout" at
+    half the guidance strength in the coarse band.
     """
 
-    phi: float = 0.7
+    ratios: tuple[float, ...] = (1.0, 0.5)
+    parallel_weights: tuple[float, ...] | float = 1.0
     space: str | None = "x0"
 
     def __post_init__(self) -> None:
-        _check_param("phi", self.phi, lo=0.0, hi=1.0)
-        if self.space is not None:
-            check_space("space", self.space)
+        object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
+        if not self.ratios:
+            raise ValueError("ratios: expected one ratio per pyramid band, got none")
+        for r in self.ratios:
+            check_number("ratios", r)
+        if not isinstance(self.parallel_weights, (int, float)):
+            object.__setattr__(self, "parallel_weights", tuple(float(w) for w in self.parallel_weights))
+            if len(self.parallel_weights) != len(self.ratios):
+                raise ValueError(
+                    f"parallel_weights: expected {len(self.ratios)} weights (one per ratio), "
+                    f"got {len(self.parallel_weights)}"
+                )
+        check_space_or_none(self.space)
 
-    def __call__(self, guided, cond):
-        return F.rescale(guided, cond, self.phi)
-
-
-@dataclass(frozen=True)
-class DynamicThreshold(PostProcess):
-    """Imagen's dynamic thresholding of x0 (Saharia et al., arXiv 2205.11487)."""
-
-    percentile: float = 0.995
-    max_value: float = float("inf")
-    space = "x0"
-
-    def __post_init__(self) -> None:
-        _check_param("percentile", self.percentile, lo=0.0, hi=1.0)
-        if not self.max_value >= 1.0:
-            raise ValueError(f"max_value: expected a value ≥ 1, got {self.max_value}")
-
-    def __call__(self, guided, cond):
-        return F.dynamic_threshold(guided, self.percentile, self.max_value)
+    def __call__(self, cond, uncond, scale, *, tau, state=None):
+        scales = [1.0 + (scale - 1.0) * r for r in self.ratios]
+        return fdg(cond, uncond, scales, self.parallel_weights), None
 
 
 @dataclass(frozen=True)
-class StaticClip(PostProcess):
-    """Clamp x0 to [−bound, bound] (the data range)."""
+class PerpNeg(Rule):
+    """Perp-Neg (Armandpour et al., arXiv 2304.04968) over a composition with negative weights.
 
-    bound: float = 1.0
-    space = "x0"
+    Use it with ``Conditions.compose([(positive, 1.0), (negative, -w)])``: the
+    positive-weight conditions form d₊ = Σ wᵢ(cᵢ − u), and of each negative only the
+    part orthogonal to d₊ is subtracted, ``u + s·(d₊ − Σ |wⱼ|·(dⱼ − proj_{d₊} dⱼ))``,
+    u = ∅'s prediction. With a single condition it is CFG.
+    """
 
-    def __post_init__(self) -> None:
-        _check_param("bound", self.bound, lo=0.0)
-
-    def __call__(self, guided, cond):
-        return F.static_clip(guided, self.bound)
-
-
-@dataclass(frozen=True)
-class NormCap(PostProcess):
-    """Cap ‖guided‖ at ``k``·‖c‖ per sample; in x0 by default, any space on request."""
-
-    k: float = 1.0
-    space: str | None = "x0"
+    space: str | None = None
 
     def __post_init__(self) -> None:
-        _check_param("k", self.k, lo=0.0)
-        if self.space is not None:
-            check_space("space", self.space)
+        check_space_or_none(self.space)
 
-    def __call__(self, guided, cond):
-        return F.norm_cap(guided, cond, self.k)
+    def compose(self, conds: Sequence[Tensor], uncond: Tensor, weights: Sequence[float]) -> Tensor:
+        pos = [(c, w) for c, w in zip(conds, weights, strict=True) if w > 0]
+        neg = [(c, -w) for c, w in zip(conds, weights, strict=True) if w < 0]
+        if not pos:
+            raise ValueError(f"weights: PerpNeg needs at least one positive weight, got {tuple(weights)}")
+        positive = F.multi_cfg([c for c, _ in pos], uncond, [w for _, w in pos])
+        return F.perp_neg(positive, uncond, [c for c, _ in neg], 1.0, [w for _, w in neg])
 
-
-from .rules_recent import FDG, TCFG, Adaptive, MamboG, PerpNeg  # noqa: E402  (they subclass Rule)
-
-RULES: dict[str, type[Rule]] = {
-    "cfg": CFG,
-    "apg": APG,
-    "cfg_zero_star": CFGZeroStar,
-    "tcfg": TCFG,
-    "fdg": FDG,
-    "mambo_g": MamboG,
-    "perp_neg": PerpNeg,
-    "adaptive": Adaptive,
-}
-POSTPROCESSES: dict[str, type[PostProcess]] = {
-    "rescale": Rescale,
-    "dynamic_threshold": DynamicThreshold,
-    "static_clip": StaticClip,
-    "norm_cap": NormCap,
-}
-
-
-def rule_from_name(name: str, **kwargs: Any) -> Rule:
-    """Build a registered rule by name; unknown names list the valid ones."""
-    if name not in RULES:
-        raise ValueError(f"rule: unknown rule {name!r}; valid rules: {', '.join(RULES)}")
-    return RULES[name](**kwargs)
-
-
-def postprocess_from_name(name: str, **kwargs: Any) -> PostProcess:
-    """Build a registered post-process by name; unknown names list the valid ones."""
-    if name not in POSTPROCESSES:
-        raise ValueError(f"post: unknown post-process {name!r}; valid ones: {', '.join(POSTPROCESSES)}")
-    return POSTPROCESSES[name](**kwargs)
+    def __call__(self, cond, uncond, scale, *, tau, state=None):
+        return F.cfg(cond, uncond, scale), None

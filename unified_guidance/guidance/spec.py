@@ -1,5 +1,5 @@
-"""What a guided model is told: the :class:`Guidance` (rule, scale schedule, post-processes,
-references), and what it reports: :class:`GuidedPrediction`, :class:`GuidanceStats`.
+"""What a guided model is told: the :class:`Guidance` (its references, each with a rule and a
+scale schedule, and the post-processes), and what it reports: :class:`GuidedPrediction`, :class:`GuidanceStats`.
 
 :class:`~.engine.GuidedModel` carries these out; they live apart so that the engine
 reads as the evaluation itself.
@@ -8,14 +8,16 @@ reads as the evaluation itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import Tensor
 
 from ..core.model import ConditionalModel
 from ..perturb.spec import Perturbation
 from ..schedules.scale import Schedule, as_schedule
-from .rules import CFG, PostProcess, Rule, postprocess_from_name, rule_from_name
+from .post import PostProcess
+from .registry import postprocess_from_name, rule_from_name
+from .rules import CFG, Rule
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class PerturbedReference:
 Source = ModelReference | PerturbedReference | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Reference:
     """One reference branch r with its own rule and scale schedule w(τ).
 
@@ -69,52 +71,58 @@ class Reference:
             means one with ``condition="same"``).
         scale: w as a number or schedule, in CFG's convention: w = 1 leaves c unchanged (and
             skips the reference's forward). The PAG/SEG/SLG papers' additive scale s is w = 1 + s.
-        rule: how c and r combine (any rule; default CFG).
+        rule: how c and r combine (a :class:`Rule` or a registered name; default CFG).
     """
 
-    source: Source | Perturbation = None
-    scale: Schedule | float = 1.0
-    rule: Rule | str = field(default_factory=CFG)
+    source: Source
+    scale: Schedule
+    rule: Rule
 
-    def __post_init__(self) -> None:
-        if isinstance(self.source, Perturbation):
-            object.__setattr__(self, "source", PerturbedReference(self.source))
-        elif self.source is not None and not isinstance(self.source, (ModelReference, PerturbedReference)):
+    def __init__(
+        self, source: Source | Perturbation = None, scale: Schedule | float = 1.0, rule: Rule | str | None = None
+    ) -> None:
+        if isinstance(source, Perturbation):
+            source = PerturbedReference(source)
+        elif source is not None and not isinstance(source, (ModelReference, PerturbedReference)):
             raise TypeError(
                 "source: expected None (∅ or the negative condition), a ModelReference, a PerturbedReference "
-                f"or a Perturbation, got {type(self.source).__name__}"
+                f"or a Perturbation, got {type(source).__name__}"
             )
-        object.__setattr__(self, "rule", _as_rule(self.rule))
-        object.__setattr__(self, "scale", as_schedule(self.scale))
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "scale", as_schedule(scale))
+        object.__setattr__(self, "rule", CFG() if rule is None else _as_rule(rule))
 
     @property
     def schedule(self) -> Schedule:
-        assert isinstance(self.scale, Schedule)
+        """The scale w(τ) (a :class:`~unified_guidance.schedules.scale.Schedule`)."""
         return self.scale
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Guidance:
-    """What to do: a rule, a scale schedule over progress τ, post-processing, the references.
+    """What to do: the references, each with its rule and scale schedule over progress τ, and
+    the post-processes.
 
-    The first reference is ``(reference, scale, rule)``; ``also`` adds more, each a
-    :class:`Reference` with its own source, rule and schedule. With references r₀ … r_k at
-    scales w_j the guided prediction is
+    With references r_1 … r_k at scales w_j the guided prediction is
 
-        ĝ = g₀ + Σ_{j≥1} (g_j − c),   g_j = rule_j(c, r_j, w_j)
+        ĝ = c + Σ_j (g_j − c),   g_j = rule_j(c, r_j, w_j)
 
-    (for CFG rules ``c + Σ_j (w_j − 1)(c − r_j)``; PAG with CFG: ``u + s(c − u) + s_p(c − c_pert)``
-    at w₁ = 1 + s_p). A reference whose w is 1 is not run; with one reference running, ĝ is
-    its rule's output exactly.
+    (:func:`~.combine.combine`; for CFG rules ``c + Σ_j (w_j − 1)(c − r_j)``; CFG + PAG:
+    ``u + s(c − u) + s_p(c − c_pert)`` at w = 1 + s_p). A reference whose w is 1 is not run
+    (g_j = c); one whose rule outputs zero (CFG-Zero*'s first steps) is not run either
+    (g_j = 0). With one reference running, ĝ is its rule's output exactly.
+
+    Build it from ``references=(Reference(...), ...)``, or with the shortcuts for the common
+    case: ``rule``, ``scale`` and ``reference`` make one :class:`Reference` and ``also`` adds
+    more after it (``Guidance(scale=3.0)`` is CFG against ∅;
+    ``Guidance(scale=3.0, also=[Reference(pag(...), 4.0)])`` is CFG + PAG).
 
     Args:
-        rule: a :class:`Rule` or a registered name (``"cfg"``, ``"apg"``, ``"cfg_zero_star"``).
-        scale: a number or a :class:`~unified_guidance.schedules.scale.Schedule`.
-        post: post-processes applied in order (rescale, thresholding, norm cap).
-        reference: ``None`` for ∅ (or the call's negative condition); a
-            :class:`ModelReference` for autoguidance; a :class:`PerturbedReference` (or a bare
-            perturbation) for PAG/SEG/SLG.
-        also: further :class:`Reference` branches (CFG + PAG: ``also=[Reference(pag(...), 4.0)]``).
+        references: the reference branches, each a :class:`Reference`.
+        rule, scale, reference: shortcut for ``references=(Reference(reference, scale, rule),)``.
+        also: further :class:`Reference` branches after the shortcut's one.
+        post: post-processes applied in order to the guided prediction at every call (rescale,
+            thresholding, norm cap, the plausibility mask).
         batch_branches: run the branches as one forward over a stacked batch
             (default); ``False`` runs them one after another to save memory.
         check_finite: raise, naming where it came from, when ``x``, a branch, the rule's
@@ -123,50 +131,40 @@ class Guidance:
             (:mod:`~unified_guidance.core.checks`). ``False`` turns them all off.
     """
 
-    rule: Rule | str = field(default_factory=CFG)
-    scale: Schedule | float = 1.0
-    post: Sequence[PostProcess | str] = ()
-    reference: Source | Perturbation = None
-    also: Sequence[Reference] = ()
-    batch_branches: bool = True
-    check_finite: bool = True
+    references: tuple[Reference, ...]
+    post: tuple[PostProcess, ...]
+    batch_branches: bool
+    check_finite: bool
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rule", _as_rule(self.rule))
-        object.__setattr__(self, "scale", as_schedule(self.scale))
-        if isinstance(self.reference, Perturbation):
-            object.__setattr__(self, "reference", PerturbedReference(self.reference))
-        elif self.reference is not None and not isinstance(self.reference, (ModelReference, PerturbedReference)):
-            raise TypeError(
-                "reference: expected None, a ModelReference, a PerturbedReference or a Perturbation, "
-                f"got {type(self.reference).__name__}"
-            )
-        if isinstance(self.also, Reference):
-            raise TypeError("also: expected a sequence of references, got one Reference; write also=[...]")
-        also = tuple(self.also)
-        for r in also:
-            if not isinstance(r, Reference):
-                raise TypeError(f"also: expected Reference objects, got {type(r).__name__}")
-        object.__setattr__(self, "also", also)
-        if isinstance(self.post, (str, PostProcess)):
-            raise TypeError(
-                f"post: expected a sequence of post-processes, got {self.post!r}; write post=({self.post!r},)"
-            )
-        posts = tuple(postprocess_from_name(p) if isinstance(p, str) else p for p in self.post)
-        for p in posts:
-            if not isinstance(p, PostProcess):
-                raise TypeError(f"post: expected PostProcess objects or names, got {type(p).__name__}")
-        object.__setattr__(self, "post", posts)
-
-    @property
-    def schedule(self) -> Schedule:
-        assert isinstance(self.scale, Schedule)
-        return self.scale
-
-    @property
-    def references(self) -> tuple[Reference, ...]:
-        """Every reference, the first one ``(reference, scale, rule)``."""
-        return (Reference(self.reference, self.scale, self.rule), *self.also)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        rule: Rule | str | None = None,
+        scale: Schedule | float | None = None,
+        post: Sequence[PostProcess | str] = (),
+        reference: Source | Perturbation = None,
+        also: Sequence[Reference] = (),
+        batch_branches: bool = True,
+        check_finite: bool = True,
+        *,
+        references: Sequence[Reference] | None = None,
+    ) -> None:
+        if references is not None:
+            given = [n for n, v in (("rule", rule), ("scale", scale), ("reference", reference)) if v is not None]
+            if given or also:
+                raise TypeError(
+                    f"references: given together with {', '.join(given or ['also'])}; pass every branch in "
+                    "references=(Reference(...), ...) or use the shortcuts, not both"
+                )
+            refs = _as_references("references", references)
+            if not refs:
+                raise ValueError("references: expected at least one Reference, got none")
+        else:
+            first = Reference(reference, 1.0 if scale is None else scale, rule)
+            refs = (first, *_as_references("also", also))
+        object.__setattr__(self, "references", refs)
+        object.__setattr__(self, "post", _as_posts(post))
+        object.__setattr__(self, "batch_branches", bool(batch_branches))
+        object.__setattr__(self, "check_finite", bool(check_finite))
 
     def reference_models(self) -> tuple[ConditionalModel, ...]:
         """The other models the references run (autoguidance), each once."""
@@ -180,9 +178,37 @@ class Guidance:
         """Progress values in (0, 1) where the guided prediction jumps: the schedules' and the rules'."""
         points: set[float] = set()
         for r in self.references:
-            rule: Rule = r.rule  # type: ignore[assignment]
-            points |= set(r.schedule.breakpoints()) | set(rule.breakpoints())
+            points |= set(r.schedule.breakpoints()) | set(r.rule.breakpoints())
         return tuple(sorted(points))
+
+
+def as_guidance(guidance: Guidance | Schedule | float, name: str = "guidance") -> Guidance:
+    """``guidance`` as a :class:`Guidance`: a number or a schedule is the scale of plain CFG against ∅."""
+    if isinstance(guidance, Guidance):
+        return guidance
+    if isinstance(guidance, (Schedule, int, float)) and not isinstance(guidance, bool):
+        return Guidance(scale=guidance)
+    raise TypeError(f"{name}: expected a number, a Schedule or a Guidance, got {type(guidance).__name__}")
+
+
+def _as_references(name: str, refs: Sequence[Reference]) -> tuple[Reference, ...]:
+    if isinstance(refs, Reference):
+        raise TypeError(f"{name}: expected a sequence of references, got one Reference; write {name}=[...]")
+    out = tuple(refs)
+    for r in out:
+        if not isinstance(r, Reference):
+            raise TypeError(f"{name}: expected Reference objects, got {type(r).__name__}")
+    return out
+
+
+def _as_posts(post: Sequence[PostProcess | str]) -> tuple[PostProcess, ...]:
+    if isinstance(post, (str, PostProcess)):
+        raise TypeError(f"post: expected a sequence of post-processes, got {post!r}; write post=({post!r},)")
+    posts = tuple(postprocess_from_name(p) if isinstance(p, str) else p for p in post)
+    for p in posts:
+        if not isinstance(p, PostProcess):
+            raise TypeError(f"post: expected PostProcess objects or names, got {type(p).__name__}")
+    return posts
 
 
 @dataclass(frozen=True)
@@ -190,14 +216,18 @@ class GuidedPrediction:
     """A guided prediction and its branches, each in the model's space.
 
     ``cond`` is the conditional prediction (for several weighted conditions, their
-    combination u + Σ wᵢ(cᵢ − u), the guided prediction at s = 1); ``reference`` is
-    the first reference branch, ``None`` where it was skipped; ``also`` the further ones.
+    combination u + Σ wᵢ(cᵢ − u), the guided prediction at s = 1); ``references[j]`` is
+    reference j's prediction, ``None`` where it was not run.
     """
 
     guided: Tensor
     cond: Tensor
-    reference: Tensor | None
-    also: tuple[Tensor | None, ...] = ()
+    references: tuple[Tensor | None, ...]
+
+    @property
+    def reference(self) -> Tensor | None:
+        """The prediction of the only reference (CFG's ∅ or negative); with several, the first's."""
+        return self.references[0]
 
 
 @dataclass(frozen=True)
@@ -205,7 +235,7 @@ class GuidanceStats:
     """Counts over a guided model's calls: ``calls`` to the guided model, reference
     forwards skipped because the scale was 1 (or the rule output zero, or no sample
     needed it any more), and the model rows saved — those skips plus the reference
-    rows of samples an :class:`~.rules_recent.Adaptive` rule has stopped guiding."""
+    rows of samples an :class:`~.adaptive.Adaptive` rule has stopped guiding."""
 
     calls: int = 0
     skipped_reference: int = 0
@@ -218,12 +248,3 @@ def _as_rule(rule: Rule | str) -> Rule:
     if not isinstance(rule, Rule):
         raise TypeError(f"rule: expected a Rule or a rule name, got {type(rule).__name__}")
     return rule
-
-
-@dataclass(frozen=True)
-class StepPlan:
-    """What one guided call skips, known before it runs (:meth:`~.engine.GuidedModel.plan`):
-    ``unit[j]`` — reference j's scale is exactly 1; ``zero`` — the first rule outputs zero."""
-
-    unit: tuple[bool, ...]
-    zero: bool = False
