@@ -51,10 +51,10 @@ def test_a_failing_part_raises_here_with_its_traceback_and_stops_the_others(tmp_
 
 
 def test_bad_worker_counts_are_refused_before_any_work(tmp_path):
-    with pytest.raises(ValueError, match=r"^jobs: expected a positive int, got 0$"):
+    with pytest.raises(ValueError, match=r"^jobs: expected an integer ≥ 1, got 0$"):
         run_demo(options(tmp_path / "out", 0), evaluator=NearestMean())
     assert not (tmp_path / "out").exists()
-    with pytest.raises(ValueError, match=r"^threads: expected a positive int, got 0$"):
+    with pytest.raises(ValueError, match=r"^threads: expected an integer ≥ 1, got 0$"):
         run_jobs([], workers=2, threads=0)
 
 

@@ -204,7 +204,7 @@ def test_bad_input_is_named(sd3, flux):
     x = torch.zeros(SD3_LATENTS)
     with pytest.raises(ValueError, match=r"cond: SD3Transformer2DModel\.forward takes no condition input prompt"):
         model(x, 0.5, {"prompt": torch.zeros(BATCH, 3)})
-    with pytest.raises(ValueError, match="steps: expected an int ≥ 1, got 0"):
+    with pytest.raises(ValueError, match="steps: expected an integer ≥ 1, got 0"):
         sample_with_scheduler(model, 1.0, sd3_scheduler(), SD3_LATENTS, {}, steps=0)
     with pytest.raises(ValueError, match=r"scheduler: expected num_train_timesteps=1000 .* got 500"):
         sample_with_scheduler(model, 1.0, FlowMatchEulerDiscreteScheduler(500), SD3_LATENTS, {}, steps=1)

@@ -95,7 +95,7 @@ def test_a_schedule_switches_the_correction_and_its_rows_off(flow):
 
 
 def test_bad_arguments_are_named(flow):
-    with pytest.raises(ValueError, match="steps: expected a positive int"):
+    with pytest.raises(ValueError, match="steps: expected an integer ≥ 1"):
         rectified_cfgpp(flow, 3.0, noise(), LABELS, steps=0)
     with pytest.raises(ValueError, match="gamma: expected a value ≥ 0"):
         rectified_cfgpp(flow, 3.0, noise(), LABELS, steps=2, gamma=-1.0)

@@ -9,7 +9,6 @@ once per generation (one read-back of the prompts' min/max).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from torch import Tensor, nn
@@ -87,13 +86,6 @@ def check_prompts(
     check_token_ids("negative_input_ids", ref[0], ref[1], vocab)
     if max_new_tokens is not None:
         check_positions(lm, [("input_ids", prompt[1]), ("negative_input_ids", ref[1])], max_new_tokens)
-
-
-def check_real(name: str, value: Any) -> float:
-    """A finite real number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)
 
 
 def check_scores(scores: Any, rows: int, vocab: int) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from ..core.numbers import check_int
+
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 
 FRENCH_WORDS = frozenset(
@@ -48,7 +50,6 @@ def adherence(text: str, target: Iterable[str], contrast: Iterable[str] | None =
 
 def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     """Distinct-n over a set of texts: unique word n-grams / all word n-grams (0 if none)."""
-    if n < 1:
-        raise ValueError(f"n: expected an integer ≥ 1, got {n}")
+    check_int("n", n, lo=1)
     grams = [tuple(ws[i : i + n]) for ws in map(words, texts) for i in range(len(ws) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0

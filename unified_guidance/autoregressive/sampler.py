@@ -21,10 +21,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..core.numbers import check_int, check_number
 from ..guidance.plan import Plan
 from ..guidance.spec import Guidance, as_guidance
 from ..schedules.scale import Schedule
-from .checks import check_prompts, check_real, check_special_tokens, vocab_size
+from .checks import check_prompts, check_special_tokens, vocab_size
 from .decoding import ReferenceBlocks, RowDecoder, stack_prompts
 from .mixing import Mixing, guided_scores, with_plausibility
 from .model import CausalLMModel, as_model, check_prompt
@@ -45,12 +46,6 @@ class DecodeSpec:
     generator: torch.Generator | None = None
     streamer: Any = None
     drop_finished: bool = True  # ended rows leave the batch; False: the plain loop that keeps them
-
-
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"{name}: expected an integer ≥ {lo}, got {value!r}")
-    return value
 
 
 def _special_tokens(lm: CausalLMModel, eos_token_id: Any, pad_token_id: int | None) -> tuple[Tensor, int]:
@@ -166,11 +161,11 @@ def generate(
     lm = as_model(model)
     ids, mask = check_prompt("input_ids", input_ids, attention_mask)
     ids, mask = ids.to(lm.device), mask.to(lm.device)
-    _check_int("max_new_tokens", max_new_tokens, 1)
-    _check_int("num_beams", num_beams, 1)
-    _check_int("num_return_sequences", num_return_sequences, 1)
+    check_int("max_new_tokens", max_new_tokens, lo=1)
+    check_int("num_beams", num_beams, lo=1)
+    check_int("num_return_sequences", num_return_sequences, lo=1)
     _check_combination(do_sample, num_beams, num_return_sequences, streamer, stopping_criteria)
-    check_real("length_penalty", length_penalty)
+    check_number("length_penalty", length_penalty)
     ref = reference_prompt(lm, ids, mask, negative_input_ids, negative_attention_mask)
     check_prompts(lm, (ids, mask), ref, max_new_tokens)
     eos, pad = _special_tokens(lm, eos_token_id, pad_token_id)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
+from ..core.numbers import check_int
+
 if TYPE_CHECKING:
     from ..training.resume import TrainingInterrupted
 
@@ -104,10 +106,8 @@ def run_jobs(
 
     ``workers == 1`` runs them here, in order, with this process's threads.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: expected a positive int, got {workers!r}")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads: expected a positive int, got {threads!r}")
+    check_int("workers", workers, lo=1)
+    check_int("threads", threads, lo=1)
     results: list[Any] = [None] * len(jobs)
     seconds: dict[str, float] = {}
     if workers == 1:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..core.numbers import check_int
 from ..data import NUM_CLASSES, load_digits_split
 from ..evaluation.classifier import DigitsClassifier, train_digits_classifier
 from ..evaluation.metrics import saturation
@@ -203,8 +204,7 @@ def run_paradigm(
 
 def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[str, Any]:
     """Run the demo and write ``report.json``, ``report.md`` and figures under ``opts.out``; return the report."""
-    if isinstance(opts.jobs, bool) or not isinstance(opts.jobs, int) or opts.jobs < 1:
-        raise ValueError(f"jobs: expected a positive int, got {opts.jobs!r}")  # before any work
+    check_int("jobs", opts.jobs, lo=1)  # before any work
     start = time.perf_counter()
     out = prepare_output_dir(opts.out)
     cache = CheckpointCache(opts.cache_dir or out / "cache")

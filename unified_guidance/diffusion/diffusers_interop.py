@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from ..compat import diffusers as compat
 from ..core.conditions import Cond, Conditions, NullSpec
 from ..core.model import ConditionalModel
+from ..core.numbers import check_int
 from ..core.path import Path, PathCoefficients
 from ..core.shapes import check_finite
 from ..guidance.engine import Guidance, GuidedModel
@@ -136,8 +137,7 @@ def sample_with_scheduler(
     n_train = compat.num_train_timesteps(scheduler)
     if not isinstance(model.path, AlphasCumprodPath) or model.path.num_train_timesteps != n_train:
         raise ValueError(f"model: expected a model on the scheduler's {n_train}-step ᾱ table (use wrap_unet)")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: expected an int ≥ 1, got {steps!r}")
+    check_int("steps", steps, lo=1)
     scheduler.set_timesteps(steps)
     times = (scheduler.timesteps.to(torch.float64) + 1.0) / n_train
     on_steps = _OnSchedulerSigmas(model, StepSigmaPath(model.path, times, compat.ve_step_sigmas(scheduler)))

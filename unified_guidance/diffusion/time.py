@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..core.numbers import check_int
 from ..core.path import Path, PathCoefficients
 
 
@@ -27,8 +28,7 @@ def time_to_discrete(t: Tensor | float, num_train_timesteps: int) -> Tensor:
 
 
 def _check_num_timesteps(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"num_train_timesteps: expected a positive int, got {n!r}")
+    check_int("num_train_timesteps", n, lo=1)
 
 
 def default_t_max(path: Path, max_noise_level: float = 1e3) -> float:
@@ -58,8 +58,7 @@ def time_grid(path: Path, steps: int, *, t_max: float | None = None) -> Tensor:
     The model is evaluated at the first ``steps`` of them; the last step lands on
     the data (t = 0, σ = 0).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: expected an int ≥ 1, got {steps!r}")
+    check_int("steps", steps, lo=1)
     t_max = default_t_max(path) if t_max is None else t_max
     if not 0.0 < t_max <= 1.0:
         raise ValueError(f"t_max: expected a time in (0, 1], got {t_max}")

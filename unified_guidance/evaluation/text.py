@@ -29,12 +29,12 @@ from ..autoregressive.decoding import distinct_rows
 from ..autoregressive.metrics import words
 from ..autoregressive.model import check_has_cache, positions_from_mask
 from ..compat import transformers as hf
+from ..core.numbers import check_int
 
 
 def repetition(text: str, n: int = 3) -> float:
     """Share of repeated word n-grams in ``text``: ``1 − unique/all`` (0 when it has no n-gram)."""
-    if n < 1:
-        raise ValueError(f"n: expected an integer ≥ 1, got {n}")
+    check_int("n", n, lo=1)
     ws = words(text)
     grams = [tuple(ws[i : i + n]) for i in range(len(ws) - n + 1)]
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0

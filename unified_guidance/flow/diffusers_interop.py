@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from ..compat import diffusers as compat
 from ..core.conditions import Cond, Conditions
+from ..core.numbers import check_int
 from ..diffusion.sampler import randn
 from ..guidance.engine import Guidance, GuidedModel
 from ..schedules.noise import RectifiedFlowPath
@@ -297,5 +298,4 @@ def _check_model(model: Any, scheduler: Any) -> None:
 
 
 def _check_steps(steps: Any) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: expected an int ≥ 1, got {steps!r}")
+    check_int("steps", steps, lo=1)

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
+from ..core.numbers import check_int
 from ..guidance.engine import Guidance, GuidedModel
 from ..schedules.scale import Schedule
 from .sampler import FlowStats
@@ -64,8 +65,7 @@ def rectified_cfgpp(
     """
     if model.space != "velocity" or model.path is None:
         raise ValueError(f"model: expected a velocity model with a path, got space {model.space!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: expected a positive int, got {steps!r}")
+    check_int("steps", steps, lo=1)
     if not gamma >= 0.0:
         raise ValueError(f"gamma: expected a value ≥ 0, got {gamma}")
     guidance = guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance)

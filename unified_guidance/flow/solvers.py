@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..compat import torchdiffeq as tde
+from ..core.numbers import check_int
 
 SOLVERS: dict[str, type] = tde.solver_registry()
 ADAPTIVE = tuple(name for name, cls in SOLVERS.items() if tde.is_adaptive(cls))
@@ -76,8 +77,7 @@ def solver_options(
                 f"or options['grid_constructor'], got {['steps'] * (steps is not None) + given or 'none'}"
             )
         if steps is not None:
-            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-                raise ValueError(f"steps: expected a positive int, got {steps!r}")
+            check_int("steps", steps, lo=1)
             opts["grid_constructor"] = _uniform_grid(steps)
         elif step_size is not None:
             if not step_size > 0:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..core.numbers import check_int
 from ..core.shapes import broadcast_like
 from .functional import project
 
@@ -30,8 +31,7 @@ def _check_image(name: str, x: Tensor, levels: int) -> None:
             f"{name}: expected image-shaped predictions (B, C, H, W) for a Laplacian pyramid, got {got}; "
             "FDG has no meaning for vectors or token logits — use cfg or apg there"
         )
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
-        raise ValueError(f"levels: expected a positive int, got {levels!r}")
+    check_int("levels", levels, lo=1)
     stride = 1 << (levels - 1)
     h, w = x.shape[-2:]
     if h % stride or w % stride or (levels > 1 and min(h, w) // (stride // 2) < 3):

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..core.checks import NonFiniteError, nonfinite_message
+from ..core.shapes import check_unit_interval
 from ..schedules.scale import Schedule
-from .spec import Guidance
+from .spec import Guidance, Reference
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ class Plan:
         refs = guidance.references
         for r in refs:
             check_schedule(r.schedule)
-        scales = torch.stack([r.schedule(taus) for r in refs], dim=1)
+        check_unit_interval("tau", taus)
+        scales = torch.stack([_scales(r, taus) for r in refs], dim=1)
         zero = torch.tensor(
             [[r.rule.zero_output(taus[i : i + 1]) for r in refs] for i in range(len(taus))], dtype=torch.bool
         ).reshape(len(taus), len(refs))
@@ -79,6 +82,14 @@ class Plan:
     def runs(self, j: int, i: int) -> bool:
         """Whether reference j runs at call i."""
         return not (self.steps[i].unit[j] or self.steps[i].zero[j])
+
+
+def _scales(ref: Reference, taus: Tensor) -> Tensor:
+    """w(τ) of ``ref`` at every τ, refused (as the guided call would) where it is not finite."""
+    scales = ref.schedule.value(taus)
+    if not bool(torch.isfinite(scales).all()):
+        raise NonFiniteError(nonfinite_message("scale", scales, f"from the {type(ref.schedule).__name__} schedule"))
+    return scales
 
 
 def check_schedule(schedule: Schedule) -> None:

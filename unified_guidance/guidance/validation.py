@@ -7,13 +7,15 @@ by :mod:`~unified_guidance.core.checks`.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..core.numbers import check_number
 from ..core.shapes import check_pair
+
+__all__ = ["check_branches", "check_number", "check_scale", "wide"]
 
 
 def check_branches(cond: Any, uncond: Any, names: tuple[str, str] = ("cond", "uncond")) -> None:
@@ -30,11 +32,8 @@ def check_branches(cond: Any, uncond: Any, names: tuple[str, str] = ("cond", "un
 
 def check_scale(scale: Any, like: Tensor, name: str = "scale") -> None:
     """A finite number, a 0-dim tensor or one value per sample ``(B,)`` of ``like``."""
-    if isinstance(scale, bool):
-        raise TypeError(f"{name}: expected a number or a tensor, got a bool")
-    if isinstance(scale, (int, float)):
-        if not math.isfinite(scale):
-            raise ValueError(f"{name}: expected a finite number, got {scale}")
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool):
+        check_number(name, scale)
         return
     if not isinstance(scale, Tensor):
         raise TypeError(f"{name}: expected a number or a tensor, got {type(scale).__name__}")
@@ -42,18 +41,6 @@ def check_scale(scale: Any, like: Tensor, name: str = "scale") -> None:
         raise ValueError(
             f"{name}: expected a scalar or one value per sample (batch {like.shape[0]}), got shape {tuple(scale.shape)}"
         )
-
-
-def check_number(name: str, value: Any, *, lo: float | None = None, hi: float | None = None) -> float:
-    """A finite real number in [lo, hi] (either end optional)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-        raise ValueError(f"{name}: expected a value in {bounds}, got {value}")
-    return float(value)
 
 
 def wide(x: Tensor) -> Tensor:

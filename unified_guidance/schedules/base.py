@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..core.numbers import check_number
 from ..core.shapes import check_finite, check_unit_interval
 
 Intervals = tuple[tuple[float, float], ...]
@@ -68,15 +69,9 @@ def as_schedule(scale: Schedule | float) -> Schedule:
     raise TypeError(f"scale: expected a number or a Schedule, got {type(scale).__name__}")
 
 
-def _check_number(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    check_finite(name, float(value))
-
-
 def _check_range(lo_name: str, lo: float, hi_name: str, hi: float) -> None:
     for name, v in ((lo_name, lo), (hi_name, hi)):
-        _check_number(name, v)
+        check_number(name, v)
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name}: expected progress in [0, 1], got {v}")
     if lo > hi:
@@ -90,7 +85,7 @@ class Constant(Schedule):
     scale: float
 
     def __post_init__(self) -> None:
-        _check_number("scale", self.scale)
+        check_number("scale", self.scale)
 
     def value(self, tau: Tensor) -> Tensor:
         return torch.full_like(tau, self.scale)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Intervals, Schedule, _check_number
+from ..core.numbers import check_number
+from .base import Intervals, Schedule
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,10 @@ class Beta(Schedule):
     b: float = 2.0
 
     def __post_init__(self) -> None:
-        _check_number("scale", self.scale)
+        check_number("scale", self.scale)
         for name in ("a", "b"):
             value = getattr(self, name)
-            _check_number(name, value)
+            check_number(name, value)
             if value < 1.0:
                 raise ValueError(f"{name}: expected a value ≥ 1 (a bounded, single-peaked shape), got {value}")
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..core.numbers import check_number
 from ..core.path import Path, PathCoefficients
 from ..core.shapes import check_finite
 
@@ -69,9 +70,7 @@ class LinearBetaSchedule(_VPSchedule):
 
     def __post_init__(self) -> None:
         for name in ("beta_min", "beta_max"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name}: expected a finite number ≥ 0, got {value!r}")
+            check_number(name, getattr(self, name), lo=0.0)
         if self.beta_max < self.beta_min or self.beta_max == 0:
             raise ValueError(
                 f"beta_max: expected beta_max ≥ beta_min = {self.beta_min} and > 0 (β ≡ 0 adds no noise), "

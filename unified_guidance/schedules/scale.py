@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Constant, Intervals, Product, Schedule, _check_number, _check_range, as_schedule
+from ..core.numbers import check_number
+from .base import Constant, Intervals, Product, Schedule, _check_range, as_schedule
 from .beta import Beta
 
 __all__ = ["SCHEDULES", "Beta", "Constant", "Cosine", "Custom", "Decay", "Interval", "Linear", "Piecewise", "Power",
@@ -42,8 +43,8 @@ class _Ramp(Schedule):
     tau_end: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_number("start", self.start)
-        _check_number("end", self.end)
+        check_number("start", self.start)
+        check_number("end", self.end)
         _check_range("tau_start", self.tau_start, "tau_end", self.tau_end)
         if self.tau_start == self.tau_end:
             raise ValueError(f"tau_end: expected tau_end > tau_start = {self.tau_start}, got {self.tau_end}")
@@ -94,7 +95,7 @@ class Power(_Ramp):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_number("exponent", self.exponent)
+        check_number("exponent", self.exponent)
         if self.exponent <= 0:
             raise ValueError(f"exponent: expected a positive number, got {self.exponent}")
 
@@ -113,8 +114,8 @@ class Decay(Schedule):
     half_life: float = 0.25
 
     def __post_init__(self) -> None:
-        _check_number("scale", self.scale)
-        _check_number("half_life", self.half_life)
+        check_number("scale", self.scale)
+        check_number("half_life", self.half_life)
         if self.half_life <= 0:
             raise ValueError(f"half_life: expected a positive number, got {self.half_life}")
 
@@ -144,7 +145,7 @@ class Piecewise(Schedule):
                 f"values: expected len(boundaries) + 1 = {len(self.boundaries) + 1} values, got {len(self.values)}"
             )
         for v in self.values:
-            _check_number("values", v)
+            check_number("values", v)
         edges = (0.0, *self.boundaries, 1.0)
         if any(b < a for a, b in itertools.pairwise(edges)) or not all(0 <= b <= 1 for b in self.boundaries):
             raise ValueError(f"boundaries: expected increasing progress values in [0, 1], got {self.boundaries}")
@@ -183,7 +184,7 @@ class Interval(Schedule):
     hi: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_number("scale", self.scale)
+        check_number("scale", self.scale)
         _check_range("lo", self.lo, "hi", self.hi)
 
     def value(self, tau: Tensor) -> Tensor:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import lightning as L
 
+from ..core.numbers import check_int
+
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on Ctrl-C; ``checkpoint`` is what was kept (``None``: nothing yet)."""
@@ -45,8 +47,7 @@ _ACTIVE: list[ResumeSpec] = []
 @contextmanager
 def resumable(path: str | os.PathLike, *, every_n_steps: int = 50) -> Iterator[ResumeSpec]:
     """Make every :func:`~.fit.fit` in this block checkpoint to ``path`` and resume from it."""
-    if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
-        raise ValueError(f"every_n_steps: expected a positive int, got {every_n_steps!r}")
+    check_int("every_n_steps", every_n_steps, lo=1)
     spec = ResumeSpec(Path(path), every_n_steps)
     _ACTIVE.append(spec)
     try:
