@@ -1,4 +1,4 @@
-"""Lightning data modules: scikit-learn's digits and samples of the analytic 2-D mixture."""
+"""Lightning data modules: scikit-learn's digits and samples of the exact 2-D mixture."""
 
 from __future__ import annotations
 
