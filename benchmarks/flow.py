@@ -28,8 +28,7 @@ import torch
 from torchdiffeq import odeint
 
 from unified_guidance import Guidance
-from unified_guidance.analytic import two_d_mixture
-from unified_guidance.data import load_digits_split
+from unified_guidance.data import load_digits_split, two_d_mixture
 from unified_guidance.flow import VelocityModel, flow_matching_loss, sample
 from unified_guidance.networks import TinyUNet
 from unified_guidance.schedules import Interval, LinearFlowPath

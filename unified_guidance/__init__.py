@@ -5,8 +5,8 @@ flow-matching velocity fields and autoregressive logit models.
     g = ug.Guidance(rule=ug.guidance.CFG(), scale=ug.schedules.Interval(7.5, lo=0.2, hi=0.8))
     guided = ug.guide(model, g)        # same (x, t, cond) signature as model
 
-The paradigm packages (``ug.diffusion``, ``ug.flow``, ``ug.autoregressive``) and
-``ug.training`` are imported on first use.
+The paradigm packages (``ug.diffusion``, ``ug.flow``, ``ug.autoregressive``),
+``ug.training``, ``ug.networks`` and ``ug.data`` are imported on first use.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .guidance import Guidance, GuidedModel, ModelReference, PerturbedReference,
 
 __version__ = "0.1.0"
 
-_LAZY = ("diffusion", "flow", "autoregressive", "training", "analytic", "evaluation", "demo")
+_LAZY = ("diffusion", "flow", "autoregressive", "training", "networks", "data", "evaluation", "demo", "analytic")
 
 __all__ = [
     "ConditionalModel",

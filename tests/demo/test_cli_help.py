@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import unified_guidance
-from unified_guidance.cli import build_parser
+from unified_guidance.demo.cli import build_parser
 from unified_guidance.demo.runners import RUNNERS
 
 DEMO_DOC = Path(__file__).resolve().parents[2] / "docs" / "demo.md"

@@ -54,7 +54,7 @@ def test_the_console_script_reports_a_failed_write_in_one_line(tmp_path, monkeyp
     import errno
 
     import unified_guidance.demo.run as run
-    from unified_guidance.cli import main
+    from unified_guidance.demo.cli import main
     from unified_guidance.demo.io import WriteError
 
     def full(opts):

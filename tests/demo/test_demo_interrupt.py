@@ -85,7 +85,7 @@ def test_sigint_keeps_the_last_checkpoint_and_a_rerun_resumes_from_it(tmp_path):
 
 def test_the_console_script_says_what_ctrl_c_kept(tmp_path, monkeypatch, capsys):
     import unified_guidance.demo.run as run
-    from unified_guidance.cli import main
+    from unified_guidance.demo.cli import main
 
     def stop(opts):
         raise TrainingInterrupted(

@@ -158,7 +158,7 @@ def test_the_console_script_chooses_the_workers(tmp_path, monkeypatch, argv, exp
     import torch
 
     import unified_guidance.demo.run as run
-    from unified_guidance.cli import main
+    from unified_guidance.demo.cli import main
 
     seen = []
     monkeypatch.setattr(run, "run_demo", lambda opts: seen.append(opts.jobs) or {"rows": []})
@@ -167,7 +167,7 @@ def test_the_console_script_chooses_the_workers(tmp_path, monkeypatch, argv, exp
 
 
 def test_the_console_script_refuses_zero_workers(capsys):
-    from unified_guidance.cli import main
+    from unified_guidance.demo.cli import main
 
     with pytest.raises(SystemExit) as done:
         main(["demo", "--jobs", "0"])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from unified_guidance.analytic import two_d_mixture
+from unified_guidance.data import two_d_mixture
 from unified_guidance.demo.standin import MixtureSampler
 from unified_guidance.guidance import Guidance
 from unified_guidance.schedules import Interval, LinearBetaSchedule

@@ -6,10 +6,10 @@ import pytest
 import torch
 from demo_support import NearestMean
 
-from unified_guidance.analytic import GaussianMixture
-from unified_guidance.cli import main
-from unified_guidance.data import load_digits_split
-from unified_guidance.demo.report import ROW_FIELDS, evidence, failure_mode
+from unified_guidance.data import GaussianMixture, load_digits_split
+from unified_guidance.demo.claims import evidence
+from unified_guidance.demo.cli import main
+from unified_guidance.demo.report import ROW_FIELDS, failure_mode
 from unified_guidance.demo.run import DemoOptions, run_demo
 from unified_guidance.demo.standin import ClassGaussians
 from unified_guidance.schedules import LinearBetaSchedule

@@ -4,7 +4,7 @@ import pytest
 import torch
 from test_demo_predict import CountingSampler, sampler, sweep_items
 
-from unified_guidance.analytic import two_d_mixture
+from unified_guidance.data import two_d_mixture
 from unified_guidance.schedules import LinearBetaSchedule
 from unified_guidance.training.predict import predict_sweep
 from unified_guidance.training.results import DamagedResultWarning, fields_digest

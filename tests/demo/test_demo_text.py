@@ -8,8 +8,8 @@ from demo_support import NearestMean
 
 from tests.autoregressive.ar_models import save_tiny_chat_model
 from unified_guidance.autoregressive import load_causal_lm
-from unified_guidance.cli import build_parser
 from unified_guidance.demo import text as text_module
+from unified_guidance.demo.cli import build_parser
 from unified_guidance.demo.run import DemoOptions, run_demo
 from unified_guidance.demo.text import MEASURES, TEXT_ROW_FIELDS, TextOptions, run_text_section
 

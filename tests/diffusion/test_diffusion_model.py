@@ -7,7 +7,7 @@ import torch
 from diffusers import DDPMScheduler
 
 from unified_guidance import Guidance
-from unified_guidance.analytic.mixture import two_d_mixture
+from unified_guidance.data.mixture import two_d_mixture
 from unified_guidance.diffusion import (
     AlphasCumprodPath,
     EpsModel,

@@ -169,7 +169,7 @@ def test_bad_arguments_are_named():
 
 
 def test_two_d_mixture_data_trains_an_mlp(tmp_path):
-    from unified_guidance.analytic.mixture import two_d_mixture
+    from unified_guidance.data.mixture import two_d_mixture
     from unified_guidance.networks import MLPNet
     from unified_guidance.schedules import LinearBetaSchedule
     from unified_guidance.training.data import MixtureDataModule

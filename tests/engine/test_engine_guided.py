@@ -5,7 +5,7 @@ import torch
 
 import unified_guidance as ug
 from tests.engine.conftest import x_batch
-from unified_guidance.analytic import two_d_mixture
+from unified_guidance.data import two_d_mixture
 from unified_guidance.guidance import APG, CFG, CFGZeroStar, DynamicThreshold, Guidance, ModelReference, Rescale, cfg
 from unified_guidance.schedules import Interval, LinearBetaSchedule, LinearFlowPath
 

@@ -5,8 +5,8 @@ import torch
 
 import unified_guidance as ug
 from tests.engine.conftest import x_batch
-from unified_guidance.analytic import two_d_mixture
 from unified_guidance.core.checks import DeferredChecks, NonFiniteError
+from unified_guidance.data import two_d_mixture
 from unified_guidance.guidance import (
     APG,
     CFG,

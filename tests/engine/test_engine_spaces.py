@@ -5,8 +5,8 @@ import itertools
 import pytest
 import torch
 
-from unified_guidance.analytic import GaussianMixture, two_d_mixture
 from unified_guidance.core import CONTINUOUS_SPACES, convert
+from unified_guidance.data import GaussianMixture, two_d_mixture
 from unified_guidance.guidance import apg, cfg, rescale
 from unified_guidance.schedules import CosineSchedule, LinearBetaSchedule, LinearFlowPath, RectifiedFlowPath
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from unified_guidance.analytic import two_d_mixture
+from unified_guidance.data import two_d_mixture
 from unified_guidance.schedules import LinearFlowPath
 
 # Mixture integrations stop a hair before the data end, where x0-space rules would divide by σ = 0;

@@ -52,7 +52,7 @@ def test_short_training_guided_samples_are_recognised_far_more_often_at_s3_and_t
 
 
 def test_two_d_mixture_training_matches_data_purity_at_s1_and_sharpens_at_s3():
-    from unified_guidance.analytic import two_d_mixture
+    from unified_guidance.data import two_d_mixture
     from unified_guidance.networks import MLPNet
     from unified_guidance.schedules import LinearFlowPath
     from unified_guidance.training.data import MixtureDataModule

@@ -9,10 +9,10 @@ from torch.overrides import TorchFunctionMode
 from unified_guidance import Guidance
 from unified_guidance.diffusion import EpsModel
 from unified_guidance.diffusion import sample as diffusion_sample
-from unified_guidance.dit import DiTAttention, DiTBlock, sincos_position_2d
 from unified_guidance.flow import VelocityModel
 from unified_guidance.flow import sample as flow_sample
 from unified_guidance.networks import TinyDiT
+from unified_guidance.networks.dit import DiTAttention, DiTBlock, sincos_position_2d
 
 F = nn.functional
 

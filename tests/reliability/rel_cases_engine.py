@@ -8,9 +8,9 @@ import torch
 from rel_table import Case
 
 import unified_guidance as ug
-from unified_guidance.analytic import two_d_mixture
 from unified_guidance.core import Conditions, broadcast_like, check_space, convert, drop_condition
 from unified_guidance.core.checks import NonFiniteError
+from unified_guidance.data import two_d_mixture
 from unified_guidance.guidance import (
     APG,
     CFGZeroStar,

@@ -13,8 +13,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from unified_guidance import FunctionModel, Guidance
 from unified_guidance.autoregressive import CausalLMModel, GuidanceLogitsProcessor, generate
-from unified_guidance.cli import main
 from unified_guidance.core.checks import NonFiniteError
+from unified_guidance.demo.cli import main
 from unified_guidance.diffusion import AlphasCumprodPath, EpsModel, diffusion_loss, discrete_to_time, time_grid
 from unified_guidance.diffusion import sample as diffusion_sample
 from unified_guidance.flow import VelocityModel, flow_matching_loss, log_likelihood, trajectory

@@ -8,7 +8,7 @@ import signal
 import lightning as L
 import pytest
 
-from unified_guidance.analytic import two_d_mixture
+from unified_guidance.data import two_d_mixture
 from unified_guidance.demo.standin import MixtureSampler
 from unified_guidance.guidance import Guidance
 from unified_guidance.schedules import LinearBetaSchedule

@@ -56,7 +56,7 @@ def test_short_fit_reload_from_path_and_predict(name, tmp_path):
 def test_predict_on_the_2d_mixture_writes_vectors_without_a_grid(tmp_path):
     import lightning as L
 
-    from unified_guidance.analytic import two_d_mixture
+    from unified_guidance.data import two_d_mixture
     from unified_guidance.schedules import LinearBetaSchedule
     from unified_guidance.training.data import MixtureDataModule
     from unified_guidance.training.sampling import GuidedSampleWriter

@@ -8,11 +8,10 @@ import pytest
 import torch
 from recipe_runs import cli
 
-from unified_guidance.dit import TinyDiT
-from unified_guidance.networks import TinyUNet
+from unified_guidance.networks import TinyUNet, default_net
+from unified_guidance.networks.dit import TinyDiT
 from unified_guidance.training.diffusion import DiffusionModule
 from unified_guidance.training.flow import FlowMatchingModule
-from unified_guidance.training.nets import default_net
 
 
 @pytest.mark.parametrize(("name", "module_class"), [("diffusion", DiffusionModule), ("flow", FlowMatchingModule)])

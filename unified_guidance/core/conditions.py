@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .checks import reads_back
+
 Cond = Tensor | Mapping[str, Any] | Sequence[Any]
 """A network condition: a tensor with a batch dimension, or a dict/tuple of them."""
 
@@ -149,3 +151,19 @@ class Conditions:
     @property
     def is_single(self) -> bool:
         return len(self.conds) == 1 and self.weights[0] == 1.0
+
+
+def check_labels(name: str, cond: Cond, batch: int, num_classes: int | None) -> None:
+    """Class labels: an integer ``(B,)`` tensor in ``[0, num_classes]`` (``num_classes`` is the null token)."""
+    if not isinstance(cond, Tensor) or cond.is_floating_point() or cond.dtype == torch.bool:
+        got = f"{cond.dtype} tensor" if isinstance(cond, Tensor) else type(cond).__name__
+        raise TypeError(f"{name}: expected integer class labels, got {got}")
+    if tuple(cond.shape) != (batch,):
+        raise ValueError(f"{name}: expected labels of shape ({batch},), got {tuple(cond.shape)}")
+    if num_classes is None or not cond.numel() or not reads_back():
+        return
+    if bool(((cond < 0) | (cond > num_classes)).any()):  # one read-back per call; the range only on failure
+        raise ValueError(
+            f"{name}: expected labels in [0, {num_classes}] ({num_classes} = null token), "
+            f"got values in [{int(cond.min())}, {int(cond.max())}]"
+        )

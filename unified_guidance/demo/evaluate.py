@@ -43,7 +43,9 @@ class SettingMetrics:
 
 
 @torch.no_grad()
-def _run(evaluator: Evaluator, x: Tensor, chunk: int = 512) -> tuple[Tensor, Tensor]:
+def logits_and_features(evaluator: Evaluator, x: Tensor, chunk: int = 512) -> tuple[Tensor, Tensor]:
+    """The evaluator's logits ``(N, classes)`` and features ``(N, F)`` of images ``x``, in float64,
+    ``chunk`` images at a time."""
     logits, feats = [], []
     for part in x.split(chunk):
         logits.append(evaluator(part).double())
@@ -53,7 +55,7 @@ def _run(evaluator: Evaluator, x: Tensor, chunk: int = 512) -> tuple[Tensor, Ten
 
 def reference(evaluator: Evaluator, images: Tensor, labels: Tensor) -> Reference:
     """Features of the real ``images`` ``(N, 1, 8, 8)`` in [−1, 1]."""
-    return Reference(_run(evaluator, images.float())[1], labels)
+    return Reference(logits_and_features(evaluator, images.float())[1], labels)
 
 
 def measure(samples: Tensor, labels: Tensor, evaluator: Evaluator, ref: Reference, k: int = 5) -> SettingMetrics:
@@ -63,7 +65,7 @@ def measure(samples: Tensor, labels: Tensor, evaluator: Evaluator, ref: Referenc
     clipped to [−1, 1], the data range.
     """
     sat = saturation(samples)
-    logits, feats = _run(evaluator, samples.clamp(-1.0, 1.0).float())
+    logits, feats = logits_and_features(evaluator, samples.clamp(-1.0, 1.0).float())
     pr = class_precision_recall(ref.features, ref.labels, feats, labels, k)
     return SettingMetrics(
         adherence=adherence(logits, labels),

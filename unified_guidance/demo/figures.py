@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..analytic.mixture import two_d_mixture
+from ..data.mixture import two_d_mixture
 from ..guidance.engine import Guidance
 from ..schedules.noise import LinearBetaSchedule
 from .io import atomic_write

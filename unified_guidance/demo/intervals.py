@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..evaluation.metrics import knn_radii
-from .evaluate import Evaluator, Reference, _run
+from .evaluate import Evaluator, Reference, logits_and_features
 
 METRICS: tuple[str, ...] = ("adherence", "precision", "recall")
 """The metrics with intervals, in the column order of :class:`Replicates`. FD has a point estimate only:
@@ -80,7 +80,7 @@ def replicates(
     The evaluator runs once; pairwise distances are computed once per class, and
     every draw is evaluated at once (batched indexing).
     """
-    logits, feats = _run(evaluator, samples.clamp(-1.0, 1.0).float())
+    logits, feats = logits_and_features(evaluator, samples.clamp(-1.0, 1.0).float())
     every = torch.cat([torch.arange(labels.shape[0])[None, :], draws])  # row 0: the full sample
     adherence = (logits.argmax(1) == labels).to(torch.float64)[every].mean(1)
     precision = torch.zeros(every.shape[0], dtype=torch.float64)

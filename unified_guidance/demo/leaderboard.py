@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .claims import ADHERENCE_OK, evidence, row_at
 from .intervals import Replicates, resolved
 
 PLANES: tuple[tuple[str, str], ...] = (("adherence", "recall"), ("precision", "recall"))
@@ -140,10 +141,6 @@ def section(paradigm: str, rows: Sequence[Row], result: Mapping[str, Any], top: 
     return out
 
 
-def _at(rows: Sequence[Row], method: str, scale: float) -> Row | None:
-    return next((r for r in rows if r["method"] == method and r["scale"] == scale), None)
-
-
 def _both(*verdicts: bool | None) -> bool | None:
     """All resolved true → True; any resolved false → False; else None."""
     if any(v is False for v in verdicts):
@@ -152,7 +149,7 @@ def _both(*verdicts: bool | None) -> bool | None:
 
 
 def resolved_evidence(rows: Sequence[Row], reps: Mapping[tuple[str, float], Replicates]) -> dict[str, bool | None]:
-    """The evidence table's claims (:data:`~.report.CLAIMS`) decided by intervals, for one paradigm's rows.
+    """The evidence table's claims (:data:`~.claims.CLAIMS`) decided by intervals, for one paradigm's rows.
 
     ``True``/``False`` only where the paired intervals resolve the claim, ``None``
     otherwise ("not resolved at this sample size", or not measured):
@@ -163,12 +160,10 @@ def resolved_evidence(rows: Sequence[Row], reps: Mapping[tuple[str, float], Repl
     * ``mitigation_wins``: at every high scale some method above CFG on precision and recall, adherence ≥ 0.95;
     * ``interval_cheaper``: fewer forward rows than CFG (counted, no interval needed).
     """
-    from .report import ADHERENCE_OK, evidence
-
     r = {key(row): reps[key(row)] for row in rows}
     out: dict[str, bool | None] = dict.fromkeys(("adherence_s3", "recall_falls", "precision_peaks"))
     plain = sorted((row for row in rows if row["method"] == "cfg" and row["scale"] >= 1), key=lambda x: x["scale"])
-    one, three = _at(rows, "cfg", 1.0), _at(rows, "cfg", 3.0)
+    one, three = row_at(rows, "cfg", 1.0), row_at(rows, "cfg", 3.0)
     if one and three:
         m3, m1 = r[key(three)], r[key(one)]
         out["adherence_s3"] = _both(
@@ -183,7 +178,7 @@ def resolved_evidence(rows: Sequence[Row], reps: Mapping[tuple[str, float], Repl
     high = sorted({row["scale"] for row in rows if row["method"] != "cfg" and row["scale"] >= 8})
     wins = []
     for s in high:
-        base = _at(rows, "cfg", s)
+        base = row_at(rows, "cfg", s)
         if base is None:
             continue
         per = [

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import leaderboard
+from .claims import CLAIMS, beats_cfg, evidence
 
 ROW_FIELDS: tuple[str, ...] = (
     "paradigm",
@@ -26,9 +26,6 @@ ROW_FIELDS: tuple[str, ...] = (
 )
 """Every digits row of ``report.json`` has exactly these keys (``ci``: metric → 95 % bootstrap interval
 [lo, hi]; text rows: ``demo.text.TEXT_ROW_FIELDS``)."""
-
-ADHERENCE_OK = 0.95
-"""Adherence a mitigation must keep to count as a win (the issue's bar)."""
 
 
 def failure_mode(row: Mapping[str, Any], real: Mapping[str, float]) -> str:
@@ -52,66 +49,6 @@ def failure_mode(row: Mapping[str, Any], real: Mapping[str, float]) -> str:
     if row["mean_abs"] > 1.0:
         modes.append(f"pushed past the data range (mean |x| {row['mean_abs']:.2f} before clipping)")
     return "; ".join(modes) or "—"
-
-
-def beats_cfg(row: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether a mitigation row beats plain CFG at its paradigm and scale on precision and
-    recall together while keeping adherence ≥ :data:`ADHERENCE_OK`."""
-    plain = [
-        r for r in rows if r["paradigm"] == row["paradigm"] and r["method"] == "cfg" and r["scale"] == row["scale"]
-    ]
-    if not plain or row["method"] == "cfg":
-        return False
-    p = plain[0]
-    return row["precision"] > p["precision"] and row["recall"] > p["recall"] and row["adherence"] >= ADHERENCE_OK
-
-
-def _at(rows: Sequence[Mapping[str, Any]], method: str, scale: float) -> Mapping[str, Any] | None:
-    return next((r for r in rows if r["method"] == method and r["scale"] == scale), None)
-
-
-def evidence(rows: Sequence[Mapping[str, Any]], paradigm: str) -> dict[str, bool | None]:
-    """The issue's claims, checked on one paradigm's rows (``None``: the sweep lacks the rows to decide).
-
-    * ``adherence_s3``: adherence at s = 3 ≥ 0.95 and "well above" s = 1: at most half its miss rate;
-    * ``recall_falls``: recall at the largest scale below recall at s = 1, and never rising by more
-      than 0.05 from one scale ≥ 1 to the next;
-    * ``precision_peaks``: precision is highest at a moderate scale (1 < s < 8) and lower at the largest;
-    * ``mitigation_wins``: at every scale ≥ 8 with mitigations, one beats CFG (:func:`beats_cfg`);
-    * ``interval_cheaper``: every interval row costs fewer forward rows than CFG at its scale.
-    """
-    mine = [r for r in rows if r["paradigm"] == paradigm]
-    plain = sorted((r for r in mine if r["method"] == "cfg" and r["scale"] >= 1), key=lambda r: r["scale"])
-    one, three = _at(mine, "cfg", 1.0), _at(mine, "cfg", 3.0)
-    out: dict[str, bool | None] = {"adherence_s3": None, "recall_falls": None, "precision_peaks": None}
-    if one and three:
-        halved = 1.0 - three["adherence"] <= (1.0 - one["adherence"]) / 2
-        out["adherence_s3"] = three["adherence"] >= ADHERENCE_OK and halved
-    if len(plain) >= 3 and one:
-        steps_ok = all(b["recall"] <= a["recall"] + 0.05 for a, b in itertools.pairwise(plain))
-        out["recall_falls"] = plain[-1]["recall"] < one["recall"] and steps_ok
-        best = max(plain, key=lambda r: r["precision"])
-        out["precision_peaks"] = 1 < best["scale"] < 8 and plain[-1]["precision"] < best["precision"]
-    high = sorted({r["scale"] for r in mine if r["method"] != "cfg" and r["scale"] >= 8})
-    wins = [any(beats_cfg(r, rows) for r in mine if r["scale"] == s) for s in high]
-    out["mitigation_wins"] = all(wins) if wins else None
-    intervals = [r for r in mine if "interval" in r["method"]]
-    cheaper = [
-        r["forward_rows"] < plain_row["forward_rows"]
-        for r in intervals
-        if (plain_row := _at(mine, "cfg", r["scale"])) is not None
-    ]
-    out["interval_cheaper"] = all(cheaper) if cheaper else None
-    return out
-
-
-CLAIMS: dict[str, str] = {
-    "adherence_s3": "adherence at s = 3 ≥ 0.95 and well above s = 1 (miss rate at most half)",
-    "recall_falls": "recall falls as s grows",
-    "precision_peaks": "precision peaks at a moderate s and falls at high s",
-    "mitigation_wins": "at s ≥ 8 a mitigation beats CFG on precision and recall (adherence ≥ 0.95)",
-    "interval_cheaper": "interval rows cost fewer forward rows",
-}
 
 
 def evidence_section(report: Mapping[str, Any]) -> list[str]:

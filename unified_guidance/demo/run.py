@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.numbers import check_int
-from ..data import NUM_CLASSES, load_digits_split
+from ..data.digits import NUM_CLASSES, load_digits_split
 from ..evaluation.classifier import DigitsClassifier, train_digits_classifier
 from ..evaluation.metrics import saturation
 from ..training.predict import SampleResult, predict_sweep

@@ -30,7 +30,7 @@ class MixtureSampler(nn.Module):
 
     Args:
         model: an exact model predicting ``eps`` on a VP path, with ``.dim`` (a
-            :class:`~unified_guidance.analytic.GaussianMixture` or :class:`ClassGaussians`).
+            :class:`~unified_guidance.data.GaussianMixture` or :class:`ClassGaussians`).
         steps: DDIM steps (forward calls of the guided model per sample).
         image_shape: shape of one sample returned by :meth:`sample` (``(D,)`` if ``None``).
     """
@@ -62,7 +62,7 @@ class MixtureSampler(nn.Module):
 class ClassGaussians(ConditionalModel):
     """One Gaussian N(μ_y, Σ_y) per class, with exact predictions on a VP path (ε space).
 
-    The same posterior mean as :class:`~unified_guidance.analytic.GaussianMixture`
+    The same posterior mean as :class:`~unified_guidance.data.GaussianMixture`
     (one component per class), computed in each class's eigenbasis Σ_y = U diag(λ) Uᵀ:
 
         E[x0 | x_t, y] = μ_y + U diag(α_t λ / (α_t² λ + σ_t²)) Uᵀ (x_t − α_t μ_y),

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
-from ..core.checks import reads_back
-from ..core.conditions import Cond, NullSpec
+from ..core.conditions import Cond, NullSpec, check_labels
 from ..core.model import ConditionalModel
 from ..core.path import Path
 from ..core.shapes import batch_time, check_module_input, time_dtype
@@ -87,19 +85,3 @@ class EpsModel(ConditionalModel):
                 raise TypeError(f"cond: expected a floating-point embedding tensor (the null tensor's kind), got {got}")
             if tuple(cond.shape) != (batch, *null.shape):
                 raise ValueError(f"cond: expected shape {(batch, *null.shape)}, got {tuple(cond.shape)}")
-
-
-def check_labels(name: str, cond: Cond, batch: int, num_classes: int | None) -> None:
-    """Class labels: an integer ``(B,)`` tensor in ``[0, num_classes]`` (``num_classes`` is the null token)."""
-    if not isinstance(cond, Tensor) or cond.is_floating_point() or cond.dtype == torch.bool:
-        got = f"{cond.dtype} tensor" if isinstance(cond, Tensor) else type(cond).__name__
-        raise TypeError(f"{name}: expected integer class labels, got {got}")
-    if tuple(cond.shape) != (batch,):
-        raise ValueError(f"{name}: expected labels of shape ({batch},), got {tuple(cond.shape)}")
-    if num_classes is None or not cond.numel() or not reads_back():
-        return
-    if bool(((cond < 0) | (cond > num_classes)).any()):  # one read-back per call; the range only on failure
-        raise ValueError(
-            f"{name}: expected labels in [0, {num_classes}] ({num_classes} = null token), "
-            f"got values in [{int(cond.min())}, {int(cond.max())}]"
-        )

@@ -7,7 +7,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor, nn
 
-from ..data import IMAGE_SHAPE, NUM_CLASSES, load_digits_split
+from ..data.digits import IMAGE_SHAPE, NUM_CLASSES, load_digits_split
 
 
 class DigitsClassifier(nn.Module):

@@ -14,7 +14,7 @@ kind                 what the selected modules do               paper
 ===================  =========================================  ============================
 
 The attention kinds act on the ``torch.nn.functional.scaled_dot_product_attention`` calls
-made inside their modules (the library's :class:`~unified_guidance.dit.TinyDiT`, diffusers'
+made inside their modules (the library's :class:`~unified_guidance.networks.TinyDiT`, diffusers'
 attention processors, transformers' ``"sdpa"`` attention).
 """
 

@@ -1,4 +1,4 @@
-"""Lightning data modules: scikit-learn's digits and samples of the analytic 2-D mixture."""
+"""Lightning data modules: scikit-learn's digits and samples of the exact 2-D mixture."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from ..analytic.mixture import GaussianMixture
 from ..data import load_digits_split
+from ..data.mixture import GaussianMixture
 from .compat import batches_processed_on_restart
 
 

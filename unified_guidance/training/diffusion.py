@@ -29,9 +29,9 @@ from ..diffusion.loss import diffusion_loss
 from ..diffusion.model import EpsModel
 from ..diffusion.sampler import sample as diffusion_sample
 from ..guidance.engine import Guidance
+from ..networks.default import default_net
 from ..schedules.noise import CosineSchedule, LinearBetaSchedule
 from .ema import ema_copy
-from .nets import default_net
 from .sampling import GuidedPredictions, image_grid, save_png
 from .seeding import step_generator
 
@@ -48,7 +48,7 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         num_classes: classes; label ``num_classes`` is ∅.
         width: width of the default network.
         arch: the default network for images: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`)
-            or ``"dit"`` (:class:`~unified_guidance.dit.TinyDiT`, an attention network for PAG/SEG/SLG).
+            or ``"dit"`` (:class:`~unified_guidance.networks.TinyDiT`, an attention network for PAG/SEG/SLG).
         schedule: ``"linear_beta"`` or ``"cosine"``.
         prediction: what the network predicts (``"eps"``, ``"x0"``, ``"v"``); the loss is ε-MSE.
         p_uncond: probability of replacing a sample's label by ∅.

@@ -23,8 +23,8 @@ from ..flow.model import VelocityModel
 from ..flow.sampler import sample
 from ..flow.solvers import ADAPTIVE
 from ..guidance.engine import Guidance
+from ..networks.default import default_net
 from .ema import ema_copy
-from .nets import default_net
 from .sampling import GuidedPredictions
 from .seeding import step_generator
 
@@ -48,7 +48,7 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         sample_method, sample_steps: the torchdiffeq method of :meth:`sample` (steps for fixed-grid methods).
         width: width of the default network.
         arch: the default network for images: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`)
-            or ``"dit"`` (:class:`~unified_guidance.dit.TinyDiT`, an attention network for PAG/SEG/SLG).
+            or ``"dit"`` (:class:`~unified_guidance.networks.TinyDiT`, an attention network for PAG/SEG/SLG).
         seed: seeds the per-step generator.
     """
 

@@ -5,7 +5,7 @@ already clamped to [−1, 1], so the report's ``mean_abs`` is measured after tha
 The EMA decays faster than the module's default (0.995, not 0.999): after 1,500
 steps a 0.999 average still holds 22 % of the random initial weights (measured:
 adherence at s = 1 was 0.27 from that EMA, 0.92 from the trained weights).
-``diffusion_dit`` is the same on :class:`~unified_guidance.dit.TinyDiT`, the attention
+``diffusion_dit`` is the same on :class:`~unified_guidance.networks.TinyDiT`, the attention
 network whose rows are CFG and the perturbation references (:mod:`.dit`).
 """
 

@@ -5,7 +5,7 @@ the same number of evaluations per sample except where the interval skips the
 reference branch. Its :meth:`sample` clamps images to [−1, 1]. The EMA decays
 faster than the module's default (0.995, not 0.999): after 1,500 steps a 0.999
 average still holds 22 % of the random initial weights. ``flow_dit`` is the same on
-:class:`~unified_guidance.dit.TinyDiT`, the attention network of the perturbation rows (:mod:`.dit`).
+:class:`~unified_guidance.networks.TinyDiT`, the attention network of the perturbation rows (:mod:`.dit`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 from torch import nn
 
+from ...networks import default_net
 from ...training.data import DigitsDataModule
 from ...training.fit import fit
 from ...training.flow import FlowMatchingModule
-from ...training.nets import default_net
 from .base import Runner
 from .dit import DIT_CONFIG, PERTURBATION_SCALES, dit_methods
 

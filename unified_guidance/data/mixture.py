@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..core.conditions import Cond
+from ..core.conditions import Cond, check_labels
 from ..core.model import ConditionalModel
 from ..core.path import Path
 from ..core.spaces import from_x0_eps
@@ -160,8 +160,6 @@ class GaussianMixture(ConditionalModel):
     def _labels(self, x: Tensor, labels: Tensor | None) -> Tensor:
         if labels is None:
             return torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
-        from ..diffusion.model import check_labels
-
         check_labels("cond", labels, x.shape[0], self.num_classes)
         return labels.to(x.device)
 

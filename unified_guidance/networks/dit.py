@@ -4,8 +4,8 @@ Peebles & Xie, "Scalable Diffusion Models with Transformers" (arXiv 2212.09748):
 the image is cut into p×p patches, each patch becomes a token (plus a fixed 2-D
 sin-cos position), ``depth`` transformer blocks act on the ``(B, L, D)`` tokens, and
 a final layer maps every token back to its patch. Time and label condition every
-block through adaptive layer norm: from the conditioning vector ``c`` (the same
-time/label embedding as :class:`~unified_guidance.networks.TinyUNet`, label
+block through adaptive layer norm: from the conditioning vector ``c`` (the shared
+:class:`~unified_guidance.networks.embedding.ConditioningEmbedding` of time and label, label
 ``num_classes`` = ∅), a zero-initialised linear map gives per block
 
     shift₁, scale₁, gate₁, shift₂, scale₂, gate₂ = W c + b
@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .networks import _Embedding
+from .embedding import ConditioningEmbedding
 
 
 def sincos_position_2d(rows: int, cols: int, dim: int) -> Tensor:
@@ -134,7 +134,7 @@ class TinyDiT(nn.Module):
         self.in_channels, self.image_size, self.num_classes = in_channels, size, num_classes
         self.patch_size = patch_size
         self.grid: tuple[int, int] = (size[0] // patch_size, size[1] // patch_size)
-        self.embed = _Embedding(num_classes, width)
+        self.embed = ConditioningEmbedding(num_classes, width)
         self.patch = nn.Conv2d(in_channels, width, patch_size, stride=patch_size)
         self.register_buffer("position", sincos_position_2d(*self.grid, width).float()[None], persistent=False)
         self.blocks = nn.ModuleList([DiTBlock(width, heads, self.grid, mlp_ratio) for _ in range(depth)])

@@ -1,4 +1,4 @@
-"""The default network of a paradigm module, built from the module's hyper-parameters alone.
+"""The default network for a sample shape: the one a training module builds from its hyper-parameters.
 
 Built from ``(sample_shape, num_classes, width, arch)``, which the checkpoint's
 hyper-parameters carry, so ``Module.load_from_checkpoint(path)`` needs nothing else.
@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..dit import TinyDiT
-from ..networks import MLPNet, TinyUNet
+from .dit import TinyDiT
+from .mlp import MLPNet
+from .unet import TinyUNet
 
 ARCHS: tuple[str, ...] = ("unet", "dit")
-"""Image architectures: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`) and ``"dit"``
-(:class:`~unified_guidance.dit.TinyDiT`: 2×2 patches, 4 blocks, 4 heads, token width ``width``)."""
+"""Image architectures: ``"unet"`` (:class:`~unified_guidance.networks.unet.TinyUNet`) and ``"dit"``
+(:class:`~unified_guidance.networks.dit.TinyDiT`: 2×2 patches, 4 blocks, 4 heads, token width ``width``)."""
 
 
 def default_net(shape: tuple[int, ...], num_classes: int, width: int, arch: str = "unet") -> nn.Module:
-    """:class:`~unified_guidance.networks.TinyUNet` (``arch="unet"``) or
-    :class:`~unified_guidance.dit.TinyDiT` (``arch="dit"``) for images ``(C, H, W)``,
-    :class:`~unified_guidance.networks.MLPNet` for vectors ``(D,)`` (``arch`` is then unused);
+    """:class:`~unified_guidance.networks.unet.TinyUNet` (``arch="unet"``) or
+    :class:`~unified_guidance.networks.dit.TinyDiT` (``arch="dit"``) for images ``(C, H, W)``,
+    :class:`~unified_guidance.networks.mlp.MLPNet` for vectors ``(D,)`` (``arch`` is then unused);
     label ``num_classes`` is ∅."""
     if arch not in ARCHS:
         raise ValueError(f"arch: expected one of {', '.join(ARCHS)}, got {arch!r}")

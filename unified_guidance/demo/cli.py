@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def _paradigms(text: str) -> tuple[str, ...]:
-    from .demo.runners import RUNNERS
+    from .runners import RUNNERS
 
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if n not in RUNNERS]
@@ -42,7 +42,7 @@ def _positive(text: str) -> int:
 
 
 def _accelerator(text: str) -> str:
-    from .training.compat import accelerator_available, accelerator_names
+    from ..training.compat import accelerator_available, accelerator_names
 
     names = accelerator_names()
     if text not in names:
@@ -53,7 +53,7 @@ def _accelerator(text: str) -> str:
 
 
 def _strategy(text: str) -> str:
-    from .training.compat import strategy_names
+    from ..training.compat import strategy_names
 
     names = strategy_names()
     if text not in names:
@@ -76,8 +76,8 @@ def _writable_dir(text: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .demo.runners import PARADIGMS, RUNNERS
+    from .. import __version__
+    from .runners import PARADIGMS, RUNNERS
 
     parser = argparse.ArgumentParser(
         prog="unified-guidance",
@@ -158,10 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    from .demo.io import OutputDirError
-    from .demo.run import DemoOptions, run_demo
-    from .demo.text import TextOptions
-    from .training.resume import TrainingInterrupted
+    from ..training.resume import TrainingInterrupted
+    from .io import OutputDirError
+    from .run import DemoOptions, run_demo
+    from .text import TextOptions
 
     one_cpu = args.accelerator == "cpu" and args.devices == 1 and args.strategy == "auto"  # no sweep of its own
     jobs = args.jobs or (min(4, torch.get_num_threads()) if one_cpu else 1)

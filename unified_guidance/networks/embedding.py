@@ -1,0 +1,59 @@
+"""The conditioning every network here shares: time and class label → one vector ``(B, width)``.
+
+Time ``t`` (a ``(B,)`` or scalar float in [0, 1]) becomes sinusoidal features of ``1000·t``
+(:func:`timestep_embedding`) passed through a two-layer MLP; the label (a ``(B,)`` long
+tensor, index ``num_classes`` = the learned null token ∅) a learned vector; their sum,
+SiLU-activated, conditions every block of :class:`~.unet.TinyUNet`, :class:`~.mlp.MLPNet`
+and :class:`~.dit.TinyDiT`. A further conditioning input of every network belongs here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..core.checks import reads_back
+from ..core.shapes import batch_time, time_dtype
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
+    """Sinusoidal features of ``1000·t``: ``(B,) -> (B, dim)`` (Vaswani et al., arXiv 1706.03762),
+    computed in at least float32 (half-precision times collapse)."""
+    half = dim // 2
+    dtype = time_dtype(t.dtype)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    args = 1000.0 * t.to(dtype)[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class ConditioningEmbedding(nn.Module):
+    """Time and label (with a null token) → one conditioning vector ``(B, width)``.
+
+    Args:
+        num_classes: number of classes; label ``num_classes`` is ∅.
+        width: width of the vector.
+
+    ``forward(x (B, ...), t (B,) or scalar, labels (B,) long) -> (B, width)``, SiLU-activated;
+    ``x`` gives only the batch size, device and dtype of the time.
+    """
+
+    def __init__(self, num_classes: int, width: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.labels = nn.Embedding(num_classes + 1, width)
+        self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.width = width
+
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
+        if labels.dtype != torch.long or labels.shape != (x.shape[0],):
+            raise ValueError(
+                f"labels: expected a long tensor of shape ({x.shape[0]},), got {labels.dtype} {tuple(labels.shape)}"
+            )
+        if reads_back() and bool(((labels < 0) | (labels > self.num_classes)).any()):
+            raise ValueError(f"labels: expected class indices in [0, {self.num_classes}] (the last is ∅)")
+        t = batch_time(t, x.shape[0], device=x.device, dtype=time_dtype(x.dtype))
+        features = timestep_embedding(t, self.width).to(self.labels.weight.dtype)  # the network's dtype
+        emb = self.time(features) + self.labels(labels)
+        return nn.functional.silu(emb)
