@@ -9,6 +9,7 @@ run at all, and the saving is counted.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -20,10 +21,11 @@ from ..core.model import ConditionalModel
 from ..core.shapes import check_pair
 from ..core.spaces import convert
 from ..perturb.hooks import Selections
+from ..perturb.spec import Perturbation
 from ..schedules.scale import Schedule
 from .branches import Branch, reference_branch, run_branches
 from .calls import compiling, is_unit, progress_at, scale_at
-from .rules import Rule
+from .rules import PostProcess, Rule
 from .spec import (
     Guidance,
     GuidanceStats,
@@ -55,6 +57,10 @@ class GuidedModel(nn.Module):
     Rules with state (APG) keep it here between calls; :meth:`reset` clears it,
     and samplers call it at the start of each generation.
     """
+
+    _calls: Tensor  # buffers, registered in __init__
+    _skipped: Tensor
+    _skipped_rows: Tensor
 
     def __init__(self, model: ConditionalModel, guidance: Guidance) -> None:
         super().__init__()
@@ -144,7 +150,7 @@ class GuidedModel(nn.Module):
         """
         g = self.guidance
         spec = cond if isinstance(cond, Conditions) else None
-        first = spec.conds[0] if spec is not None else cond
+        first = cond.conds[0] if isinstance(cond, Conditions) else cond
         batch = x.shape[0] if isinstance(x, Tensor) and x.ndim > 0 else None
         if batch is None:
             raise ValueError(f"x: expected a (B, ...) tensor, got {_describe(x)}")
@@ -180,6 +186,7 @@ class GuidedModel(nn.Module):
             checks.verify()
             return GuidedPrediction(zero, zero, None, (None,) * (len(refs) - 1))
         if spec is None:
+            assert not isinstance(cond, Conditions)  # spec is cond when it is one
             spec = Conditions.single(self.model.null_condition(batch, device=x.device) if cond is None else cond)
         active = first.reference_rows(self.states[0], batch)  # None: every sample needs the reference
         unit = [is_unit(w) for w in scales] if plan is None else plan.unit
@@ -230,7 +237,7 @@ class GuidedModel(nn.Module):
                 checks.trace(f"conditional prediction in {space}", c_native, f"converted from {self.space!r} at t")
                 checks.trace(f"{_name(j)} in {space}", r_native, f"converted from {self.space!r} at t")
             guided, states[j] = rule(c_native, r_native, scales[j], tau=tau, state=self.states[j])
-            checks.trace("guided prediction", guided, lambda rule=rule: f"made by {rule!r} from finite branches")
+            checks.trace("guided prediction", guided, partial("made by {!r} from finite branches".format, rule))
             if len(preds) == 1:  # exactly the rule's output, post-processed from its own space
                 total, c_total, space_total = guided, c_native, space
             else:
@@ -270,6 +277,7 @@ class GuidedModel(nn.Module):
         others: list[tuple[ConditionalModel, Branch]] = []
         for j in run:
             source, subset = refs[j].source, rows if j == 0 else None
+            assert not isinstance(source, Perturbation)  # Reference wrapped it in a PerturbedReference
             if j == 0 and isinstance(source, ModelReference) and spec.negative is not None:
                 raise ValueError("negative: a reference model and a negative condition both claim the reference branch")
             key = (source, None if subset is None else "rows")
@@ -302,10 +310,11 @@ class GuidedModel(nn.Module):
 
     def _post(self, guided: Tensor, cond: Tensor, space: str, x: Tensor, t: Tensor, checks: DeferredChecks) -> Tensor:
         for post in self.guidance.post:
+            assert isinstance(post, PostProcess)  # Guidance made names into PostProcess objects
             target = post.space or space
             guided, cond = self._to(guided, space, target, x, t), self._to(cond, space, target, x, t)
             guided, space = post(guided, cond), target
-            checks.trace("post", guided, lambda post=post: f"made by {post!r}")
+            checks.trace("post", guided, partial("made by {!r}".format, post))
         return self._to(guided, space, self.space, x, t)
 
     def _to(self, pred: Tensor, src: str, dst: str, x: Tensor, t: Tensor) -> Tensor:

@@ -166,7 +166,7 @@ class Guidance:
     @property
     def references(self) -> tuple[Reference, ...]:
         """Every reference, the first one ``(reference, scale, rule)``."""
-        return (Reference(self.reference, self.scale, self.rule), *self.also)  # type: ignore[arg-type]
+        return (Reference(self.reference, self.scale, self.rule), *self.also)
 
     def reference_models(self) -> tuple[ConditionalModel, ...]:
         """The other models the references run (autoguidance), each once."""
