@@ -49,12 +49,13 @@ test: lint
 	$(PY) -m pytest -q
 
 # Style, the layers (import-linter's contracts in pyproject.toml, then no import cycle through a
-# package __init__ either).
+# package __init__ either) and the types (mypy, configured in pyproject.toml; cache in .mypy_cache).
 lint: $(STAMP)
 	$(PY) -m ruff check -q .
 	$(PY) -m ruff format --check -q .
 	@out="$$($(VENV)/bin/lint-imports --no-logo 2>&1)" || { echo "$$out"; exit 1; }; echo "$$out" | grep '^Contracts:'
 	$(PY) scripts/check_cycles.py
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py

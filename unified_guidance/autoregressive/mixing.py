@@ -155,6 +155,7 @@ def mixed_scores(
         out = c
     else:
         for post in g.post:
+            assert isinstance(post, PostProcess)  # Guidance made names into PostProcess objects
             out = post(out, c)
             _check_scores(checks, "post", out, post)
     if mixing.plausibility is not None:
