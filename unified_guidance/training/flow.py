@@ -103,9 +103,8 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        gen = step_generator(
-            self.hparams["seed"], 0, batch_idx, salt=1
-        )  # the same noise every epoch: comparable curves
+        # the same noise every epoch: comparable curves
+        gen = step_generator(self.hparams["seed"], 0, batch_idx, salt=1)
         self.log("val/loss", self._loss(batch, gen), prog_bar=True)
 
     def optimizer_step(self, *args, **kwargs) -> None:
