@@ -4,6 +4,7 @@
 # machine next month gets exactly what CI tested.
 #
 # Development:
+#   make lint          ruff, the import layers and cycles, mypy (make test runs it first)
 #   make test-latest   the whole suite on the newest releases pyproject allows (torch stays pinned)
 #   make test-oldest   the whole suite on the floors pyproject declares (constraints-oldest.txt)
 #   make test-wheel    build wheel + sdist, install the wheel (not editable) with the lock, run the README example
@@ -44,13 +45,17 @@ $(STAMP): $(PY) pyproject.toml $(LOCK)
 demo: $(STAMP)
 	$(VENV)/bin/unified-guidance demo $(DEMO_ARGS)
 
-test: $(STAMP)
-	$(PY) -m ruff check .
+test: lint
 	$(PY) -m pytest -q
 
+# Style, the layers (import-linter's contracts in pyproject.toml, then no import cycle through a
+# package __init__ either) and the types (mypy, configured in pyproject.toml; cache in .mypy_cache).
 lint: $(STAMP)
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+	$(PY) -m ruff check -q .
+	$(PY) -m ruff format --check -q .
+	@out="$$($(VENV)/bin/lint-imports --no-logo 2>&1)" || { echo "$$out"; exit 1; }; echo "$$out" | grep '^Contracts:'
+	$(PY) scripts/check_cycles.py
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py
@@ -106,7 +111,8 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-oldest .venv-wheel .venv-lock dist build .pytest_cache .ruff_cache site
+	rm -rf $(VENV) .venv-latest .venv-oldest .venv-wheel .venv-lock dist build .pytest_cache .ruff_cache site \
+		.mypy_cache .import_linter_cache
 
 # The documentation site (mkdocs-material + mkdocstrings, strict: broken links and references fail).
 .PHONY: docs

@@ -55,7 +55,7 @@ def sample_digits(
     layout = layout or DigitTokens()
     device = model.device
     prompt = layout.class_tokens(labels.to(device))[:, None]
-    suppress = SuppressTokensLogitsProcessor(layout.non_pixel_tokens(), device=device)
+    suppress = SuppressTokensLogitsProcessor(layout.non_pixel_tokens(), device=str(device))
     ids = generate(
         model,
         prompt,

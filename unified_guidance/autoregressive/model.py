@@ -59,7 +59,7 @@ def check_prompt(name: str, ids: Any, mask: Any = None, *, mask_name: str = "att
     if mask is None:
         return ids.long(), torch.ones_like(ids, dtype=torch.long)
     if not isinstance(mask, Tensor) or mask.shape != ids.shape:
-        got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        got = str(tuple(mask.shape)) if isinstance(mask, Tensor) else type(mask).__name__
         raise ValueError(f"{mask_name}: expected the shape of {name} {tuple(ids.shape)}, got {got}")
     mask = mask.long()
     if bool((mask[:, -1] == 0).any()):

@@ -70,7 +70,13 @@ class Layer:
 
     def weight(self) -> Tensor:
         w = self.module.weight
+        assert isinstance(w, Tensor)  # a linear layer's parameter
         return w.T if self.stored_in_out else w
+
+    def bias(self) -> Tensor | None:
+        b = self.module.bias
+        assert b is None or isinstance(b, Tensor)
+        return b
 
 
 def product_layers(lm: nn.Module) -> tuple[Layer, ...]:
@@ -113,8 +119,8 @@ def routed_forward(layer: Layer) -> Callable[[Tensor], Tensor]:
             return own(module, x)
         w = layer.weight()
         if way == "weight-left":
-            return weight_left_linear(x, w, module.bias)
-        out = onednn.linear(x.reshape(-1, x.shape[-1]), w, module.bias)
+            return weight_left_linear(x, w, layer.bias())
+        out = onednn.linear(x.reshape(-1, x.shape[-1]), w, layer.bias())
         return out.reshape(*x.shape[:-1], w.shape[0])
 
     return forward

@@ -73,7 +73,7 @@ def reference_prompt(
             raise ValueError("negative_attention_mask: given without negative_input_ids")
         if lm.has_null:
             null = lm.null_condition(batch, device=ids.device)
-            null = null[:, None] if null.ndim == 1 else null
+            null = null[:, None] if isinstance(null, Tensor) and null.ndim == 1 else null
             return check_prompt("null_cond", null)
         return ids[:, -1:], torch.ones_like(ids[:, -1:])
     neg, neg_mask = check_prompt(

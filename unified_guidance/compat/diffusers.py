@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:  # diffusers is an optional extra: imported where it is used
+    from diffusers.guiders.guider_utils import BaseGuidance
 
 _SCHEDULER_API = ("set_timesteps", "step", "timesteps", "sigmas", "config")
 
@@ -104,7 +107,8 @@ def stepper(scheduler: Any, generator: Any) -> Callable[[Tensor, Tensor, Tensor]
 
 
 def patch_size(transformer: nn.Module) -> int:
-    return int(transformer.config.patch_size)
+    config: Any = transformer.config  # diffusers' frozen dict of the model's settings, read by attribute
+    return int(config.patch_size)
 
 
 def forward_names(transformer: nn.Module) -> set[str]:
@@ -119,7 +123,7 @@ def guider_base() -> tuple[type, type]:
     return BaseGuidance, GuiderOutput
 
 
-def prepare_batch(guider_cls: type, data: dict[str, Any], index: int, identifier: str) -> Any:
+def prepare_batch(guider_cls: type[BaseGuidance], data: dict[str, Any], index: int, identifier: str) -> Any:
     """A ``BlockState`` of one branch: tuple fields give their ``index``-th entry (BaseGuidance._prepare_batch)."""
     return guider_cls._prepare_batch(data, index, identifier)
 
@@ -172,13 +176,13 @@ def block_output_names(module: nn.Module) -> tuple[str | None, ...] | None:
         meta = TransformerBlockRegistry.get(type(module))
     except (ImportError, AttributeError, ValueError):
         return None
-    places = {
+    named = {
         meta.return_hidden_states_index: getattr(meta, "hidden_states_argument_name", "hidden_states"),
         meta.return_encoder_hidden_states_index: getattr(
             meta, "encoder_hidden_states_argument_name", "encoder_hidden_states"
         ),
     }
-    places.pop(None, None)
+    places = {i: name for i, name in named.items() if i is not None}
     return tuple(places.get(i) for i in range(max(places) + 1)) if places else None
 
 

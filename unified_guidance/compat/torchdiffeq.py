@@ -9,12 +9,14 @@ edit; the step callbacks (``callback_step``, ``callback_accept_step``,
 
 from __future__ import annotations
 
+from typing import Any
+
 from torchdiffeq._impl.odeint import SOLVERS as _SOLVERS
 from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver
 from torchdiffeq._impl.solvers import FixedGridODESolver
 
 
-def solver_registry() -> dict[str, type]:
+def solver_registry() -> dict[str, type[Any]]:  # torchdiffeq has no type information
     """``{method name: solver class}`` as ``odeint(method=...)`` resolves it."""
     return dict(_SOLVERS)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -42,13 +42,13 @@ def batch_size_of(cond: Cond) -> int:
 
 def cat_batch(conds: Sequence[Cond]) -> Cond:
     """Concatenate conditions of the same structure along the batch dimension."""
-    first = conds[0]
+    first, same = conds[0], cast(Sequence[Any], conds)  # every condition has the structure of the first
     if isinstance(first, Tensor):
-        return torch.cat(list(conds), dim=0)
+        return torch.cat(list(same), dim=0)
     if isinstance(first, Mapping):
-        return {k: cat_batch([c[k] for c in conds]) if _batched(first[k]) else first[k] for k in first}
+        return {k: cat_batch([c[k] for c in same]) if _batched(first[k]) else first[k] for k in first}
     if isinstance(first, (list, tuple)):
-        return type(first)(cat_batch([c[i] for c in conds]) for i in range(len(first)))
+        return type(first)(cat_batch([c[i] for c in same]) for i in range(len(first)))
     raise TypeError(f"cond: cannot batch a {type(first).__name__}; expected tensors, dicts or tuples")
 
 

@@ -46,6 +46,9 @@ class ConditionalModel(nn.Module):
             condition or a reference model can serve as the reference branch).
     """
 
+    _calls: Tensor  # buffers, registered in __init__
+    _rows: Tensor
+
     def __init__(self, *, space: str, path: Path | None = None, null_cond: NullSpec | None = None) -> None:
         super().__init__()
         self.space = check_space("space", space)

@@ -40,6 +40,11 @@ class GaussianMixture(ConditionalModel):
     ``forward(x (B, D), t, labels (B,))`` with label ``num_classes`` (or ``None``) meaning ∅.
     """
 
+    means: Tensor  # buffers, registered in __init__
+    covs: Tensor
+    log_weights: Tensor
+    labels: Tensor
+
     def __init__(
         self, means: Tensor, covs: Tensor, weights: Tensor, labels: Tensor, *, path: Path, space: str = "eps"
     ) -> None:
@@ -132,7 +137,7 @@ class GaussianMixture(ConditionalModel):
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x: expected shape (B, {self.dim}), got {tuple(x.shape)}")
-        x0, eps = self.posterior_means(x, t, cond)
+        x0, eps = self.posterior_means(x, t, self._labels(x, cond))
         coeffs = self.coefficients(torch.as_tensor(t, dtype=x.dtype, device=x.device))
         return from_x0_eps(x0, eps, self.space, x, coeffs)
 
@@ -157,10 +162,11 @@ class GaussianMixture(ConditionalModel):
         second = (w[:, None, None] * (cov + centred[:, :, None] * centred[:, None, :])).sum(0)
         return mean, second
 
-    def _labels(self, x: Tensor, labels: Tensor | None) -> Tensor:
+    def _labels(self, x: Tensor, labels: Cond | None) -> Tensor:
         if labels is None:
             return torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
         check_labels("cond", labels, x.shape[0], self.num_classes)
+        assert isinstance(labels, Tensor)  # check_labels raised otherwise
         return labels.to(x.device)
 
 

@@ -54,7 +54,7 @@ def _child(conn: Connection, threads: int, fn: Callable[..., Any], args: tuple[A
     torch.set_num_threads(threads)
     start = time.perf_counter()
     try:
-        message = ("ok", fn(*args), time.perf_counter() - start)
+        message: tuple[str, Any, Any] = ("ok", fn(*args), time.perf_counter() - start)
     except BaseException as err:  # Ctrl-C and SystemExit too: the parent decides what they mean
         message = ("error", err, "".join(traceback.format_exception(err)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the part is over: a second Ctrl-C must not lose its report
@@ -131,14 +131,14 @@ def run_jobs(
                 if progress:
                     print(f"{jobs[i].name}: started ({threads} thread(s))", file=sys.stderr, flush=True)
             done = wait([r.conn for r in running])
-            for job in [r for r in running if r.conn in done]:
-                running.remove(job)
-                status, value, extra = _receive(job)
+            for part in [r for r in running if r.conn in done]:
+                running.remove(part)
+                status, value, extra = _receive(part)
                 if status == "error":
                     raise _with_trace(value, extra)
-                results[job.index], seconds[jobs[job.index].name] = value, extra
+                results[part.index], seconds[jobs[part.index].name] = value, extra
                 if progress:
-                    print(f"{jobs[job.index].name}: done in {extra:.0f} s", file=sys.stderr, flush=True)
+                    print(f"{jobs[part.index].name}: done in {extra:.0f} s", file=sys.stderr, flush=True)
     except BaseException as err:
         from ..training.resume import TrainingInterrupted  # here: a worker need not import Lightning to start
 
@@ -158,7 +158,7 @@ def _forward_sigterm(running: list[_Running]) -> Any:
 
     def forward(signum: int, frame: Any) -> None:
         for job in running:
-            if job.process.is_alive():
+            if job.process.is_alive() and job.process.pid is not None:
                 os.kill(job.process.pid, signal.SIGTERM)
 
     try:
@@ -184,7 +184,10 @@ def _receive(job: _Running) -> tuple[str, Any, Any]:
 
 def _with_trace(err: BaseException, trace: str) -> BaseException:
     if trace and not isinstance(err, KeyboardInterrupt):  # an interrupt's message says all a user needs
-        err.add_note(f"in the worker process:\n{trace}")
+        if sys.version_info >= (3, 11):
+            err.add_note(f"in the worker process:\n{trace}")
+        else:  # Python 3.10 has no exception notes: the worker's traceback goes to stderr
+            print(f"in the worker process:\n{trace}", file=sys.stderr, flush=True)
     return err
 
 
@@ -196,7 +199,7 @@ def _stop(running: list[_Running]) -> TrainingInterrupted | None:
     kept = None
     deadline = time.monotonic() + GRACE_SECONDS
     for job in running:
-        if job.process.is_alive() and not job.conn.poll(2.0):  # not winding down on its own
+        if job.process.is_alive() and job.process.pid is not None and not job.conn.poll(2.0):  # not winding down
             try:
                 os.kill(job.process.pid, signal.SIGINT)
             except ProcessLookupError:

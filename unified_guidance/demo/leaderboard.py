@@ -53,7 +53,8 @@ def goal(row: Row, base: Row | None, reps: Mapping) -> bool | None:
     if base is None or row["scale"] < GOAL_SCALE:
         return None
     mine, theirs = reps[key(row)], reps[key(base)]
-    adherence = resolved(*mine.interval("adherence"), GOAL_ADHERENCE)
+    lo, hi = mine.interval("adherence")
+    adherence = resolved(lo, hi, GOAL_ADHERENCE)
     dp = mine.difference(theirs, "precision")
     dr = mine.difference(theirs, "recall")
     # "at or above": a difference interval reaching from 0 upwards holds; one entirely below 0 fails.

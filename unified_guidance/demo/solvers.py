@@ -9,6 +9,8 @@ the wrapped module's own ``sample``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -28,7 +30,7 @@ class SolverAdapter(nn.Module):
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
-        self.module = module
+        self.module: Any = module  # any runner's module: .model, .sample(...) and, for flow, .hparams
 
     @property
     def model(self):

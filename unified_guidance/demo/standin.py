@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..core.conditions import Cond
 from ..core.model import ConditionalModel
+from ..data.mixture import GaussianMixture
 from ..guidance.engine import Guidance, guide
 from ..schedules.noise import LinearBetaSchedule
 
@@ -35,7 +36,9 @@ class MixtureSampler(nn.Module):
         image_shape: shape of one sample returned by :meth:`sample` (``(D,)`` if ``None``).
     """
 
-    def __init__(self, model: ConditionalModel, *, steps: int = 20, image_shape: tuple[int, ...] | None = None):
+    def __init__(
+        self, model: GaussianMixture | ClassGaussians, *, steps: int = 20, image_shape: tuple[int, ...] | None = None
+    ):
         super().__init__()
         if model.space != "eps":
             raise ValueError(f"model: expected a mixture predicting 'eps', got space {model.space!r}")
@@ -72,6 +75,11 @@ class ClassGaussians(ConditionalModel):
 
     Shapes: ``x (B, D)``, ``t`` scalar or ``(B,)``, ``labels (B,)`` with ``num_classes`` = ∅.
     """
+
+    means: Tensor  # buffers, registered in __init__
+    eigvals: Tensor
+    eigvecs: Tensor
+    log_weights: Tensor
 
     def __init__(self, num_classes: int = 10, dim: int = 64) -> None:
         super().__init__(space="eps", path=LinearBetaSchedule(), null_cond=num_classes)

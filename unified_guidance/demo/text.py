@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -177,12 +178,16 @@ def generate_setting(
     )  # fmt: skip
     seconds = time.perf_counter() - start
     new = ids[:, prompts.cond["input_ids"].shape[1] :]
-    eos = loaded.lm.generation_config.eos_token_id
+    eos = getattr(loaded.lm.generation_config, "eos_token_id", None)
     eos = torch.tensor([] if eos is None else [eos] if isinstance(eos, int) else list(eos), dtype=torch.long)
     ended = torch.isin(new, eos).long()
     mask = (ended.cumsum(1) - ended == 0).long()  # up to and including the first EOS
     texts = tok.batch_decode(new, skip_special_tokens=True)
     return Generated(new, mask, [t.strip() for t in texts], seconds, (model.stats - before).rows)
+
+
+def _perplexity_at(total: np.ndarray, count: np.ndarray, rows: np.ndarray) -> float:
+    return perplexity(total[rows], count[rows])
 
 
 def _nll(scorer: PromptScorer, rows: torch.Tensor, out: Generated) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +222,7 @@ def measure_attribute(
         out[f"{name}_ci"] = list(mean_interval(known, resamples=resamples)) if known else [float("nan")] * 2
     for name, (total, count) in (("perplexity", nll), ("perplexity_cond", nll_cond)):
         out[name] = perplexity(total, count)
-        ci = bootstrap_interval(lambda i, t=total, c=count: perplexity(t[i], c[i]), len(total), resamples=resamples)
+        ci = bootstrap_interval(partial(_perplexity_at, total, count), len(total), resamples=resamples)
         out[f"{name}_ci"] = list(ci)
     return out
 
@@ -260,8 +265,8 @@ def run_text_section(
     sweep = opts.settings()
     start = time.perf_counter()
     if loaded is None:
-        model = opts.model if opts.model is not None else packaged_gguf()
-        loaded = load_causal_lm(str(model), gguf_file=opts.gguf_file, local_files_only=True)
+        source = opts.model if opts.model is not None else packaged_gguf()
+        loaded = load_causal_lm(str(source), gguf_file=opts.gguf_file, local_files_only=True)
     load_seconds = time.perf_counter() - start
     judges = {a.name: a.make_judge() for a in opts.attributes}
     prompts = Prompts.build(loaded.tokenizer, opts.attributes, opts.question_set[:n_questions])

@@ -93,7 +93,8 @@ def wrap_unet(
         raise TypeError(f"unet: expected a diffusers UNet2DModel or UNet2DConditionModel, got {type(unet).__name__}")
     check_scheduler(scheduler)
     path = AlphasCumprodPath(scheduler.alphas_cumprod)
-    size = unet.config.sample_size
+    config: Any = unet.config  # diffusers' frozen dict of the UNet's settings, read by attribute
+    size = config.sample_size
     size = (size, size) if isinstance(size, int) else tuple(size)
     return EpsModel(
         _UNetCall(unet, kwarg),
@@ -101,7 +102,7 @@ def wrap_unet(
         prediction=PREDICTION_TYPES[scheduler.config.get("prediction_type", "epsilon")],
         null_cond=null_cond,
         num_classes=num_classes,
-        sample_shape=(unet.config.in_channels, *size),
+        sample_shape=(config.in_channels, *size),
         time_scale=float(path.num_train_timesteps),
     )
 

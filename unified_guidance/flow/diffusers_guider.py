@@ -20,17 +20,21 @@ diffusers' ``use_original_formulation`` ``c + w(c − u)`` is s = w + 1.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from ..compat import diffusers as compat
+from ..core.conditions import Cond
 from ..core.model import ConditionalModel
 from ..guidance.engine import Guidance, GuidedModel
 from ..schedules.noise import RectifiedFlowPath
 
-BaseGuidance, GuiderOutput = compat.guider_base()
+if TYPE_CHECKING:  # the checker sees diffusers' classes; at run time they come through compat
+    from diffusers.guiders.guider_utils import BaseGuidance, GuiderOutput
+else:
+    BaseGuidance, GuiderOutput = compat.guider_base()
 
 
 class _Replay(ConditionalModel):
@@ -42,8 +46,8 @@ class _Replay(ConditionalModel):
         super().__init__(space="velocity", path=RectifiedFlowPath(), null_cond=lambda b: torch.arange(b, 2 * b))
         self.table: Tensor | None = None
 
-    def predict(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
-        assert self.table is not None
+    def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
+        assert self.table is not None and isinstance(cond, Tensor)  # row indices
         if int(cond.max()) >= self.table.shape[0]:
             raise ValueError("pred_uncond: the guidance needs the reference branch at this step, got none")
         return self.table[cond.to(self.table.device)]
@@ -60,7 +64,7 @@ class UnifiedGuider(BaseGuidance):
         enabled: ``False`` runs the conditional branch alone.
     """
 
-    _input_predictions = ["pred_cond", "pred_uncond"]  # noqa: RUF012 (diffusers' class attribute)
+    _input_predictions = ["pred_cond", "pred_uncond"]  # type: ignore[assignment]  # noqa: RUF012 (diffusers: = None in the base)
 
     def __init__(
         self, guidance: Guidance, scheduler: Any, *, latents_key: str = "hidden_states", enabled: bool = True
@@ -107,7 +111,7 @@ class UnifiedGuider(BaseGuidance):
     # -- per step -----------------------------------------------------------------------------
 
     def set_state(self, step: int, num_inference_steps: int, timestep: Tensor) -> None:
-        super().set_state(step, num_inference_steps, timestep)
+        super().set_state(step, num_inference_steps, timestep)  # type: ignore[arg-type]  # diffusers: LongTensor
         if step == 0:
             self._engine.reset()
 
@@ -137,7 +141,7 @@ class UnifiedGuider(BaseGuidance):
     def is_conditional(self) -> bool:
         return compat.count_prepared(self) == 1
 
-    def prepare_inputs(self, data: dict[str, Any]) -> list[Any]:
+    def prepare_inputs(self, data: dict[str, Any]) -> list[Any]:  # type: ignore[override]  # diffusers passes a dict
         latents = data.get(self.latents_key)
         self._latents = latents[0] if isinstance(latents, tuple) else latents
         if self._latents is None:

@@ -77,7 +77,7 @@ def flow_matching_loss(
     da, ds = broadcast_like(c.d_alpha_t, x1), broadcast_like(c.d_sigma_t, x1)
     x_t = a * x1 + s * x0
     target = da * x1 + ds * x0
-    if p_uncond > 0.0:
+    if p_uncond > 0.0 and model.null_spec is not None:  # (checked above: a model without ∅ raised)
         cond, _ = drop_condition(cond, model.null_spec, p_uncond, generator=generator)
     pred = model(x_t, t, cond)
     return (pred - target).pow(2).mean()

@@ -81,8 +81,8 @@ class Reparametrized(ConditionalModel):
         t = batch_time(t, x.shape[0], device=x.device, dtype=x.dtype)
         inner_path = self.model.path
         assert inner_path is not None
-        t_inner = inner_path.time(self.path.progress(t)).to(x.dtype)
-        new, old = self.path.coefficients(t), inner_path.coefficients(t_inner)
+        t_inner = inner_path.time(self.progress(t)).to(x.dtype)
+        new, old = self.coefficients(t), inner_path.coefficients(t_inner)
         if not (_close(new.alpha_t, old.alpha_t) and _close(new.sigma_t, old.sigma_t)):
             raise ValueError("path: expected a path with the same α_t, σ_t as the model's at equal progress")
         x0, eps = to_x0_eps(self.model(x, t_inner, cond), "velocity", x, old)

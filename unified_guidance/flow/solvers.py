@@ -22,7 +22,7 @@ import torch
 from ..compat import torchdiffeq as tde
 from ..core.numbers import check_int
 
-SOLVERS: dict[str, type] = tde.solver_registry()
+SOLVERS: dict[str, type[Any]] = tde.solver_registry()
 ADAPTIVE = tuple(name for name, cls in SOLVERS.items() if tde.is_adaptive(cls))
 FIXED = tuple(name for name, cls in SOLVERS.items() if tde.is_fixed_grid(cls))
 

@@ -86,5 +86,5 @@ def reference_branch(
             raise ValueError(f"cond: {what} with condition='same' takes one condition, got a composition")
         return Branch(x, t, pick(spec.conds[0]), getattr(source, "perturbation", None))
     if isinstance(source, ModelReference):
-        return Branch(x, t, None)  # the other model's own ∅
+        return Branch(x, t, source.model.null_condition(x.shape[0], device=x.device))  # the other model's own ∅
     return Branch(x, t, null(), source.perturbation)

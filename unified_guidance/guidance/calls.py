@@ -13,7 +13,6 @@ from torch import Tensor
 
 from ..core.checks import DeferredChecks
 from ..core.path import Path
-from .rules import Rule
 from .spec import Reference
 
 
@@ -31,7 +30,7 @@ def scale_at(ref: Reference, tau: Tensor, checks: DeferredChecks) -> Tensor:
     """Reference ``ref``'s scale w(τ), with "finite" and "≥ the rule's minimum" queued as checks."""
     scale = ref.schedule.value(tau)
     checks.finite("scale", scale, f"from the {type(ref.schedule).__name__} schedule")
-    rule: Rule = ref.rule  # type: ignore[assignment]
+    rule = ref.rule
     lo = rule.min_scale
     if lo is not None:
         checks.require(

@@ -59,6 +59,10 @@ class GuidedModel(nn.Module):
     and samplers call it at the start of each generation.
     """
 
+    _calls: Tensor  # buffers, registered in __init__
+    _skipped: Tensor
+    _skipped_rows: Tensor
+
     def __init__(self, model: ConditionalModel, guidance: Guidance) -> None:
         super().__init__()
         if not isinstance(model, ConditionalModel):
@@ -133,6 +137,7 @@ class GuidedModel(nn.Module):
         g = self.guidance
         spec = cond if isinstance(cond, Conditions) else None
         first = spec.conds[0] if spec is not None else cond
+        assert not isinstance(first, Conditions)
         batch = x.shape[0] if isinstance(x, Tensor) and x.ndim > 0 else None
         if batch is None:
             raise ValueError(f"x: expected a (B, ...) tensor, got {_describe(x)}")
@@ -168,6 +173,7 @@ class GuidedModel(nn.Module):
             checks.verify()
             return GuidedPrediction(out, out, (None,))
         if spec is None:
+            assert not isinstance(cond, Conditions)
             spec = Conditions.single(self.model.null_condition(batch, device=x.device) if cond is None else cond)
         rows = [r.rule.reference_rows(state, batch) for r, state in zip(refs, self.states, strict=True)]
         run = [j for j in range(len(refs)) if self._runs(refs[j], cond, spec, unit[j] or zero[j], rows[j])]
@@ -222,7 +228,7 @@ class GuidedModel(nn.Module):
         own = [Branch(x, t, c) for c in spec.conds]
         slots: dict[Any, tuple[str, int]] = {}  # equal sources over equal rows run once
         others: list[tuple[ConditionalModel, Branch]] = []
-        wanted = [(j, refs[j].source, subsets[j]) for j in run]
+        wanted: list[tuple[int | str, Any, Tensor | None]] = [(j, refs[j].source, subsets[j]) for j in run]
         if not spec.is_single:
             wanted.append((_NULL, None, None))
         where: dict[Any, tuple[str, int]] = {}

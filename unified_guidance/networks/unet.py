@@ -52,9 +52,10 @@ class TinyUNet(nn.Module):
         self.mid = nn.ModuleList([_ResBlock(2 * width, width), _ResBlock(2 * width, width)])
         self.unpool = nn.ConvTranspose2d(2 * width, width, 2, stride=2)
         self.up = _ResBlock(width, width)
-        self.out = nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, in_channels, 3, padding=1))
-        nn.init.zeros_(self.out[-1].weight)
-        nn.init.zeros_(self.out[-1].bias)
+        head = nn.Conv2d(width, in_channels, 3, padding=1)
+        for p in head.parameters():  # weight and bias: the network starts as the zero prediction
+            nn.init.zeros_(p)
+        self.out = nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), head)
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
         expected = (self.in_channels, self.image_size, self.image_size)

@@ -200,8 +200,9 @@ class _SkipHook:
                 )
             pairs = zip(output, names, strict=True)
             # an element the block does not produce (None: SD3's last block drops its text stream) stays None
-            kept = lambda out, name: name is None or out is None  # noqa: E731
-            return tuple(out if kept(out, name) else self._replace(out, inputs[name]) for out, name in pairs)
+            return tuple(
+                out if name is None or out is None else self._replace(out, inputs[name]) for out, name in pairs
+            )
         raise ValueError(f"modules: {self.path!r} returns {type(output).__name__}; SkipBlocks needs tensor outputs")
 
     def _replace(self, output: Tensor, given: Tensor) -> Tensor:

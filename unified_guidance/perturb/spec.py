@@ -63,12 +63,12 @@ class Perturbation:
     def _matches(self, name: str, module: nn.Module) -> bool:
         if callable(self.modules):
             return bool(self.modules(name, module))
-        return any(_ends_with(name, pattern) for pattern in self.modules)  # type: ignore[union-attr]
+        return any(_ends_with(name, pattern) for pattern in self.modules)
 
     def _describe(self) -> str:
         if callable(self.modules):
             return f"the predicate {getattr(self.modules, '__name__', self.modules)!r}"
-        return "patterns " + ", ".join(repr(p) for p in self.modules)  # type: ignore[union-attr]
+        return "patterns " + ", ".join(repr(p) for p in self.modules)
 
 
 @dataclass(frozen=True)

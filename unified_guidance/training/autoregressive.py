@@ -67,8 +67,8 @@ class TokenARModule(GuidedPredictions, L.LightningModule):
         return next_token_loss(self.lm, cond, self.layout.image_tokens(images))
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        gen = step_generator(self.hparams.seed, self.global_rank, self.global_step)
-        loss = self._loss(batch, self.hparams.p_uncond, gen)
+        gen = step_generator(self.hparams["seed"], self.global_rank, self.global_step)
+        loss = self._loss(batch, self.hparams["p_uncond"], gen)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -76,7 +76,7 @@ class TokenARModule(GuidedPredictions, L.LightningModule):
         self.log("val/loss", self._loss(batch, 0.0), prog_bar=True)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.lm.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(self.lm.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """Guided token images: ``{"labels", "samples" (B, 1, 8, 8), "tokens" (B, 64)}``."""

@@ -40,6 +40,8 @@ class LastCheckpoint(ModelCheckpoint):
     @property
     def last_path(self) -> Path:
         """Where ``last.ckpt`` is written (known once the fit has started)."""
+        if self.dirpath is None:
+            raise RuntimeError("last_path: the checkpoint directory is not known before the fit starts")
         return Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -80,7 +80,7 @@ def class_labels(num_classes: int, per_class: int) -> DataLoader:
     if per_class < 1:
         raise ValueError(f"predict_per_class: expected a positive number of samples per class, got {per_class}")
     labels = torch.arange(num_classes).repeat_interleave(per_class)
-    return DataLoader(labels, batch_size=per_class)
+    return DataLoader(labels, batch_size=per_class)  # type: ignore[arg-type]  # a Tensor is a map-style dataset; the stub wants Dataset
 
 
 class DigitsDataModule(L.LightningDataModule):
@@ -100,11 +100,11 @@ class DigitsDataModule(L.LightningDataModule):
         self.split = load_digits_split(val_fraction, seed)
 
     def predict_dataloader(self) -> DataLoader:
-        return class_labels(10, self.hparams.predict_per_class)
+        return class_labels(10, self.hparams["predict_per_class"])
 
     def train_dataloader(self) -> DataLoader:
         ds = TensorDataset(self.split.train_images, self.split.train_labels)
-        return _train_loader(ds, self.batch_size, self.hparams.seed, self.trainer, drop_last=True)
+        return _train_loader(ds, self.batch_size, self.hparams["seed"], self.trainer, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(TensorDataset(self.split.val_images, self.split.val_labels), batch_size=self.batch_size)

@@ -62,6 +62,9 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         seed: seeds the per-step generator.
     """
 
+    _train_model: EpsModel  # set in __init__, outside the module tree
+    _ema_model: EpsModel
+
     def __init__(
         self,
         net: nn.Module | None = None,
@@ -110,15 +113,15 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         return self._train_model
 
     def _generator(self, step: int, salt: int = 0) -> torch.Generator:
-        return step_generator(self.hparams.seed, self.global_rank, step, salt)
+        return step_generator(self.hparams["seed"], self.global_rank, step, salt)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x0, labels = batch
         gen = self._generator(self.global_step)
-        labels, dropped = drop_condition(labels, self.hparams.num_classes, self.hparams.p_uncond, generator=gen)
+        labels, dropped = drop_condition(labels, self.hparams["num_classes"], self.hparams["p_uncond"], generator=gen)
         loss = diffusion_loss(
             self._train_model, x0, labels, generator=gen,
-            weighting=self.hparams.weighting, snr_gamma=self.hparams.snr_gamma,
+            weighting=self.hparams["weighting"], snr_gamma=self.hparams["snr_gamma"],
         )  # fmt: skip
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/dropped", dropped.float().mean())
@@ -133,12 +136,14 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x0, labels = batch
         gen = self._generator(batch_idx, salt=1)
-        loss = diffusion_loss(self.model, x0, labels, generator=gen, weighting=self.hparams.weighting)
+        loss = diffusion_loss(self.model, x0, labels, generator=gen, weighting=self.hparams["weighting"])
         self.log("val/loss", loss, prog_bar=True)
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(
+            self.net.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
 
     @torch.no_grad()
     def sample(
@@ -153,7 +158,7 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         """Samples ``(B, *sample_shape)`` for labels ``(B,)``, clamped to [−1, 1] if ``clip``
         (digits: ``(B, 1, 8, 8)``), from the EMA weights (``ema=True``) or the trained ones.
         ``kwargs`` go to :func:`~unified_guidance.diffusion.sample` (``steps`` defaults to ``sample_steps``)."""
-        kwargs.setdefault("steps", self.hparams.sample_steps)
+        kwargs.setdefault("steps", self.hparams["sample_steps"])
         model = self.model if ema else self.trained_model
         was_training = model.net.training
         model.net.eval()
@@ -163,7 +168,7 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
             x = diffusion_sample(model, guidance, shape, labels, generator=generator, **kwargs)
         finally:
             model.net.train(was_training)
-        return x.clamp(-1.0, 1.0) if self.hparams.clip else x
+        return x.clamp(-1.0, 1.0) if self.hparams["clip"] else x
 
 
 class SampleGridCallback(L.Callback):
@@ -179,11 +184,13 @@ class SampleGridCallback(L.Callback):
         self.steps, self.seed = steps, seed
         self.last_grids: dict[float, Tensor] = {}
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: DiffusionModule) -> None:
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not isinstance(pl_module, DiffusionModule):
+            raise TypeError(f"pl_module: expected a DiffusionModule to sample, got {type(pl_module).__name__}")
         # epochs count from 0: the n-th, 2n-th … epochs end at current_epoch = n − 1, 2n − 1 …
         if trainer.sanity_checking or not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        labels = torch.arange(pl_module.hparams.num_classes).repeat_interleave(self.per_class)
+        labels = torch.arange(pl_module.hparams["num_classes"]).repeat_interleave(self.per_class)
         out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
         for scale in self.scales:
             gen = torch.Generator(device=pl_module.device).manual_seed(self.seed)
@@ -192,6 +199,6 @@ class SampleGridCallback(L.Callback):
             self.last_grids[scale] = grid
             name = f"epoch{trainer.current_epoch:03d}_scale{scale:g}"
             experiment = getattr(trainer.logger, "experiment", None)
-            if hasattr(experiment, "add_image"):
+            if experiment is not None and hasattr(experiment, "add_image"):
                 experiment.add_image(f"samples/scale{scale:g}", (grid + 1) / 2, trainer.global_step)
             save_png(grid, out_dir / f"{name}.png")

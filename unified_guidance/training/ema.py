@@ -8,6 +8,8 @@ forgets the initialisation within the first few dozen steps and tends to β afte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -31,7 +33,7 @@ class _WarmupEMA:
     def __init__(self, decay: float, warmup: bool) -> None:
         self.decay, self.warmup = decay, warmup
 
-    def __call__(self, averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor | int) -> None:
+    def __call__(self, averaged: Sequence[Tensor], current: Sequence[Tensor], num_averaged: Tensor | int) -> None:
         weight = 1.0 - ema_decay_at(self.decay, int(num_averaged), self.warmup)
         for a, w in zip(averaged, current, strict=True):
             a.lerp_(w, weight)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 
 from ..flow.loss import flow_matching_loss
 from ..flow.model import VelocityModel
@@ -93,16 +94,17 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         x, labels = batch
         hp = self.hparams
         return flow_matching_loss(
-            self.velocity, x, labels, p_uncond=hp.p_uncond, time_sampler=hp.time_sampler, generator=generator
+            self.velocity, x, labels, p_uncond=hp["p_uncond"], time_sampler=hp["time_sampler"], generator=generator
         )
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._loss(batch, step_generator(self.hparams.seed, self.global_rank, self.global_step))
+        loss = self._loss(batch, step_generator(self.hparams["seed"], self.global_rank, self.global_step))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        gen = step_generator(self.hparams.seed, 0, batch_idx, salt=1)  # the same noise every epoch: comparable curves
+        # the same noise every epoch: comparable curves
+        gen = step_generator(self.hparams["seed"], 0, batch_idx, salt=1)
         self.log("val/loss", self._loss(batch, gen), prog_bar=True)
 
     def optimizer_step(self, *args, **kwargs) -> None:
@@ -110,11 +112,13 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         # at the end of a batch holds weights and average of the same step.
         super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
-            self.ema.net.update_parameters(self.velocity.net)
+            averaged = self.ema.net
+            assert isinstance(averaged, AveragedModel)  # ema_copy made it
+            averaged.update_parameters(self.velocity.net)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = self.velocity.net.parameters()
-        return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(params, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
 
     @torch.no_grad()
     def sample(
@@ -129,7 +133,7 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         hp = self.hparams
         model = self.model if ema else self.trained_model
         device = generator.device if generator is not None else self.device
-        noise = torch.randn((labels.shape[0], *hp.sample_shape), generator=generator, device=device).to(self.device)
-        steps = None if hp.sample_method in ADAPTIVE else hp.sample_steps
-        x, _ = sample(model, guidance, noise, labels.to(self.device), method=hp.sample_method, steps=steps)
-        return x.clamp(-1.0, 1.0) if len(hp.sample_shape) == 3 else x
+        noise = torch.randn((labels.shape[0], *hp["sample_shape"]), generator=generator, device=device).to(self.device)
+        steps = None if hp["sample_method"] in ADAPTIVE else hp["sample_steps"]
+        x, _ = sample(model, guidance, noise, labels.to(self.device), method=hp["sample_method"], steps=steps)
+        return x.clamp(-1.0, 1.0) if len(hp["sample_shape"]) == 3 else x

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import torch
@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..core.model import ConditionalModel
 from ..guidance.engine import Guidance
 from .compat import quiet_pytree_deprecation, received_sigterm, sigterm_exception
 from .progress import StepProgressBar
@@ -88,6 +89,15 @@ class SweepDataModule(L.LightningDataModule):
         return DataLoader(_Items(self.items), batch_size=1, shuffle=False, collate_fn=_first)
 
 
+class _Sampler(Protocol):
+    """What :class:`SweepPredictor` wraps: a paradigm module (an ``nn.Module``) with these two."""
+
+    @property
+    def model(self) -> ConditionalModel: ...
+
+    def sample(self, labels: Tensor, guidance: Guidance, *, generator: torch.Generator | None = None) -> Tensor: ...
+
+
 class SweepPredictor(L.LightningModule):
     """``predict_step(item)`` → :class:`SampleResult`, sampling with the wrapped paradigm module.
 
@@ -96,7 +106,7 @@ class SweepPredictor(L.LightningModule):
             ``.sample(labels (B,), guidance, *, generator) -> (B, ...)``.
     """
 
-    def __init__(self, sampler: nn.Module) -> None:
+    def __init__(self, sampler: _Sampler) -> None:
         super().__init__()
         for attr in ("model", "sample"):
             if not hasattr(sampler, attr):

@@ -70,12 +70,15 @@ def load_fields(path: Path) -> dict[str, Any] | None:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        return _damaged(path, f"does not load ({type(err).__name__})")
+        _damaged(path, f"does not load ({type(err).__name__})")
+        return None
     if not isinstance(data, dict) or data.get("sha256") != fields_digest(data):
-        return _damaged(path, "checksum mismatch (corrupt or modified file)")
+        _damaged(path, "checksum mismatch (corrupt or modified file)")
+        return None
     samples = data.get("samples")
     if isinstance(samples, Tensor) and samples.is_floating_point() and not bool(torch.isfinite(samples).all()):
-        return _damaged(path, "non-finite samples")
+        _damaged(path, "non-finite samples")
+        return None
     data.pop("sha256")
     return data
 

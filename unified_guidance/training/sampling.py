@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import torch
@@ -28,10 +28,25 @@ from ..guidance.rules import Rule
 from ..schedules.scale import Schedule
 
 
+class _Sampling(Protocol):
+    """What :class:`GuidedPredictions` needs of the LightningModule it is mixed into."""
+
+    predict_guidance: Guidance
+    predict_ema: bool
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def hparams(self) -> MutableMapping: ...
+
+    def sample(self, labels: Tensor, guidance: Guidance, *, generator: torch.Generator | None, ema: bool) -> Tensor: ...
+
+
 class GuidedPredictions:
     """Mixin: ``predict_step(labels (B,), batch_idx) -> {"labels", "samples"}`` under :attr:`predict_guidance`.
 
-    The module needs ``.sample(labels, guidance, *, generator, ema)`` and ``hparams.seed``;
+    The module needs ``.sample(labels, guidance, *, generator, ema)`` and ``hparams["seed"]``;
     batch ``i`` draws its noise from a generator seeded by ``(seed, i)``, so a prediction is
     reproducible batch by batch.
     """
@@ -39,9 +54,11 @@ class GuidedPredictions:
     predict_guidance: Guidance = Guidance(scale=3.0)
     predict_ema: bool = True
 
-    def predict_step(self, batch: Tensor | Sequence[Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict:
+    def predict_step(
+        self: _Sampling, batch: Tensor | Sequence[Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict:
         labels = batch if isinstance(batch, Tensor) else batch[-1]
-        generator = torch.Generator(device=self.device).manual_seed(self.hparams.seed * 100_003 + batch_idx)
+        generator = torch.Generator(device=self.device).manual_seed(self.hparams["seed"] * 100_003 + batch_idx)
         samples = self.sample(labels, self.predict_guidance, generator=generator, ema=self.predict_ema)
         return {"labels": labels.cpu(), "samples": samples.cpu()}
 
@@ -93,6 +110,8 @@ class GuidedSampleWriter(BasePredictionWriter):
         self.written: Path | None = None
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not isinstance(pl_module, GuidedPredictions):
+            raise TypeError(f"pl_module: expected a module mixing in GuidedPredictions, got {type(pl_module).__name__}")
         pl_module.predict_guidance = self.guidance
         pl_module.predict_ema = self.ema
 

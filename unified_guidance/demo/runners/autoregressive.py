@@ -38,5 +38,6 @@ class ARRunner(Runner):
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
+        assert isinstance(module, TokenARModule)  # build() made it
         data = DigitsDataModule(batch_size=config["batch_size"])
         fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress, label=self.name)

@@ -27,7 +27,7 @@ class DiffusionRunner(Runner):
 
     name = "diffusion"
     cost = 210.0
-    methods = (
+    methods: tuple[str, ...] = (
         "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg",
         "tcfg", "mambo_g", "fdg", "adaptive", "beta", "cfgpp",
     )  # fmt: skip
@@ -46,6 +46,7 @@ class DiffusionRunner(Runner):
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
+        assert isinstance(module, DiffusionModule)  # build() made it
         data = DigitsDataModule(batch_size=config["batch_size"])
         fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress, label=self.name)
 

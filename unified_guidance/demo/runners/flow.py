@@ -27,7 +27,7 @@ class FlowRunner(Runner):
 
     name = "flow"
     cost = 208.0
-    methods = (
+    methods: tuple[str, ...] = (
         "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star",
         "tcfg", "mambo_g", "fdg", "adaptive", "beta", "rectified_cfgpp",
     )  # fmt: skip
@@ -48,6 +48,7 @@ class FlowRunner(Runner):
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
+        assert isinstance(module, FlowMatchingModule)  # build() made it
         data = DigitsDataModule(batch_size=config["batch_size"])
         fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress, label=self.name)
 

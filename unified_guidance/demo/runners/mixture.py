@@ -28,5 +28,6 @@ class MixtureRunner(Runner):
         return MixtureSampler(ClassGaussians(), steps=config["ddim_steps"], image_shape=(1, 8, 8))
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
+        assert isinstance(module, MixtureSampler) and isinstance(module.model, ClassGaussians)  # build() made it
         split = load_digits_split(config["val_fraction"], seed=0)
         module.model.fit(split.train_images, split.train_labels, ridge=config["ridge"])
