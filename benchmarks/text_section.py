@@ -25,7 +25,8 @@ from common import CLOCKS
 
 from unified_guidance.autoregressive import CausalLMModel, Mixing, load_causal_lm, packaged_gguf
 from unified_guidance.autoregressive.progress import ScalePlan
-from unified_guidance.autoregressive.sampler import DecodeSpec, _processors, _stopping, decode
+from unified_guidance.autoregressive.sample import _processors, _stopping, decode
+from unified_guidance.autoregressive.spec import DecodeSpec
 from unified_guidance.demo.text import Prompts
 from unified_guidance.demo.text_prompts import ATTRIBUTES, QUESTIONS
 from unified_guidance.evaluation.text import PromptScorer, continuation_nll

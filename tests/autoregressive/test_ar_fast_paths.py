@@ -9,7 +9,8 @@ from transformers import LogitsProcessorList, StoppingCriteriaList, TemperatureL
 from unified_guidance.autoregressive import CausalLMModel, Mixing, RowDecoder, generate
 from unified_guidance.autoregressive.decoding import distinct_rows, kept_rows
 from unified_guidance.autoregressive.progress import ScalePlan
-from unified_guidance.autoregressive.sampler import DecodeSpec, decode
+from unified_guidance.autoregressive.sample import decode
+from unified_guidance.autoregressive.spec import DecodeSpec
 from unified_guidance.evaluation.text import PromptScorer, continuation_nll
 from unified_guidance.guidance import Guidance
 from unified_guidance.schedules.scale import Interval

@@ -83,7 +83,8 @@ def test_ended_rows_leave_every_block_including_the_perturbed_one():
 
     from unified_guidance.autoregressive.mixing import Mixing
     from unified_guidance.autoregressive.progress import ScalePlan
-    from unified_guidance.autoregressive.sampler import DecodeSpec, decode
+    from unified_guidance.autoregressive.sample import decode
+    from unified_guidance.autoregressive.spec import DecodeSpec
 
     g = Guidance(scale=2.0, also=[Reference(slg("layers.1"), scale=2.0)])
     prompt, negative = prompts(4, 5), prompts(4, 3, seed=5)

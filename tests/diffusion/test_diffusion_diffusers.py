@@ -16,7 +16,7 @@ from diffusers.guiders import ClassifierFreeGuidance
 
 from tests.diffusion.diffusers_unets import tiny_text_unet
 from unified_guidance import Guidance
-from unified_guidance.diffusion.diffusers_interop import sample_with_scheduler, wrap_unet
+from unified_guidance.diffusion.interop import sample_with_scheduler, wrap_unet
 from unified_guidance.guidance import Rescale
 from unified_guidance.schedules import Interval
 

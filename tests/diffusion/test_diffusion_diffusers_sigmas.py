@@ -8,7 +8,7 @@ from diffusers import DDIMScheduler, EulerDiscreteScheduler, UNet2DModel
 
 from unified_guidance import Guidance
 from unified_guidance.compat.diffusers import ve_step_sigmas
-from unified_guidance.diffusion.diffusers_interop import sample_with_scheduler, wrap_unet
+from unified_guidance.diffusion.interop import sample_with_scheduler, wrap_unet
 from unified_guidance.guidance import DynamicThreshold, PostProcess
 from unified_guidance.guidance.functional import dynamic_threshold
 

@@ -31,7 +31,7 @@ from flow_diffusers_models import (
 
 import unified_guidance as ug
 from unified_guidance import Conditions, Guidance
-from unified_guidance.flow.diffusers_interop import (
+from unified_guidance.flow.interop import (
     sample_with_scheduler,
     scheduler_sigmas,
     sigma_grid,

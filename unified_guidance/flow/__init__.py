@@ -4,7 +4,7 @@ Time convention: noise at t = 0, data at t = 1, ``x_t = t·x1 + (1 − t)·x0``
 (:class:`~unified_guidance.schedules.LinearFlowPath`) unless a model says otherwise.
 
 ``wrap_transformer`` and ``sample_with_scheduler`` (diffusers flow transformers, optional
-extra ``diffusers``) load :mod:`.diffusers_interop` on first use.
+extra ``diffusers``) load :mod:`.interop` on first use.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .likelihood import LogLikelihood, divergence_exact, divergence_hutchinson, 
 from .loss import TIME_SAMPLERS, flow_matching_loss, sample_time
 from .model import Reparametrized, VelocityModel
 from .rectified import rectified_cfgpp
-from .sampler import FlowStats, jump_times, sample, trajectory
+from .sample import FlowStats, jump_times, sample, trajectory
 from .solvers import ADAPTIVE, FIXED, SOLVERS
 
 __all__ = [
@@ -49,5 +49,5 @@ _DIFFUSERS = ("wrap_transformer", "sample_with_scheduler")
 
 def __getattr__(name: str) -> Any:
     if name in _DIFFUSERS:  # diffusers is optional: import it only when asked for
-        return getattr(importlib.import_module(".diffusers_interop", __name__), name)
+        return getattr(importlib.import_module(".interop", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,7 +30,7 @@ from ..core.model import ConditionalModel
 from ..guidance.engine import Guidance, GuidedModel
 from ..schedules.scale import Schedule
 from .field import GuidedField
-from .sampler import FlowStats, _guided, as_times, integrate
+from .sample import FlowStats, _guided, as_times, integrate
 
 DIVERGENCES = ("auto", "exact", "hutchinson")
 
@@ -122,7 +122,7 @@ def log_likelihood(
         prior: the log density at the noise end, ``(B, ...) -> (B,)``; N(0, I) by default.
         t_span: (data time, noise time); the model path's ends by default.
         create_graph: keep the graph through the divergence (to differentiate the likelihood).
-        method, kwargs: solver settings as in :func:`~.sampler.trajectory`.
+        method, kwargs: solver settings as in :func:`~.sample.trajectory`.
     """
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence: expected one of {', '.join(DIVERGENCES)}, got {divergence!r}")

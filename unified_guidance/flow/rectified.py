@@ -34,7 +34,7 @@ from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
 from ..guidance.engine import Guidance, GuidedModel
 from ..schedules.scale import Schedule
-from .sampler import FlowStats
+from .sample import FlowStats
 
 
 def rectified_cfgpp(

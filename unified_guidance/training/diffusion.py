@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from ..core.conditions import drop_condition
 from ..diffusion.loss import diffusion_loss
 from ..diffusion.model import EpsModel
-from ..diffusion.sampler import sample as diffusion_sample
+from ..diffusion.sample import sample as diffusion_sample
 from ..guidance.engine import Guidance
 from ..schedules.noise import CosineSchedule, LinearBetaSchedule
 from .ema import ema_copy

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..flow.loss import flow_matching_loss
 from ..flow.model import VelocityModel
-from ..flow.sampler import sample
+from ..flow.sample import sample
 from ..flow.solvers import ADAPTIVE
 from ..guidance.engine import Guidance
 from .ema import ema_copy

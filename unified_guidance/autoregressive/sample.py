@@ -15,7 +15,6 @@ cache instead. Per step (order matters and is fixed):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,31 +22,13 @@ from torch import Tensor, nn
 
 from ..guidance.engine import Guidance
 from ..schedules.scale import Schedule
+from .beam import beam_search
 from .checks import check_prompts, check_real, check_special_tokens, vocab_size
 from .decoding import ReferenceBlocks, RowDecoder, stack_prompts
 from .mixing import Mixing, mixed_scores
 from .model import CausalLMModel, as_model, check_prompt
 from .progress import ScalePlan
-
-
-@dataclass(frozen=True)
-class DecodeSpec:
-    """Everything a decode loop needs besides the prompts."""
-
-    mixing: Mixing
-    plans: tuple[ScalePlan, ...]  # one per reference of the guidance, the first reference's first
-    processors: Any  # transformers.LogitsProcessorList
-    stopping: Any  # transformers.StoppingCriteriaList
-    eos: Tensor
-    pad_token_id: int
-    do_sample: bool = False
-    generator: torch.Generator | None = None
-    streamer: Any = None
-    drop_finished: bool = True  # ended rows leave the batch; False: the plain loop that keeps them
-
-    @property
-    def plan(self) -> ScalePlan:
-        return self.plans[0]
+from .spec import DecodeSpec
 
 
 def as_guidance(guidance: Guidance | Schedule | float) -> Guidance:
@@ -198,8 +179,6 @@ def generate(
         streamer=streamer,
     )
     if num_beams > 1:
-        from .beam import beam_search
-
         if len(g.references) > 1 or g.reference is not None:
             raise ValueError("num_beams: beam search takes one reference (∅ or the negative prompt); decode "
                              "perturbed or further references with num_beams=1")  # fmt: skip

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..compat import diffusers as compat
 from ..core.conditions import Cond, Conditions
-from ..diffusion.sampler import randn
+from ..diffusion.sample import randn
 from ..guidance.engine import Guidance, GuidedModel
 from ..schedules.noise import RectifiedFlowPath
 from .model import VelocityModel

@@ -36,7 +36,7 @@ from ..core.path import Path, PathCoefficients
 from ..core.shapes import check_finite
 from ..guidance.engine import Guidance, GuidedModel
 from .model import EpsModel
-from .sampler import randn
+from .sample import randn
 from .time import AlphasCumprodPath
 
 PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
