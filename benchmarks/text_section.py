@@ -51,7 +51,7 @@ def decoder(loaded, prompts: Prompts, samples: int, tokens: int, scale: float, d
             pad_token_id=loaded.tokenizer.pad_token_id,
             do_sample=True, generator=torch.Generator().manual_seed(0), drop_finished=drop,
         )  # fmt: skip
-        return decode(model, (rows[0], rows[1]), (rows[2], rows[3]), spec)
+        return decode(model, (rows[0], rows[1]), (rows[2], rows[3]), spec).samples
 
     return fn
 

@@ -54,7 +54,11 @@ def _spec(guidance: Guidance, eos: int, drop: bool, sample: bool) -> DecodeSpec:
 def _decode(lm, ids, neg, guidance, eos, drop, sample):
     model = CausalLMModel(lm, pad_token_id=PAD)
     ref = (neg, torch.ones_like(neg))
-    out = decode(model, (ids, torch.ones_like(ids)), ref, _spec(guidance, eos, drop, sample))
+    out, stats = decode(model, (ids, torch.ones_like(ids)), ref, _spec(guidance, eos, drop, sample))
+    new_tokens = out.shape[1] - ids.shape[1]
+    assert (stats.nfe, stats.steps, stats.forward_rows) == (new_tokens, new_tokens, model.stats.rows)
+    plan = ScalePlan.build(guidance.schedule, TOKENS)  # the reference block is not run from drop_at on
+    assert stats.skipped_reference == max(0, new_tokens - plan.drop_at)
     return out, model.stats.rows
 
 

@@ -99,6 +99,9 @@ def test_ended_rows_leave_every_block_including_the_perturbed_one():
             processors=LogitsProcessorList([]), stopping=StoppingCriteriaList([]), eos=torch.tensor([eos]),
             pad_token_id=PAD, drop_finished=drop,
         )  # fmt: skip
-        runs[drop] = decode(lm, (prompt, torch.ones_like(prompt)), (negative, torch.ones_like(negative)), spec), lm
+        runs[drop] = (
+            decode(lm, (prompt, torch.ones_like(prompt)), (negative, torch.ones_like(negative)), spec).samples,
+            lm,
+        )
     assert torch.equal(runs[True][0], runs[False][0])
     assert runs[True][1].stats.rows < runs[False][1].stats.rows

@@ -220,7 +220,7 @@ def custom_generate(
     )
     if streamer is not None:
         spec = replace(spec, streamer=_NoPrompt(streamer))
-    return decode(lm, (input_ids, mask), ref, spec)
+    return decode(lm, (input_ids, mask), ref, spec).samples
 
 
 class _NoPrompt:

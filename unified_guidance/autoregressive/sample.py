@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..guidance.engine import Guidance
+from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
 from .beam import beam_search
 from .checks import check_prompts, check_real, check_special_tokens, vocab_size
@@ -185,7 +186,7 @@ def generate(
         return beam_search(lm, (ids, mask), ref, spec, num_beams, num_return_sequences, length_penalty)
     repeat = num_return_sequences
     rows = [(t.repeat_interleave(repeat, 0)) for t in (ids, mask, *ref)]
-    return decode(lm, (rows[0], rows[1]), (rows[2], rows[3]), spec)
+    return decode(lm, (rows[0], rows[1]), (rows[2], rows[3]), spec).samples
 
 
 def _check_combination(do_sample, num_beams, num_return_sequences, streamer, stopping_criteria) -> None:
@@ -205,8 +206,12 @@ def _stopping(stopping_criteria: Any) -> Any:
     return StoppingCriteriaList(list(stopping_criteria or []))
 
 
-def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor], spec: DecodeSpec) -> Tensor:
-    """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``.
+def decode(
+    lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor], spec: DecodeSpec
+) -> SampleOutput:
+    """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``: the ids
+    ``(n, L + T)`` and their cost (``nfe`` = ``steps``: the tokens decoded; a reference block not run
+    at a step counts one skipped reference, its rows still going the skipped rows).
 
     The batch holds a block for the prompt and one per reference still guiding
     (:class:`~.decoding.ReferenceBlocks`), each of the rows still going, ``going``: a block leaves
@@ -216,8 +221,8 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
     is replaced by padding), so every token and the random stream of sampling are those of the
     loop that keeps every row.
     """
-    ids, n = prompt[0], prompt[0].shape[0]
-    steps = len(spec.plan.scales)
+    ids, n, meter = prompt[0], prompt[0].shape[0], CostMeter([lm])
+    steps, done, off_refs, off_rows = len(spec.plan.scales), 0, 0, 0  # tokens done; references, rows not run
     blocks = ReferenceBlocks(spec.mixing.guidance.references, spec.plans, n)
     live = blocks.live(0)
     decoder = RowDecoder(lm, *stack_prompts([blocks.prompt(j, prompt, ref) for j in live], lm.pad_token_id))
@@ -239,6 +244,7 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
             step = decoder.step(tokens[going].repeat(len(live)), blocks.perturbations(live, len(going)))
             logits = logits.index_copy(0, rows, step)
         refs = blocks.split(logits, live)
+        done, off_refs, off_rows = done + 1, off_refs + refs.count(None), off_rows + refs.count(None) * len(going)
         scales = [plan.scales[k].to(logits) for plan in spec.plans]
         scores, states = mixed_scores(spec.mixing, logits[:n], refs, scales, spec.plan.taus[k], states)
         scores = spec.processors(ids, scores)
@@ -252,7 +258,7 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
             break
     if spec.streamer is not None:
         spec.streamer.end()
-    return ids
+    return SampleOutput(ids, meter.stats(nfe=done, steps=done, skipped_reference=off_refs, skipped_rows=off_rows))
 
 
 def _pick(scores: Tensor, do_sample: bool, generator: torch.Generator | None) -> Tensor:

@@ -35,6 +35,7 @@ from ..core.model import ConditionalModel
 from ..core.path import Path, PathCoefficients
 from ..core.shapes import check_finite
 from ..guidance.engine import Guidance, GuidedModel
+from ..guidance.stats import CostMeter, SampleOutput
 from .model import EpsModel
 from .sample import randn
 from .time import AlphasCumprodPath
@@ -116,7 +117,7 @@ def sample_with_scheduler(
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
     progress: bool | None = None,
-) -> Tensor:
+) -> SampleOutput:
     """Run ``scheduler``'s sampling loop with the guided prediction of ``model``.
 
     Args:
@@ -130,7 +131,8 @@ def sample_with_scheduler(
         progress: progress bar; default only when stderr is a terminal.
 
     Returns:
-        the samples ``(B, C, H, W)``.
+        a :class:`~unified_guidance.guidance.SampleOutput`: the samples ``(B, C, H, W)`` and their
+        cost (``nfe``: the loop's evaluations; ``steps``: ``steps``).
     """
     check_scheduler(scheduler)
     n_train = compat.num_train_timesteps(scheduler)
@@ -143,6 +145,7 @@ def sample_with_scheduler(
     on_steps = _OnSchedulerSigmas(model, StepSigmaPath(model.path, times, compat.ve_step_sigmas(scheduler)))
     guided = GuidedModel(on_steps, guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance))
     guided.reset()
+    meter = CostMeter.of(guided)
     if noise is None:
         if shape is None:
             raise ValueError("shape: expected (B, C, H, W) when no noise is given, got None")
@@ -163,7 +166,7 @@ def sample_with_scheduler(
     ):
         pred = guided(scheduler.scale_model_input(x, k), t.to(x.device), cond)
         x = step(pred, k, x)
-    return x
+    return SampleOutput(x, meter.stats(nfe=len(times), steps=steps))
 
 
 class StepSigmaPath(Path):

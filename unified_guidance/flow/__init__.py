@@ -17,7 +17,7 @@ from .likelihood import LogLikelihood, divergence_exact, divergence_hutchinson, 
 from .loss import TIME_SAMPLERS, flow_matching_loss, sample_time
 from .model import Reparametrized, VelocityModel
 from .rectified import rectified_cfgpp
-from .sample import FlowStats, jump_times, sample, trajectory
+from .sample import jump_times, sample, trajectory
 from .solvers import ADAPTIVE, FIXED, SOLVERS
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "FIXED",
     "SOLVERS",
     "TIME_SAMPLERS",
-    "FlowStats",
     "GuidedField",
     "IntegrationError",
     "LogLikelihood",

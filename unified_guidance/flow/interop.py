@@ -1,7 +1,7 @@
 """diffusers flow-matching transformers (SD3, Flux, Wan) as velocity models (optional extra ``diffusers``).
 
     model = ug.flow.wrap_transformer(transformer, scheduler, null_cond=empty_prompt)
-    x = ug.flow.sample_with_scheduler(model, 4.0, scheduler, None, cond, steps=28, noise=latents)
+    x, stats = ug.flow.sample_with_scheduler(model, 4.0, scheduler, None, cond, steps=28, noise=latents)
     x, stats = ug.flow.sample(model, ug.Guidance(scale=Interval(4.0, lo=0.2, hi=0.8)), latents, cond)
 
 Time: diffusers' flow transformers predict ``v = ε − x0`` on the rectified path
@@ -39,6 +39,7 @@ from ..compat import diffusers as compat
 from ..core.conditions import Cond, Conditions
 from ..diffusion.sample import randn
 from ..guidance.engine import Guidance, GuidedModel
+from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.noise import RectifiedFlowPath
 from .model import VelocityModel
 
@@ -241,7 +242,7 @@ def sample_with_scheduler(
     sigmas: Sequence[float] | None = None,
     mu: float | None = None,
     progress: bool | None = None,
-) -> Tensor:
+) -> SampleOutput:
     """Run a flow-matching scheduler's loop (Euler, Heun) with the guided velocity.
 
     Each step evaluates ``ũ = u(∅) + s(τ)·(u(y) − u(∅))`` (or the guidance's rule) at the
@@ -261,7 +262,8 @@ def sample_with_scheduler(
         generator: seeds the noise and stochastic scheduler steps.
 
     Returns:
-        the final latents, shape of ``noise``.
+        a :class:`~unified_guidance.guidance.SampleOutput`: the final latents (shape of ``noise``)
+        and their cost (``nfe``: the loop's evaluations, Heun's second stages included; ``steps``).
     """
     _check_model(model, scheduler)
     _check_steps(steps)
@@ -276,12 +278,13 @@ def sample_with_scheduler(
     timesteps, step_sigmas = compat.step_sigmas(scheduler)
     guided = GuidedModel(model, guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance))
     guided.reset()
+    meter = CostMeter.of(guided)
     x, step = noise, compat.stepper(scheduler, generator)
     show = sys.stderr.isatty() if progress is None else progress
     for k, sigma in tqdm(list(zip(timesteps, step_sigmas, strict=True)), disable=not show, leave=False):
         v = guided(x, sigma.to(x.device), cond)
         x = step(v, k, x)
-    return x
+    return SampleOutput(x, meter.stats(nfe=len(timesteps), steps=steps))
 
 
 def _check_model(model: Any, scheduler: Any) -> None:

@@ -28,9 +28,10 @@ from torch import Tensor, nn
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
 from ..guidance.engine import Guidance, GuidedModel
+from ..guidance.stats import SampleStats
 from ..schedules.scale import Schedule
 from .field import GuidedField
-from .sample import FlowStats, _guided, as_times, integrate
+from .sample import _guided, as_times, integrate
 
 DIVERGENCES = ("auto", "exact", "hutchinson")
 
@@ -43,7 +44,7 @@ class LogLikelihood:
     prior_log_prob: Tensor
     delta_log_prob: Tensor
     noise: Tensor
-    stats: FlowStats
+    stats: SampleStats
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:

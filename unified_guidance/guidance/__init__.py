@@ -56,6 +56,7 @@ from .rules import (
     rule_from_name,
 )
 from .rules_recent import AdaptiveState
+from .stats import SampleOutput, SampleStats
 
 __all__ = [
     "APG",
@@ -82,6 +83,8 @@ __all__ = [
     "Reference",
     "Rescale",
     "Rule",
+    "SampleOutput",
+    "SampleStats",
     "StaticClip",
     "apg",
     "cfg",
