@@ -1,7 +1,9 @@
 """What the demo sweeps: plain CFG over scales, and the mitigations at high scales.
 
 A setting is a (method, scale) pair; :func:`guidance_for` turns it into a
-:class:`~unified_guidance.guidance.Guidance`. Methods are a plain dict; each
+:class:`~unified_guidance.guidance.Guidance`, and :func:`sampler_options` into the keywords of the
+module's ``sample`` where the method is a solver-level rule (CFG++, Rectified-CFG++: a ``method``
+name of the paradigm's public sampler). Methods are a plain dict; each
 paradigm's runner says which apply to it (x0-space post-processes need a
 continuous prediction; a token model has none).
 """

@@ -1,4 +1,8 @@
-"""Flow matching: guided velocity fields integrated with torchdiffeq.
+"""Flow matching: guided velocity fields integrated with torchdiffeq (or Rectified-CFG++ steps).
+
+    model = ug.flow.VelocityModel(net, null_cond=10)
+    x, stats = ug.flow.sample(model, ug.Guidance(scale=3.0), noise, labels, method="midpoint", steps=20)
+    x, stats = ug.flow.sample(model, 3.0, noise, labels, method="rectified_cfgpp", steps=20)
 
 Time convention: noise at t = 0, data at t = 1, ``x_t = t·x1 + (1 − t)·x0``
 (:class:`~unified_guidance.schedules.LinearFlowPath`) unless a model says otherwise.

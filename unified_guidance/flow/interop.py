@@ -245,8 +245,8 @@ def sample_with_scheduler(
 ) -> SampleOutput:
     """Run a flow-matching scheduler's loop (Euler, Heun) with the guided velocity.
 
-    Each step evaluates ``ũ = u(∅) + s(τ)·(u(y) − u(∅))`` (or the guidance's rule) at the
-    scheduler's σ and calls ``scheduler.step``; Heun's second stages are evaluations too.
+    Each step evaluates ``ũ = u(∅) + s(τ)·(u(y) − u(∅))`` (or the guidance's rule) at the scheduler's σ
+    and calls ``scheduler.step``; Heun's second stages are evaluations too (``stats.nfe`` counts them).
     Nothing runs under ``no_grad``: call it inside ``torch.no_grad()`` for inference, as the
     pipelines do, unless gradients through the loop are wanted.
 
@@ -258,12 +258,10 @@ def sample_with_scheduler(
         shape: the latents' shape (ignored when ``noise`` is given).
         cond: the condition dict for B rows, or :class:`Conditions` (negative prompt, composition).
         steps: inference steps; ``sigmas``, ``mu``: override the pipeline's σ schedule.
-        noise: the starting latents at σ = 1 (pure noise, no scaling), ``(B, ...)``.
-        generator: seeds the noise and stochastic scheduler steps.
+        noise: the starting latents at σ = 1 (pure noise), ``(B, ...)``; ``generator`` seeds it and stochastic steps.
 
     Returns:
-        a :class:`~unified_guidance.guidance.SampleOutput`: the final latents (shape of ``noise``)
-        and their cost (``nfe``: the loop's evaluations, Heun's second stages included; ``steps``).
+        a :class:`~unified_guidance.guidance.SampleOutput`: the latents (shape of ``noise``) and their cost.
     """
     _check_model(model, scheduler)
     _check_steps(steps)

@@ -152,7 +152,7 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
     ) -> Tensor:
         """Samples ``(B, *sample_shape)`` for labels ``(B,)``, clamped to [−1, 1] if ``clip``
         (digits: ``(B, 1, 8, 8)``), from the EMA weights (``ema=True``) or the trained ones.
-        ``kwargs`` go to :func:`~unified_guidance.diffusion.sample` (``steps`` defaults to ``sample_steps``;
+        ``kwargs`` go to :func:`~unified_guidance.diffusion.sample.sample` (``steps`` defaults to ``sample_steps``;
         ``method="ddim_cfgpp"`` samples with CFG++)."""
         kwargs.setdefault("steps", self.hparams.sample_steps)
         model = self.model if ema else self.trained_model

@@ -130,10 +130,10 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         """Guided samples for class ``labels`` ``(B,)``: ``(B, *sample_shape)``, images clamped to [−1, 1].
 
         ``ema=False`` samples the trained weights instead of the EMA. ``kwargs`` go to
-        :func:`unified_guidance.flow.sample` (``method`` defaults to ``sample_method``, ``steps`` to
+        :func:`~unified_guidance.flow.sample.sample` (``method`` defaults to ``sample_method``, ``steps`` to
         ``sample_steps`` for fixed-step methods; ``method="rectified_cfgpp"`` samples with
         Rectified-CFG++). Runs without gradients (a convenience); call
-        :func:`unified_guidance.flow.sample` on :attr:`model` to differentiate through sampling.
+        :func:`~unified_guidance.flow.sample.sample` on :attr:`model` to differentiate through sampling.
         """
         hp = self.hparams
         model = self.model if ema else self.trained_model
