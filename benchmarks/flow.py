@@ -135,9 +135,9 @@ def bench_jumps() -> None:
     for scale in (2.0, 3.0):
         for tol in (1e-3, 1e-4, 1e-5, 1e-6):
             kw = {"t_span": (0.0, 1 - 1e-4), "rtol": tol, "atol": tol}
-            const = sample(mixture, scale, x0, labels, **kw)[1]
-            jump = sample(mixture, Interval(scale, lo=0.3, hi=0.7), x0, labels, **kw)[1]
-            nojump = sample(mixture, Interval(scale, lo=0.3, hi=0.7), x0, labels, jump_points=False, **kw)[1]
+            const = sample(mixture, scale, x0, labels, **kw).stats
+            jump = sample(mixture, Interval(scale, lo=0.3, hi=0.7), x0, labels, **kw).stats
+            nojump = sample(mixture, Interval(scale, lo=0.3, hi=0.7), x0, labels, jump_points=False, **kw).stats
             print(
                 f"| {scale:g} | {tol:g} | {const.nfe} | {jump.nfe} (rows {jump.forward_rows // 64} vs "
                 f"{const.forward_rows // 64}) | {nojump.nfe} ({nojump.nfe / jump.nfe:.1f}×) |"

@@ -25,7 +25,7 @@ from common import interleaved_medians, machine
 from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 
 import unified_guidance as ug
-from unified_guidance.flow.diffusers_interop import scheduler_sigmas, sigma_grid
+from unified_guidance.flow.interop import scheduler_sigmas, sigma_grid
 
 BATCH, TOKENS, WIDTH, SIZE = 2, 16, 64, 32
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.perturb.attention_nets import TokenNet
 from unified_guidance import Guidance
 from unified_guidance.diffusion import EpsModel
-from unified_guidance.diffusion.diffusers_interop import wrap_unet
+from unified_guidance.diffusion.interop import wrap_unet
 from unified_guidance.guidance import Reference, guide
 from unified_guidance.perturb import Rows, pag, perturbed
 

@@ -25,7 +25,8 @@ from common import CLOCKS
 
 from unified_guidance.autoregressive import CausalLMModel, Mixing, load_causal_lm, packaged_gguf
 from unified_guidance.autoregressive.progress import decode_plan
-from unified_guidance.autoregressive.sampler import DecodeSpec, _processors, _stopping, decode
+from unified_guidance.autoregressive.sample import _processors, _stopping, decode
+from unified_guidance.autoregressive.spec import DecodeSpec
 from unified_guidance.demo.text import Prompts
 from unified_guidance.demo.text_prompts import ATTRIBUTES, QUESTIONS
 from unified_guidance.evaluation.text import PromptScorer, continuation_nll
@@ -50,7 +51,7 @@ def decoder(loaded, prompts: Prompts, samples: int, tokens: int, scale: float, d
             pad_token_id=loaded.tokenizer.pad_token_id,
             do_sample=True, generator=torch.Generator().manual_seed(0), drop_finished=drop,
         )  # fmt: skip
-        return decode(model, (rows[0], rows[1]), (rows[2], rows[3]), spec)
+        return decode(model, (rows[0], rows[1]), (rows[2], rows[3]), spec).samples
 
     return fn
 

@@ -9,7 +9,8 @@ from transformers import LogitsProcessorList, StoppingCriteriaList, TemperatureL
 from unified_guidance.autoregressive import CausalLMModel, Mixing, RowDecoder, generate
 from unified_guidance.autoregressive.decoding import distinct_rows, kept_rows
 from unified_guidance.autoregressive.progress import decode_plan
-from unified_guidance.autoregressive.sampler import DecodeSpec, decode
+from unified_guidance.autoregressive.sample import decode
+from unified_guidance.autoregressive.spec import DecodeSpec
 from unified_guidance.evaluation.text import PromptScorer, continuation_nll
 from unified_guidance.guidance import Guidance
 from unified_guidance.schedules.scale import Interval
@@ -53,7 +54,11 @@ def _spec(guidance: Guidance, eos: int, drop: bool, sample: bool) -> DecodeSpec:
 def _decode(lm, ids, neg, guidance, eos, drop, sample):
     model = CausalLMModel(lm, pad_token_id=PAD)
     ref = (neg, torch.ones_like(neg))
-    out = decode(model, (ids, torch.ones_like(ids)), ref, _spec(guidance, eos, drop, sample))
+    out, stats = decode(model, (ids, torch.ones_like(ids)), ref, _spec(guidance, eos, drop, sample))
+    new_tokens = out.shape[1] - ids.shape[1]
+    assert (stats.nfe, stats.steps, stats.forward_rows) == (new_tokens, new_tokens, model.stats.rows)
+    plan = decode_plan(guidance, TOKENS)  # the reference block is not run from unused_from(0) on
+    assert stats.skipped_reference == max(0, new_tokens - plan.unused_from(0))
     return out, model.stats.rows
 
 

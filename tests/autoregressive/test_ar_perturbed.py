@@ -83,7 +83,8 @@ def test_ended_rows_leave_every_block_including_the_perturbed_one():
 
     from unified_guidance.autoregressive.mixing import Mixing
     from unified_guidance.autoregressive.progress import decode_plan
-    from unified_guidance.autoregressive.sampler import DecodeSpec, decode
+    from unified_guidance.autoregressive.sample import decode
+    from unified_guidance.autoregressive.spec import DecodeSpec
 
     g = Guidance(scale=2.0, also=[Reference(slg("layers.1"), scale=2.0)])
     prompt, negative = prompts(4, 5), prompts(4, 3, seed=5)
@@ -98,6 +99,9 @@ def test_ended_rows_leave_every_block_including_the_perturbed_one():
             processors=LogitsProcessorList([]), stopping=StoppingCriteriaList([]), eos=torch.tensor([eos]),
             pad_token_id=PAD, drop_finished=drop,
         )  # fmt: skip
-        runs[drop] = decode(lm, (prompt, torch.ones_like(prompt)), (negative, torch.ones_like(negative)), spec), lm
+        runs[drop] = (
+            decode(lm, (prompt, torch.ones_like(prompt)), (negative, torch.ones_like(negative)), spec).samples,
+            lm,
+        )
     assert torch.equal(runs[True][0], runs[False][0])
     assert runs[True][1].stats.rows < runs[False][1].stats.rows

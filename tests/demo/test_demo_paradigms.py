@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+import unified_guidance as ug
 from unified_guidance.demo.runners import PARADIGMS, get_runner
-from unified_guidance.demo.sweep import HIGH_SCALES, guidance_for
+from unified_guidance.demo.sweep import HIGH_SCALES, guidance_for, sampler_options
 from unified_guidance.guidance import Guidance
 
 
@@ -33,6 +34,26 @@ def test_every_listed_method_builds_and_samples(name):
     runner = get_runner(name)
     module = runner.make(runner.config(quick=True))
     for method in runner.methods:
-        g = guidance_for(method, HIGH_SCALES[-1], runner.params)
-        x = module.sample(torch.tensor([3]), g, generator=torch.Generator().manual_seed(1))
+        g, options = guidance_for(method, HIGH_SCALES[-1], runner.params), sampler_options(method, runner.params)
+        x = module.sample(torch.tensor([3]), g, generator=torch.Generator().manual_seed(1), **dict(options))
         assert x.shape == (1, 1, 8, 8) and bool(torch.isfinite(x).all()), method
+
+
+def test_solver_level_methods_sample_through_the_modules_with_the_sweeps_noise():
+    """CFG++ and Rectified-CFG++ go through ``module.sample(..., method=…)``: the same noise draw and
+    step count as the module's plain sampler, the paradigm's public solver (no demo-side adapter)."""
+    labels, s = torch.tensor([3, 5]), HIGH_SCALES[-1]
+    flow = get_runner("flow")
+    module = flow.make(flow.config(quick=True))
+    x = module.sample(labels, guidance_for("rectified_cfgpp", s), generator=torch.Generator().manual_seed(2),
+                      **dict(sampler_options("rectified_cfgpp", flow.params)))  # fmt: skip
+    noise = torch.randn((2, *module.hparams.sample_shape), generator=torch.Generator().manual_seed(2))
+    direct, stats = ug.flow.rectified_cfgpp(module.model, s, noise, labels, steps=module.hparams.sample_steps)
+    assert torch.equal(x, direct.clamp(-1.0, 1.0)) and stats.steps == module.hparams.sample_steps
+    diffusion = get_runner("diffusion")
+    module = diffusion.make(diffusion.config(quick=True))
+    x = module.sample(labels, guidance_for("cfgpp", s), generator=torch.Generator().manual_seed(2),
+                      **dict(sampler_options("cfgpp", diffusion.params)))  # fmt: skip
+    direct, _ = ug.diffusion.sample(module.model, s, (2, 1, 8, 8), labels, steps=module.hparams.sample_steps,
+                                    method="ddim_cfgpp", generator=torch.Generator().manual_seed(2))  # fmt: skip
+    assert torch.equal(x, direct.clamp(-1.0, 1.0))

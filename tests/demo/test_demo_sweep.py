@@ -10,9 +10,9 @@ from unified_guidance.demo.sweep import (
     HIGH_SCALES,
     METHODS,
     MitigationParams,
-    SolverGuidance,
     class_seed,
     guidance_for,
+    sampler_options,
     settings,
     work_items,
 )
@@ -23,6 +23,7 @@ from unified_guidance.guidance import (
     Adaptive,
     CFGZeroStar,
     DynamicThreshold,
+    Guidance,
     MamboG,
     PerturbedReference,
     Rescale,
@@ -54,9 +55,11 @@ def test_each_method_builds_its_guidance():
     assert guidance_for("fdg", 8).references[0].rule == FDG(ratios=p.fdg_ratios)
     assert guidance_for("adaptive", 8).references[0].rule == Adaptive(gamma=p.adaptive_gamma)
     assert guidance_for("beta", 8).references[0].schedule == Beta(8.0, *p.beta_shape)
-    solver = guidance_for("rectified_cfgpp", 8)
-    assert isinstance(solver, SolverGuidance) and solver.solver == "rectified_cfgpp"
-    assert guidance_for("cfgpp", 8).solver == "cfgpp"
+    assert guidance_for("rectified_cfgpp", 8) == Guidance(scale=8.0)  # a solver-level rule: plain CFG's guidance
+    assert sampler_options("rectified_cfgpp") == (("method", "rectified_cfgpp"), ("gamma", p.rectified_gamma))
+    assert guidance_for("cfgpp", 8) == Guidance(scale=8.0)
+    assert sampler_options("cfgpp") == (("method", "ddim_cfgpp"),)
+    assert sampler_options("apg") == ()
     assert set(METHODS) == {
         "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star",
         "tcfg", "mambo_g", "fdg", "adaptive", "beta", "cfgpp", "rectified_cfgpp", "plausibility",

@@ -16,7 +16,7 @@ from diffusers.guiders import ClassifierFreeGuidance
 
 from tests.diffusion.diffusers_unets import tiny_text_unet
 from unified_guidance import Guidance
-from unified_guidance.diffusion.diffusers_interop import sample_with_scheduler, wrap_unet
+from unified_guidance.diffusion.interop import sample_with_scheduler, wrap_unet
 from unified_guidance.guidance import Rescale
 from unified_guidance.schedules import Interval
 
@@ -63,12 +63,19 @@ def test_guided_sampling_equals_diffusers_cfg(class_unet, name):
     null = torch.full_like(labels, NUM_CLASSES)
     noise = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     model = wrap_unet(class_unet, SCHEDULERS[name](), null_cond=NUM_CLASSES, num_classes=NUM_CLASSES)
-    ours = sample_with_scheduler(model, 4.0, SCHEDULERS[name](), None, labels, steps=6, noise=noise)
+    ours, stats = sample_with_scheduler(model, 4.0, SCHEDULERS[name](), None, labels, steps=6, noise=noise)
     theirs = _diffusers_cfg_loop(
         class_unet, SCHEDULERS[name](), noise, {"class_labels": labels}, {"class_labels": null}, 4.0, 6
     )
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)  # float32, 2B vs B + B batches
     assert model.stats.calls == 6 and model.stats.rows == 6 * 8  # one stacked forward per step
+    assert (stats.nfe, stats.steps, stats.forward_calls, stats.forward_rows, stats.skipped_reference) == (
+        6,
+        6,
+        6,
+        48,
+        0,
+    )
 
 
 def test_text_unet_with_null_embedding_and_rescale_equals_diffusers(text_unet):
@@ -78,7 +85,7 @@ def test_text_unet_with_null_embedding_and_rescale_equals_diffusers(text_unet):
     model = wrap_unet(text_unet, DDIMScheduler(), null_cond=null)
     # diffusers' guidance_rescale acts on the noise prediction: our Rescale in space eps
     g = Guidance(scale=5.0, post=(Rescale(0.7, space="eps"),))
-    ours = sample_with_scheduler(model, g, DDIMScheduler(), None, emb, steps=4, noise=noise)
+    ours, _ = sample_with_scheduler(model, g, DDIMScheduler(), None, emb, steps=4, noise=noise)
     uncond = {"encoder_hidden_states": null.expand(2, 5, 16)}
     theirs = _diffusers_cfg_loop(text_unet, DDIMScheduler(), noise, {"encoder_hidden_states": emb}, uncond, 5.0, 4, 0.7)
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)  # float32, 2B vs B + B batches
@@ -89,8 +96,9 @@ def test_interval_skips_the_reference_in_diffusers_loops(class_unet):
     the interval [0.2, 0.8] holds k = 700 … 200 (6 steps)."""
     model = wrap_unet(class_unet, DDIMScheduler(), null_cond=NUM_CLASSES, num_classes=NUM_CLASSES)
     g = Guidance(scale=Interval(3.0, lo=0.2, hi=0.8))
-    sample_with_scheduler(model, g, DDIMScheduler(), (2, 1, 8, 8), torch.tensor([0, 1]), steps=10)
+    _, stats = sample_with_scheduler(model, g, DDIMScheduler(), (2, 1, 8, 8), torch.tensor([0, 1]), steps=10)
     assert (model.stats.calls, model.stats.rows) == (10, 6 * 4 + 4 * 2)
+    assert (stats.forward_rows, stats.skipped_reference, stats.skipped_rows) == (6 * 4 + 4 * 2, 4, 4 * 2)
 
 
 def test_seeded_generator_reproduces_stochastic_scheduler(class_unet):
@@ -98,7 +106,7 @@ def test_seeded_generator_reproduces_stochastic_scheduler(class_unet):
     run = lambda seed: sample_with_scheduler(  # noqa: E731
         model, 2.0, EulerDiscreteScheduler(), (2, 1, 8, 8), torch.tensor([0, 2]), steps=3,
         generator=torch.Generator().manual_seed(seed),
-    )  # fmt: skip
+    ).samples  # fmt: skip
     torch.testing.assert_close(run(3), run(3), rtol=0, atol=0)
     assert not torch.allclose(run(3), run(4))
 

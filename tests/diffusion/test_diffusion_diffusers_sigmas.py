@@ -8,7 +8,7 @@ from diffusers import DDIMScheduler, EulerDiscreteScheduler, UNet2DModel
 
 from unified_guidance import Guidance
 from unified_guidance.compat.diffusers import ve_step_sigmas
-from unified_guidance.diffusion.diffusers_interop import sample_with_scheduler, wrap_unet
+from unified_guidance.diffusion.interop import sample_with_scheduler, wrap_unet
 from unified_guidance.guidance import DynamicThreshold, PostProcess
 from unified_guidance.guidance.functional import dynamic_threshold
 
@@ -78,7 +78,7 @@ def test_thresholding_inside_euler_equals_thresholding_the_schedulers_x0(unet):
     noise = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     model = wrap_unet(unet, SCHEDULERS["euler-karras"](), null_cond=NUM_CLASSES, num_classes=NUM_CLASSES)
     g = Guidance(scale=3.0, post=(DynamicThreshold(0.9),))
-    ours = sample_with_scheduler(model, g, SCHEDULERS["euler-karras"](), None, labels, steps=4, noise=noise)
+    ours, _ = sample_with_scheduler(model, g, SCHEDULERS["euler-karras"](), None, labels, steps=4, noise=noise)
     scheduler = SCHEDULERS["euler-karras"]()
     scheduler.set_timesteps(4)
     x = noise * scheduler.init_noise_sigma

@@ -40,9 +40,9 @@ def test_x0_and_v_networks_sample_like_the_eps_network(float64, prediction):
     noise = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
     labels = torch.randint(0, 3, (32,), generator=torch.Generator().manual_seed(1))
     g = Guidance(rule=APG(eta=0.5, momentum=-0.5), scale=3.0)
-    ref = sample(EpsModel(_MixtureNet("eps"), null_cond=3, num_classes=3), g, None, labels, steps=8, noise=noise)
+    ref, _ = sample(EpsModel(_MixtureNet("eps"), null_cond=3, num_classes=3), g, None, labels, steps=8, noise=noise)
     model = EpsModel(_MixtureNet(prediction), prediction=prediction, null_cond=3, num_classes=3)
-    torch.testing.assert_close(sample(model, g, None, labels, steps=8, noise=noise), ref)
+    torch.testing.assert_close(sample(model, g, None, labels, steps=8, noise=noise).samples, ref)
 
 
 def test_null_label_token_and_time_scale_reach_the_network(float64):

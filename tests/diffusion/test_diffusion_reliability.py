@@ -36,7 +36,7 @@ def test_a_bfloat16_sample_keeps_every_time_of_its_grid():
         return torch.zeros_like(x)
 
     model = EpsModel(FunctionModel(net, space="eps"), null_cond=3)
-    out = sample(model, 1.0, (1, 2), torch.tensor([0]), steps=2000, noise=torch.zeros(1, 2, dtype=torch.bfloat16))
+    out, _ = sample(model, 1.0, (1, 2), torch.tensor([0]), steps=2000, noise=torch.zeros(1, 2, dtype=torch.bfloat16))
     assert out.dtype == torch.bfloat16 and len(set(seen)) == 2000  # a bfloat16 grid keeps 635 of them
 
 

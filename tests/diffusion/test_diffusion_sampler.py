@@ -59,7 +59,9 @@ def test_scale_one_reproduces_class_moments(float64, method, path):
     (N = 2000; 100 steps leave a discretisation bias below one standard error)."""
     mixture = two_d_mixture(path=path)
     n = 2000
-    x = sample(mixture, 1.0, (n, 2), _labels(n), steps=100, method=method, generator=torch.Generator().manual_seed(1))
+    x, _ = sample(
+        mixture, 1.0, (n, 2), _labels(n), steps=100, method=method, generator=torch.Generator().manual_seed(1)
+    )
     d_mean, d_cov, se_mean, se_cov = _moment_errors(mixture, x, 0)
     assert bool((d_mean.abs() < 4 * se_mean).all()), (d_mean, se_mean)
     assert bool((d_cov.abs() < 4 * se_cov).all()), (d_cov, se_cov)
@@ -70,7 +72,7 @@ def test_purity_rises_and_spread_shrinks_with_scale(float64):
     n, label = 600, 2
     purity, spread = [], []
     for s in (1.0, 2.0, 4.0):
-        x = sample(mixture, s, (n, 2), _labels(n, label), steps=20, generator=torch.Generator().manual_seed(2))
+        x, _ = sample(mixture, s, (n, 2), _labels(n, label), steps=20, generator=torch.Generator().manual_seed(2))
         purity.append(float(mixture.class_posterior(x)[:, label].mean()))
         spread.append(float(torch.cov(x.T).trace()))
     # at s = 1 the purity is that of the data itself, E_{x ~ p(x|y)} p(y | x)
@@ -86,9 +88,11 @@ def test_reference_forward_batched_and_skipped_outside_interval(float64):
     b, steps = 8, 10
     # τ at step i is i/10 (t_max = 1): the interval [0.15, 0.85] holds i = 2 … 8
     guidance = Guidance(scale=Interval(3.0, lo=0.15, hi=0.85))
-    sample(mixture, guidance, (b, 2), _labels(b), steps=steps)
+    _, stats = sample(mixture, guidance, (b, 2), _labels(b), steps=steps)
     assert mixture.stats.calls == steps
     assert mixture.stats.rows == 7 * 2 * b + 3 * b
+    assert (stats.nfe, stats.steps, stats.forward_calls, stats.forward_rows) == (steps, steps, steps, 7 * 2 * b + 3 * b)
+    assert (stats.skipped_reference, stats.skipped_rows) == (3, 3 * b)
     mixture.reset_stats()
     sample(mixture, 1.0, (b, 2), _labels(b), steps=steps)
     assert (mixture.stats.calls, mixture.stats.rows) == (steps, steps * b)
@@ -100,9 +104,11 @@ def test_reference_forward_batched_and_skipped_outside_interval(float64):
 @pytest.mark.parametrize("method", ["ddim", "ddpm"])
 def test_seeded_generator_gives_reproducible_samples(float64, method):
     mixture = two_d_mixture(path=LinearBetaSchedule())
-    run = lambda seed: sample(  # noqa: E731
-        mixture, 2.0, (6, 2), _labels(6), steps=8, method=method, generator=torch.Generator().manual_seed(seed)
-    )
+
+    def run(seed: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        return sample(mixture, 2.0, (6, 2), _labels(6), steps=8, method=method, generator=gen).samples
+
     torch.testing.assert_close(run(5), run(5), rtol=0, atol=0)
     assert not torch.allclose(run(5), run(6))
 
@@ -125,7 +131,7 @@ def test_rules_with_native_space_x0_receive_x0(float64):
     mixture = two_d_mixture(path=LinearBetaSchedule())
     rule = _RecordingX0Rule()
     noise = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
-    out = sample(mixture, Guidance(rule=rule, scale=2.5), None, _labels(4), steps=1, noise=noise)
+    out, _ = sample(mixture, Guidance(rule=rule, scale=2.5), None, _labels(4), steps=1, noise=noise)
     cond, uncond = rule.seen[0]
     torch.testing.assert_close(cond, mixture.posterior_mean(noise, 1.0, _labels(4)))
     torch.testing.assert_close(uncond, mixture.posterior_mean(noise, 1.0, None))
@@ -143,14 +149,14 @@ GUIDANCES = [  # (guidance, bound on |x0| that its post-processing imposes)
 
 
 @pytest.mark.parametrize(("guidance", "bound"), GUIDANCES, ids=lambda g: getattr(getattr(g, "rule", None), "space", g))
-@pytest.mark.parametrize("cfgpp", [False, True])
-def test_every_rule_schedule_and_postprocess_samples(float64, guidance, bound, cfgpp):
+@pytest.mark.parametrize("method", ["ddim", "ddim_cfgpp"])
+def test_every_rule_schedule_and_postprocess_samples(float64, guidance, bound, method):
     """Each combination gives finite samples that differ from unguided ones; rules move them towards
     the class, thresholds keep the last x̂0 (the output) within their bound."""
     mixture = two_d_mixture(path=CosineSchedule())
     n, gen = 200, lambda: torch.Generator().manual_seed(4)
-    guided = sample(mixture, guidance, (n, 2), _labels(n, 1), steps=12, cfgpp=cfgpp, generator=gen())
-    plain = sample(mixture, 1.0, (n, 2), _labels(n, 1), steps=12, generator=gen())
+    guided, _ = sample(mixture, guidance, (n, 2), _labels(n, 1), steps=12, method=method, generator=gen())
+    plain, _ = sample(mixture, 1.0, (n, 2), _labels(n, 1), steps=12, generator=gen())
     assert bool(torch.isfinite(guided).all()) and not torch.allclose(guided, plain)
     if bound is not None:
         assert float(guided.abs().max()) <= bound + 1e-12 < float(plain.abs().max())
@@ -179,21 +185,23 @@ def test_cfgpp_renoises_with_the_reference_eps(float64, batch_branches):
     noise = torch.randn(16, 2, generator=torch.Generator().manual_seed(7))
     labels = _labels(16, 1)
     g = Guidance(scale=0.6, batch_branches=batch_branches)  # CFG++ uses λ ∈ [0, 1]
-    out = sample(mixture, g, None, labels, steps=6, cfgpp=True, noise=noise)
+    out, _ = sample(mixture, g, None, labels, steps=6, method="ddim_cfgpp", noise=noise)
     torch.testing.assert_close(out, _cfgpp_by_hand(mixture, noise, labels, 0.6, 6))
     # a negative condition is the reference: it supplies the re-noising ε
     neg = _labels(16, 2)
-    out = sample(mixture, g, None, Conditions.single(labels, neg), steps=6, cfgpp=True, noise=noise)
+    out, _ = sample(mixture, g, None, Conditions.single(labels, neg), steps=6, method="ddim_cfgpp", noise=noise)
     torch.testing.assert_close(out, _cfgpp_by_hand(mixture, noise, labels, 0.6, 6, negative=neg))
     # and differs from plain CFG at the same scale
-    assert not torch.allclose(out, sample(mixture, g, None, Conditions.single(labels, neg), steps=6, noise=noise))
+    assert not torch.allclose(
+        out, sample(mixture, g, None, Conditions.single(labels, neg), steps=6, noise=noise).samples
+    )
 
 
 def test_cfgpp_with_reference_model_uses_its_eps(float64):
     strong, weak = two_d_mixture(path=LinearBetaSchedule()), two_d_mixture(path=LinearBetaSchedule())
     noise = torch.randn(8, 2, generator=torch.Generator().manual_seed(8))
     g = Guidance(scale=0.5, reference=ModelReference(weak, condition="null"))
-    out = sample(strong, g, None, _labels(8), steps=5, cfgpp=True, noise=noise)
+    out, _ = sample(strong, g, None, _labels(8), steps=5, method="ddim_cfgpp", noise=noise)
     torch.testing.assert_close(out, _cfgpp_by_hand(strong, noise, _labels(8), 0.5, 5))
     assert weak.stats.rows == 5 * 8
 
@@ -201,8 +209,8 @@ def test_cfgpp_with_reference_model_uses_its_eps(float64):
 def test_cfgpp_at_scale_one_is_the_plain_sampler(float64):
     mixture = two_d_mixture(path=LinearBetaSchedule())
     noise = torch.randn(8, 2, generator=torch.Generator().manual_seed(9))
-    a = sample(mixture, Guidance(scale=Constant(1.0)), None, _labels(8), steps=5, cfgpp=True, noise=noise)
-    torch.testing.assert_close(a, sample(mixture, 1.0, None, _labels(8), steps=5, noise=noise))
+    a, _ = sample(mixture, Guidance(scale=Constant(1.0)), None, _labels(8), steps=5, method="ddim_cfgpp", noise=noise)
+    torch.testing.assert_close(a, sample(mixture, 1.0, None, _labels(8), steps=5, noise=noise).samples)
     assert mixture.stats.rows == 2 * 5 * 8  # no reference forward in either run
 
 
@@ -211,8 +219,10 @@ def test_bad_input_is_named(float64):
     lab = _labels(4)
     with pytest.raises(ValueError, match="steps"):
         sample(mixture, 2.0, (4, 2), lab, steps=0)
-    with pytest.raises(ValueError, match=r"method.*ddim, ddpm"):
+    with pytest.raises(ValueError, match=r"method.*ddim, ddpm, ddim_cfgpp, ddpm_cfgpp"):
         sample(mixture, 2.0, (4, 2), lab, method="euler")
+    with pytest.raises(ValueError, match="eta"):
+        sample(mixture, 2.0, (4, 2), lab, method="ddpm_cfgpp", eta=0.5)
     with pytest.raises(ValueError, match="eta"):
         sample(mixture, 2.0, (4, 2), lab, eta=1.5)
     with pytest.raises(ValueError, match="eta"):

@@ -60,7 +60,7 @@ def test_the_plan_is_what_the_eager_engine_decides():
     for t, plan in zip(times, plans, strict=True):
         with_plan = guided.evaluate(x, t, labels, plan=plan)
         without = guided.evaluate(x, t, labels)
-        assert (with_plan.reference is None) == (without.reference is None) == plan.unit[0]
+        assert (with_plan.references[0] is None) == (without.references[0] is None) == plan.unit[0]
         assert torch.equal(with_plan.guided, without.guided)
 
 

@@ -31,7 +31,7 @@ from flow_diffusers_models import (
 
 import unified_guidance as ug
 from unified_guidance import Conditions, Guidance
-from unified_guidance.flow.diffusers_interop import (
+from unified_guidance.flow.interop import (
     sample_with_scheduler,
     scheduler_sigmas,
     sigma_grid,
@@ -89,7 +89,9 @@ def test_sd3_pipeline_equals_scheduler_loop_and_euler(sd3, dtype, scale):
     reference = pipe(**p, latents=latents, height=PIXELS, width=PIXELS, num_inference_steps=STEPS,
                      guidance_scale=scale, output_type="latent").images  # fmt: skip
     model = _sd3_model(transformer, p)
-    loop = sample_with_scheduler(model, scale, sd3_scheduler(), None, _sd3_cond(p), steps=STEPS, noise=latents)
+    loop, loop_stats = sample_with_scheduler(
+        model, scale, sd3_scheduler(), None, _sd3_cond(p), steps=STEPS, noise=latents
+    )
     rows = model.stats.rows
     euler, stats = _euler_on_grid(model, scale, sd3_scheduler(), latents, _sd3_cond(p))
     torch.testing.assert_close(loop, reference, rtol=0, atol=TOL[dtype])
@@ -100,6 +102,8 @@ def test_sd3_pipeline_equals_scheduler_loop_and_euler(sd3, dtype, scale):
     assert rows == STEPS * guided_rows
     assert (stats.nfe, stats.forward_rows) == (STEPS, STEPS * guided_rows)
     assert stats.skipped_reference == (STEPS if scale == 1.0 else 0)
+    assert (loop_stats.nfe, loop_stats.steps, loop_stats.forward_rows) == (STEPS, STEPS, rows)
+    assert loop_stats.skipped_reference == stats.skipped_reference
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -116,7 +120,7 @@ def test_flux_true_cfg_with_negative_prompt_equals_pipeline(flux, dtype, scale):
     model = wrap_transformer(transformer, flux_scheduler(), null_cond=None, inputs=shared)
     distilled = torch.full((BATCH,), 3.5)  # Flux's guidance embedding: a model input, not our guidance
     cond = Conditions.single({**_sd3_cond(p), "guidance": distilled}, negative={**_negative(p), "guidance": distilled})
-    loop = sample_with_scheduler(model, scale, flux_scheduler(), None, cond, steps=STEPS, noise=latents)
+    loop, _ = sample_with_scheduler(model, scale, flux_scheduler(), None, cond, steps=STEPS, noise=latents)
     euler, stats = _euler_on_grid(model, scale, flux_scheduler(), latents, cond)
     torch.testing.assert_close(loop, reference, rtol=0, atol=TOL[dtype])
     torch.testing.assert_close(euler, reference, rtol=0, atol=EULER_TOL[dtype])
@@ -138,7 +142,7 @@ def test_wan_video_transformer_equals_wan_pipeline(dtype, scale):
     cond = Conditions.single(
         {"encoder_hidden_states": p["prompt_embeds"]}, negative={"encoder_hidden_states": p["negative_prompt_embeds"]}
     )
-    ours = sample_with_scheduler(model, scale, sd3_scheduler(), None, cond, steps=STEPS, noise=latents)
+    ours, _ = sample_with_scheduler(model, scale, sd3_scheduler(), None, cond, steps=STEPS, noise=latents)
     torch.testing.assert_close(ours, reference, rtol=0, atol=TOL[dtype])
     assert model.stats.rows == STEPS * (BATCH if scale == 1.0 else 2 * BATCH)
 
@@ -166,9 +170,10 @@ def test_heun_scheduler_equals_sd3_pipeline_with_heun(sd3):
                      guidance_scale=4.0, output_type="latent").images  # fmt: skip
     model = wrap_transformer(transformer, heun(), null_cond=None)
     cond = Conditions.single(_sd3_cond(p), negative=_negative(p))
-    ours = sample_with_scheduler(model, 4.0, heun(), None, cond, steps=3, noise=latents)
+    ours, stats = sample_with_scheduler(model, 4.0, heun(), None, cond, steps=3, noise=latents)
     torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5)
     assert model.stats.calls == 2 * 3 - 1
+    assert (stats.nfe, stats.steps, stats.forward_calls) == (2 * 3 - 1, 3, 2 * 3 - 1)
 
 
 def test_dopri5_interval_jump_points_and_cost(sd3):

@@ -18,7 +18,7 @@ from diffusers.modular_pipelines.stable_diffusion_3.modular_blocks_stable_diffus
 from flow_diffusers_models import BATCH, PIXELS, prompts, sd3_scheduler, sd3_transformer
 
 import unified_guidance as ug
-from unified_guidance.flow.diffusers_guider import UnifiedGuider
+from unified_guidance.flow.guider import UnifiedGuider
 from unified_guidance.guidance import APG, Guidance, ModelReference, Rescale
 from unified_guidance.guidance.functional import apg
 from unified_guidance.schedules import Interval

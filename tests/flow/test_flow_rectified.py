@@ -102,3 +102,19 @@ def test_bad_arguments_are_named(flow):
     eps = two_d_mixture(path=ug.schedules.LinearBetaSchedule(), space="eps")
     with pytest.raises(ValueError, match="model: expected a velocity model"):
         rectified_cfgpp(eps, 3.0, noise(), LABELS, steps=2)
+
+
+def test_flow_sample_chooses_rectified_cfgpp_by_method_name(flow):
+    """The solver-level rule is a ``method`` of ``flow.sample``, as CFG++ is of ``diffusion.sample``."""
+    direct = rectified_cfgpp(flow, 3.0, noise(), LABELS, steps=4, gamma=2.0)
+    flow.reset_stats()
+    routed = ug.flow.sample(flow, 3.0, noise(), LABELS, method="rectified_cfgpp", steps=4, gamma=2.0)
+    assert type(routed) is type(direct) is ug.guidance.SampleOutput
+    torch.testing.assert_close(routed.samples, direct.samples, rtol=0, atol=0)
+    assert routed.stats == direct.stats and flow.stats.rows == routed.stats.forward_rows
+    with pytest.raises(
+        ValueError, match=r"method: unknown torchdiffeq solver 'rk45'; valid methods: .*'rectified_cfgpp'"
+    ):
+        ug.flow.sample(flow, 3.0, noise(), LABELS, method="rk45")
+    with pytest.raises(TypeError, match=r"model: Rectified-CFG\+\+ takes .* got a GuidedModel"):
+        ug.flow.sample(ug.guide(flow, 3.0), None, noise(), LABELS, method="rectified_cfgpp", steps=2)

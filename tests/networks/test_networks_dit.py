@@ -139,7 +139,7 @@ def test_drops_into_the_diffusion_and_flow_adapters_with_counted_rows():
     torch.manual_seed(0)
     net = randomised(TinyDiT(width=16, depth=1, heads=2)).eval()
     eps = EpsModel(net, null_cond=10, num_classes=10, sample_shape=(1, 8, 8))
-    x = diffusion_sample(eps, Guidance(scale=3.0), (2, 1, 8, 8), torch.tensor([1, 10]), steps=3)
+    x, _ = diffusion_sample(eps, Guidance(scale=3.0), (2, 1, 8, 8), torch.tensor([1, 10]), steps=3)
     assert x.shape == (2, 1, 8, 8) and eps.stats.rows == 2 * 2 * 3
     flow = VelocityModel(net, null_cond=10)
     x, _ = flow_sample(

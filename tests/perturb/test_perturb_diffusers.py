@@ -26,8 +26,8 @@ from diffusers.hooks import LayerSkipConfig
 
 from tests.diffusion.diffusers_unets import tiny_text_unet
 from unified_guidance import Guidance
-from unified_guidance.diffusion.diffusers_interop import wrap_unet
-from unified_guidance.flow.diffusers_interop import wrap_transformer
+from unified_guidance.diffusion.interop import wrap_unet
+from unified_guidance.flow.interop import wrap_transformer
 from unified_guidance.guidance import Reference, guide
 from unified_guidance.perturb import Rows, pag, perturbed, seg, slg
 

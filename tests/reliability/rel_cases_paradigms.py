@@ -69,7 +69,7 @@ def dsample(**kwargs):
 def fsample(**kwargs):
     args = {"method": "euler", "steps": 2} | kwargs
     return flow_sample(
-        flow_model(), args.pop("guidance", 2.0), args.pop("x0", noise(2, 2)), args.pop("cond", LABELS), **args
+        flow_model(), args.pop("guidance", 2.0), args.pop("noise", noise(2, 2)), args.pop("cond", LABELS), **args
     )
 
 
@@ -138,9 +138,9 @@ CASES = [
     Case("flow times one", lambda: trajectory(flow_model(), 2.0, noise(2, 2), LABELS, times=[0.0], method="euler", steps=2), ValueError, r"times: expected at least two times"),
     Case("flow times range", lambda: trajectory(flow_model(), 2.0, noise(2, 2), LABELS, times=[0.0, 1.5], method="euler", steps=2), ValueError, r"times: expected values in \[0, 1\]"),
     Case("flow times order", lambda: trajectory(flow_model(), 2.0, noise(2, 2), LABELS, times=[0.0, 0.6, 0.3], method="euler", steps=2), ValueError, r"times: expected strictly increasing or decreasing"),
-    Case("flow x0 nan", lambda: fsample(x0=noise(2, 2, bad=NAN)), ValueError, r"x0: expected finite values, got 1 non-finite"),
-    Case("flow x0 int", lambda: fsample(x0=torch.zeros(2, 2, dtype=torch.long)), ValueError, r"x0: expected a floating-point \(B, \.\.\.\) tensor"),
-    Case("flow x0 dtype", lambda: fsample(x0=noise(2, 2).double()), TypeError, r"x: expected torch.float32 on cpu \(the network's parameters\), got torch.float64"),
+    Case("flow noise nan", lambda: fsample(noise=noise(2, 2, bad=NAN)), ValueError, r"noise: expected finite values, got 1 non-finite"),
+    Case("flow noise int", lambda: fsample(noise=torch.zeros(2, 2, dtype=torch.long)), ValueError, r"noise: expected a floating-point \(B, \.\.\.\) tensor"),
+    Case("flow noise dtype", lambda: fsample(noise=noise(2, 2).double()), TypeError, r"x: expected torch.float32 on cpu \(the network's parameters\), got torch.float64"),
     Case("flow cond batch", lambda: fsample(cond=torch.tensor([0, 1, 2])), ValueError, r"cond: expected batch size 2"),
     Case("flow guided twice", lambda: flow_sample(__import__("unified_guidance").guide(flow_model(), 2.0), 2.0, noise(2, 2), LABELS), ValueError, r"guidance: model is already a GuidedModel; pass guidance=None"),
     Case("flow t outside", lambda: flow_model()(noise(2, 2), 1.5, LABELS), ValueError, r"t: expected values in \[0, 1\]"),

@@ -9,13 +9,14 @@ Conditional and reference rows run as one forward over 2B rows with one KV cache
 
 from .beam import beam_search
 from .decoding import RowDecoder, stack_prompts
+from .interop import GuidanceLogitsProcessor, custom_generate
 from .loading import LoadedLM, chat_prompts, load_causal_lm, packaged_gguf
 from .loss import dropped_class_tokens, next_token_loss, sample_digits
 from .mixing import Mixing, PlausibilityMask, guided_scores, plausibility_mask
 from .model import CausalLMModel, as_model, left_pad, positions_from_mask
-from .processor import GuidanceLogitsProcessor, custom_generate
 from .progress import anneal, decode_plan, linear_ramp, token_progress
-from .sampler import DecodeSpec, decode, generate, reference_prompt
+from .sample import decode, generate, reference_prompt
+from .spec import DecodeSpec
 from .tokens import DigitTokens, digits_token_lm
 
 __all__ = [

@@ -18,7 +18,7 @@ from torch import Tensor
 from .decoding import RowDecoder, stack_prompts
 from .mixing import guided_scores
 from .model import CausalLMModel
-from .sampler import DecodeSpec
+from .spec import DecodeSpec
 
 
 def beam_search(

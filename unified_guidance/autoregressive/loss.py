@@ -10,7 +10,7 @@ from ..core.conditions import drop_condition
 from ..guidance.engine import Guidance
 from ..schedules.scale import Schedule
 from .model import CausalLMModel
-from .sampler import generate
+from .sample import generate
 from .tokens import DigitTokens
 
 

@@ -7,7 +7,7 @@ prompt, the prompt with the condition removed, or a null token. So
     model(tokens, t, cond) = logits of the next token after ``cond ++ tokens``
 
 with ``cond`` a (left-padded) prompt and ``tokens`` the continuation so far. This
-stateless call is the oracle; the decode loop (:mod:`.sampler`) computes the same
+stateless call is the oracle; the decode loop (:mod:`.sample`) computes the same
 logits incrementally with one KV cache (:class:`RowDecoder`).
 """
 

@@ -2,8 +2,8 @@
 
 diffusers marks its guiders experimental and has changed scheduler internals between
 releases; the attributes, config keys and hooks below are the ones the interop modules
-(:mod:`unified_guidance.flow.diffusers_interop`, :mod:`unified_guidance.flow.diffusers_guider`,
-:mod:`unified_guidance.diffusion.diffusers_interop`) read. Each is reached through a small
+(:mod:`unified_guidance.flow.interop`, :mod:`unified_guidance.flow.guider`,
+:mod:`unified_guidance.diffusion.interop`) read. Each is reached through a small
 function here (keyword support by signature inspection), so a rename is fixed in one file.
 
 * Scheduler: ``set_timesteps(num_inference_steps, sigmas=, mu=)``, ``set_begin_index``,

@@ -94,9 +94,16 @@ class ConditionalModel(nn.Module):
 
     @property
     def stats(self) -> ForwardStats:
+        """Forwards since construction or the last :meth:`reset_stats`: ``calls`` and ``rows`` in all.
+
+        The counters only grow while the model runs; to measure one run, subtract two readings
+        (``after - before``, as the samplers' :class:`~unified_guidance.guidance.SampleStats` do) or
+        reset them first.
+        """
         return ForwardStats(int(self._calls), int(self._rows))
 
     def reset_stats(self) -> None:
+        """Set the forward counters (:attr:`stats`) back to zero; the weights and state are untouched."""
         self._calls.zero_()
         self._rows.zero_()
 

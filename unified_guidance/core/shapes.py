@@ -7,6 +7,7 @@ input into errors naming the argument, what was expected and what came.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -114,3 +115,9 @@ def check_module_input(name: str, x: Tensor, module: object) -> None:
             f"{name}: expected {param.dtype} on {param.device} (the network's parameters), "
             f"got {x.dtype} on {x.device}; cast x (or the network with .to(...))"
         )
+
+
+def randn(shape: Sequence[int], generator: torch.Generator | None, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Standard normal noise drawn on the generator's device (a CPU generator serves a GPU model), then moved."""
+    where = generator.device if generator is not None else device
+    return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=where).to(device)

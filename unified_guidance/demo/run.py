@@ -45,7 +45,6 @@ from .jobs import Job, run_jobs
 from .leaderboard import compare, resolved_evidence
 from .report import ROW_FIELDS, evidence, markdown
 from .runners import PARADIGMS, Runner, get_runner
-from .solvers import SolverAdapter
 from .sweep import CFG_SCALES, HIGH_SCALES, Setting, settings, work_items
 from .text import TextOptions
 from .text_report import text_section
@@ -173,7 +172,7 @@ def run_paradigm(
     )  # fmt: skip
     work = out / "work" / f"{runner.name}-{cached.sha256[:12]}"
     results = predict_sweep(
-        SolverAdapter(module), items, work, accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
+        module, items, work, accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
         progress=opts.progress, label=runner.name,
     )  # fmt: skip
     rows, grids, reps = [], {}, {}

@@ -1,7 +1,9 @@
 """What the demo sweeps: plain CFG over scales, and the mitigations at high scales.
 
 A setting is a (method, scale) pair; :func:`guidance_for` turns it into a
-:class:`~unified_guidance.guidance.Guidance`. Methods are a plain dict; each
+:class:`~unified_guidance.guidance.Guidance`, and :func:`sampler_options` into the keywords of the
+module's ``sample`` where the method is a solver-level rule (CFG++, Rectified-CFG++: a ``method``
+name of the paradigm's public sampler). Methods are a plain dict; each
 paradigm's runner says which apply to it (x0-space post-processes need a
 continuous prediction; a token model has none).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..autoregressive.mixing import PlausibilityMask
 from ..guidance import APG, FDG, TCFG, Adaptive, CFGZeroStar, DynamicThreshold, MamboG, Rescale
@@ -68,23 +71,6 @@ class MitigationParams:
     cfg_pag_scale: float = 1.0
 
 
-@dataclass(frozen=True, init=False)
-class SolverGuidance(Guidance):
-    """A :class:`Guidance` that also names a solver-level method (``"cfgpp"``, ``"rectified_cfgpp"``).
-
-    Guidance itself stays a rule and a schedule; the demo's sampler adapter
-    (:mod:`.solvers`) reads ``solver`` and calls the paradigm's solver for it.
-    """
-
-    solver: str
-    gamma: float
-
-    def __init__(self, scale: float, solver: str = "cfgpp", gamma: float = 1.0) -> None:
-        super().__init__(scale=scale)
-        object.__setattr__(self, "solver", solver)
-        object.__setattr__(self, "gamma", gamma)
-
-
 def _cfg(s: float, p: MitigationParams) -> Guidance:
     return Guidance(scale=s)
 
@@ -138,14 +124,6 @@ def _beta(s: float, p: MitigationParams) -> Guidance:
     return Guidance(scale=Beta(s, a=p.beta_shape[0], b=p.beta_shape[1]))
 
 
-def _cfgpp(s: float, p: MitigationParams) -> Guidance:
-    return SolverGuidance(scale=s, solver="cfgpp")
-
-
-def _rectified_cfgpp(s: float, p: MitigationParams) -> Guidance:
-    return SolverGuidance(scale=s, solver="rectified_cfgpp", gamma=p.rectified_gamma)
-
-
 def _pag(s: float, p: MitigationParams) -> Guidance:
     return Guidance(scale=s, reference=pag(*p.pag_modules))  # c + (s − 1)(c − c_pert)
 
@@ -173,8 +151,8 @@ METHODS: dict[str, Callable[[float, MitigationParams], Guidance]] = {
     "fdg": _fdg,
     "adaptive": _adaptive,
     "beta": _beta,
-    "cfgpp": _cfgpp,
-    "rectified_cfgpp": _rectified_cfgpp,
+    "cfgpp": _cfg,  # plain CFG under the CFG++ sampler (SAMPLERS)
+    "rectified_cfgpp": _cfg,  # plain CFG under Rectified-CFG++ steps (SAMPLERS)
     "pag": _pag,
     "slg": _slg,
     "cfg_pag": _cfg_pag,
@@ -182,6 +160,20 @@ METHODS: dict[str, Callable[[float, MitigationParams], Guidance]] = {
 """Method name → guidance at scale s. ``"cfg"`` is plain CFG; the rest are mitigations, and
 ``pag``, ``slg``, ``cfg_pag`` the perturbation references (they need a network with the
 modules of ``pag_modules`` / ``slg_modules``: the TinyDiT runners)."""
+
+
+SAMPLERS: dict[str, Callable[[MitigationParams], dict[str, Any]]] = {
+    "cfgpp": lambda p: {"method": "ddim_cfgpp"},  # CFG++ (arXiv 2406.08070): diffusion.sample's method
+    "rectified_cfgpp": lambda p: {"method": "rectified_cfgpp", "gamma": p.rectified_gamma},  # flow.sample's
+}
+"""Method name → keyword arguments of the module's ``sample`` for the methods that are solver-level rules
+(they change the integration step, not the guided prediction); the rest sample with the module's default."""
+
+
+def sampler_options(method: str, params: MitigationParams | None = None) -> tuple[tuple[str, Any], ...]:
+    """The sampler keywords of a setting (``()`` for the methods that only change the guidance)."""
+    options = SAMPLERS.get(method)
+    return () if options is None else tuple(options(params or MitigationParams()).items())
 
 
 def guidance_for(method: str, scale: float, params: MitigationParams | None = None) -> Guidance:
@@ -236,14 +228,16 @@ def work_items(
 ) -> list[WorkItem]:
     """One :class:`WorkItem` per (setting, class), in a fixed order.
 
-    Keys end in a checksum of the guidance's description, so samples saved under
-    other mitigation hyper-parameters are never taken for these.
+    Keys end in a checksum of the guidance's description (and the sampler's options), so samples
+    saved under other mitigation hyper-parameters are never taken for these.
     """
     items: list[WorkItem] = []
     for setting in sweep:
         g = guidance_for(setting.method, setting.scale, params)
-        fingerprint = f"{zlib.crc32(repr(g).encode()):08x}"
+        options = sampler_options(setting.method, params)
+        fingerprint = f"{zlib.crc32((repr(g) + (repr(options) if options else '')).encode()):08x}"
         for label in range(num_classes):
             key = f"{paradigm}/{setting.method}/{setting.scale:g}/{label}/{fingerprint}"
-            items.append(WorkItem(len(items), key, label, samples_per_class, class_seed(seed, label), g))
+            seed_ = class_seed(seed, label)
+            items.append(WorkItem(len(items), key, label, samples_per_class, seed_, g, options))
     return items

@@ -1,10 +1,14 @@
-"""Flow matching: guided velocity fields integrated with torchdiffeq.
+"""Flow matching: guided velocity fields integrated with torchdiffeq (or Rectified-CFG++ steps).
+
+    model = ug.flow.VelocityModel(net, null_cond=10)
+    x, stats = ug.flow.sample(model, ug.Guidance(scale=3.0), noise, labels, method="midpoint", steps=20)
+    x, stats = ug.flow.sample(model, 3.0, noise, labels, method="rectified_cfgpp", steps=20)
 
 Time convention: noise at t = 0, data at t = 1, ``x_t = t·x1 + (1 − t)·x0``
 (:class:`~unified_guidance.schedules.LinearFlowPath`) unless a model says otherwise.
 
 ``wrap_transformer`` and ``sample_with_scheduler`` (diffusers flow transformers, optional
-extra ``diffusers``) load :mod:`.diffusers_interop` on first use.
+extra ``diffusers``) load :mod:`.interop` on first use.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from .likelihood import LogLikelihood, divergence_exact, divergence_hutchinson, 
 from .loss import TIME_SAMPLERS, flow_matching_loss, sample_time
 from .model import Reparametrized, VelocityModel
 from .rectified import rectified_cfgpp
-from .sampler import FlowStats, jump_times, sample, trajectory
+from .sample import jump_times, sample, trajectory
 from .solvers import ADAPTIVE, FIXED, SOLVERS
 
 __all__ = [
@@ -25,7 +29,6 @@ __all__ = [
     "FIXED",
     "SOLVERS",
     "TIME_SAMPLERS",
-    "FlowStats",
     "GuidedField",
     "IntegrationError",
     "LogLikelihood",
@@ -49,5 +52,5 @@ _DIFFUSERS = ("wrap_transformer", "sample_with_scheduler")
 
 def __getattr__(name: str) -> Any:
     if name in _DIFFUSERS:  # diffusers is optional: import it only when asked for
-        return getattr(importlib.import_module(".diffusers_interop", __name__), name)
+        return getattr(importlib.import_module(".interop", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,9 +28,10 @@ from torch import Tensor, nn
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
 from ..guidance.engine import Guidance, GuidedModel
+from ..guidance.stats import SampleStats
 from ..schedules.scale import Schedule
 from .field import GuidedField
-from .sampler import FlowStats, _guided, as_times, integrate
+from .sample import _guided, as_times, integrate
 
 DIVERGENCES = ("auto", "exact", "hutchinson")
 
@@ -43,7 +44,7 @@ class LogLikelihood:
     prior_log_prob: Tensor
     delta_log_prob: Tensor
     noise: Tensor
-    stats: FlowStats
+    stats: SampleStats
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -122,7 +123,7 @@ def log_likelihood(
         prior: the log density at the noise end, ``(B, ...) -> (B,)``; N(0, I) by default.
         t_span: (data time, noise time); the model path's ends by default.
         create_graph: keep the graph through the divergence (to differentiate the likelihood).
-        method, kwargs: solver settings as in :func:`~.sampler.trajectory`.
+        method, kwargs: solver settings as in :func:`~.sample.trajectory`.
     """
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence: expected one of {', '.join(DIVERGENCES)}, got {divergence!r}")

@@ -34,49 +34,55 @@ from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
 from ..core.numbers import check_int
 from ..guidance.engine import Guidance, GuidedModel
+from ..guidance.spec import as_guidance
+from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
-from .sampler import FlowStats
+
+RECTIFIED = "rectified_cfgpp"
+"""Its ``method`` name in :func:`~.sample.sample`."""
 
 
 def rectified_cfgpp(
     model: ConditionalModel,
     guidance: Guidance | Schedule | float,
-    x0: Tensor,
+    noise: Tensor,
     cond: Cond | Conditions | None = None,
     *,
     steps: int,
     gamma: float = 1.0,
     t_span: tuple[float, float] | None = None,
-) -> tuple[Tensor, FlowStats]:
-    """Integrate a velocity model from noise ``x0`` ``(B, ...)`` to data with Rectified-CFG++ steps.
+) -> SampleOutput:
+    """Integrate a velocity model from ``noise`` ``(B, ...)`` to data with Rectified-CFG++ steps.
+
+    The same as ``flow.sample(model, guidance, noise, cond, method="rectified_cfgpp", steps=…)``.
 
     Args:
         model: a velocity :class:`ConditionalModel` with a path.
         guidance: a :class:`Guidance` (its rule gives g̃; CFG is the paper's), a schedule or a scale.
-        x0: the noise ``(B, ...)`` at the path's noise end.
+        noise: the starting state ``(B, ...)`` at the path's noise end.
         cond: the condition, :class:`Conditions`, or ``None`` for ∅.
         steps: uniform steps from the noise end to the data end (3B forward rows each where s ≠ 1).
         gamma: exponent γ ≥ 0 of the correction's weight τ^γ (the paper's (1 − t)^γ); 0 keeps it constant.
         t_span: path times (start, end); default the path's noise and data ends.
 
     Returns:
-        the samples ``(B, ...)`` and the cost (``nfe`` counts guided-model evaluations:
-        two a step, one where the weight τ^γ is 0).
+        a :class:`~unified_guidance.guidance.SampleOutput`: the samples ``(B, ...)`` and their cost
+        (``nfe`` counts guided-model evaluations: two a step, one where the weight τ^γ is 0).
     """
     if model.space != "velocity" or model.path is None:
         raise ValueError(f"model: expected a velocity model with a path, got space {model.space!r}")
     check_int("steps", steps, lo=1)
     if not gamma >= 0.0:
         raise ValueError(f"gamma: expected a value ≥ 0, got {gamma}")
-    guidance = guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance)
+    guidance = as_guidance(guidance)
     guided, conditional = GuidedModel(model, guidance), GuidedModel(model, Guidance(scale=1.0))
     path = model.path
     if t_span is None:
         t_span = (float(path.time(torch.tensor(0.0))), float(path.time(torch.tensor(1.0))))
     grid = torch.linspace(t_span[0], t_span[1], steps + 1, dtype=torch.float64).tolist()
-    before = model.stats
     guided.reset()
-    x, nfe = x0, 0
+    meter = CostMeter.of(guided)
+    x, nfe = noise, 0
     for t, t_next in itertools.pairwise(grid):
         h = t_next - t
         t_now = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
@@ -89,18 +95,7 @@ def rectified_cfgpp(
         pred = guided.evaluate(x + (h / 2) * v_c, t_now + h / 2, cond)
         nfe += 1
         x = x + h * (v_c + weight * (pred.guided - pred.cond))
-    used = model.stats - before
-    stats = FlowStats(
-        nfe=nfe,
-        forward_calls=used.calls,
-        forward_rows=used.rows,
-        skipped_reference=guided.stats.skipped_reference,
-        steps=steps,
-        accepted_steps=None,
-        rejected_steps=None,
-        jump_t=(),
-    )
-    return x, stats
+    return SampleOutput(x, meter.stats(nfe=nfe, steps=steps))
 
 
 def correction_weight(model: ConditionalModel, t: float, gamma: float) -> float:

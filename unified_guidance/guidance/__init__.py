@@ -41,6 +41,7 @@ from .spec import (
     Reference,
     as_guidance,
 )
+from .stats import SampleOutput, SampleStats
 
 __all__ = [
     "APG",
@@ -68,6 +69,8 @@ __all__ = [
     "Reference",
     "Rescale",
     "Rule",
+    "SampleOutput",
+    "SampleStats",
     "StaticClip",
     "apg",
     "as_guidance",

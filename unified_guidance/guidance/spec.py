@@ -224,11 +224,6 @@ class GuidedPrediction:
     cond: Tensor
     references: tuple[Tensor | None, ...]
 
-    @property
-    def reference(self) -> Tensor | None:
-        """The prediction of the only reference (CFG's ∅ or negative); with several, the first's."""
-        return self.references[0]
-
 
 @dataclass(frozen=True)
 class GuidanceStats:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from ..core.conditions import drop_condition
 from ..diffusion.loss import diffusion_loss
 from ..diffusion.model import EpsModel
-from ..diffusion.sampler import sample as diffusion_sample
+from ..diffusion.sample import sample as diffusion_sample
 from ..guidance.engine import Guidance
 from ..networks.default import default_net
 from ..schedules.noise import CosineSchedule, LinearBetaSchedule
@@ -157,7 +157,8 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
     ) -> Tensor:
         """Samples ``(B, *sample_shape)`` for labels ``(B,)``, clamped to [−1, 1] if ``clip``
         (digits: ``(B, 1, 8, 8)``), from the EMA weights (``ema=True``) or the trained ones.
-        ``kwargs`` go to :func:`~unified_guidance.diffusion.sample` (``steps`` defaults to ``sample_steps``)."""
+        ``kwargs`` go to :func:`~unified_guidance.diffusion.sample.sample` (``steps`` defaults to ``sample_steps``;
+        ``method="ddim_cfgpp"`` samples with CFG++)."""
         kwargs.setdefault("steps", self.hparams["sample_steps"])
         model = self.model if ema else self.trained_model
         was_training = model.net.training
@@ -165,7 +166,7 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         labels = labels.to(self.device)
         shape = (labels.shape[0], *self.sample_shape)
         try:
-            x = diffusion_sample(model, guidance, shape, labels, generator=generator, **kwargs)
+            x, _ = diffusion_sample(model, guidance, shape, labels, generator=generator, **kwargs)
         finally:
             model.net.train(was_training)
         return x.clamp(-1.0, 1.0) if self.hparams["clip"] else x

@@ -13,6 +13,7 @@ seeded by (seed, rank, global step), so a resumed run is exact.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -21,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from ..flow.loss import flow_matching_loss
 from ..flow.model import VelocityModel
-from ..flow.sampler import sample
+from ..flow.sample import sample
 from ..flow.solvers import ADAPTIVE
 from ..guidance.engine import Guidance
 from ..networks.default import default_net
@@ -122,18 +123,27 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
 
     @torch.no_grad()
     def sample(
-        self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None, ema: bool = True
+        self,
+        labels: Tensor,
+        guidance: Guidance | float,
+        *,
+        generator: torch.Generator | None = None,
+        ema: bool = True,
+        **kwargs: Any,
     ) -> Tensor:
         """Guided samples for class ``labels`` ``(B,)``: ``(B, *sample_shape)``, images clamped to [−1, 1].
 
-        ``ema=False`` samples the trained weights instead of the EMA. Runs without
-        gradients (a convenience); call :func:`unified_guidance.flow.sample` on
-        :attr:`model` to differentiate through sampling.
+        ``ema=False`` samples the trained weights instead of the EMA. ``kwargs`` go to
+        :func:`~unified_guidance.flow.sample.sample` (``method`` defaults to ``sample_method``, ``steps`` to
+        ``sample_steps`` for fixed-step methods; ``method="rectified_cfgpp"`` samples with
+        Rectified-CFG++). Runs without gradients (a convenience); call
+        :func:`~unified_guidance.flow.sample.sample` on :attr:`model` to differentiate through sampling.
         """
         hp = self.hparams
         model = self.model if ema else self.trained_model
         device = generator.device if generator is not None else self.device
         noise = torch.randn((labels.shape[0], *hp["sample_shape"]), generator=generator, device=device).to(self.device)
-        steps = None if hp["sample_method"] in ADAPTIVE else hp["sample_steps"]
-        x, _ = sample(model, guidance, noise, labels.to(self.device), method=hp["sample_method"], steps=steps)
+        kwargs.setdefault("method", hp["sample_method"])
+        kwargs.setdefault("steps", None if kwargs["method"] in ADAPTIVE else hp["sample_steps"])
+        x, _ = sample(model, guidance, noise, labels.to(self.device), **kwargs)
         return x.clamp(-1.0, 1.0) if len(hp["sample_shape"]) == 3 else x

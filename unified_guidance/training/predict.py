@@ -39,7 +39,9 @@ from .results import load_fields, save_fields
 class WorkItem:
     """``num_samples`` samples of class ``label`` under ``guidance``, from noise seeded by ``seed``.
 
-    ``key`` names the item uniquely (e.g. ``"flow/cfg/8/3"``) and ``index`` is its place in the sweep.
+    ``key`` names the item uniquely (e.g. ``"flow/cfg/8/3"``) and ``index`` is its place in the sweep;
+    ``options``: keyword arguments of the sampler's ``sample`` as ``(name, value)`` pairs, e.g.
+    ``(("method", "ddim_cfgpp"),)`` for a solver-level rule (default: the sampler's own settings).
     """
 
     index: int
@@ -48,6 +50,7 @@ class WorkItem:
     num_samples: int
     seed: int
     guidance: Guidance
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ class SweepPredictor(L.LightningModule):
 
     Args:
         sampler: a module with ``.model`` (a ConditionalModel counting ``.stats.rows``) and
-            ``.sample(labels (B,), guidance, *, generator) -> (B, ...)``.
+            ``.sample(labels (B,), guidance, *, generator, **options) -> (B, ...)`` (``options``: those
+            of the :class:`WorkItem`, e.g. a sampling ``method``).
     """
 
     def __init__(self, sampler: _Sampler) -> None:
@@ -123,7 +127,7 @@ class SweepPredictor(L.LightningModule):
         generator = torch.Generator(device=self.device).manual_seed(item.seed)
         model = self.sampler.model
         before, start = model.stats.rows, time.perf_counter()
-        samples = self.sampler.sample(labels, item.guidance, generator=generator)
+        samples = self.sampler.sample(labels, item.guidance, generator=generator, **dict(item.options))
         seconds = time.perf_counter() - start
         rows = model.stats.rows - before
         return SampleResult(item.index, item.key, item.seed, samples.detach().cpu(), rows, seconds, self.global_rank)

@@ -1,7 +1,7 @@
 """diffusers flow-matching transformers (SD3, Flux, Wan) as velocity models (optional extra ``diffusers``).
 
     model = ug.flow.wrap_transformer(transformer, scheduler, null_cond=empty_prompt)
-    x = ug.flow.sample_with_scheduler(model, 4.0, scheduler, None, cond, steps=28, noise=latents)
+    x, stats = ug.flow.sample_with_scheduler(model, 4.0, scheduler, None, cond, steps=28, noise=latents)
     x, stats = ug.flow.sample(model, ug.Guidance(scale=Interval(4.0, lo=0.2, hi=0.8)), latents, cond)
 
 Time: diffusers' flow transformers predict ``v = ε − x0`` on the rectified path
@@ -38,8 +38,10 @@ from tqdm.auto import tqdm
 from ..compat import diffusers as compat
 from ..core.conditions import Cond, Conditions
 from ..core.numbers import check_int
-from ..diffusion.sampler import randn
+from ..core.shapes import randn
 from ..guidance.engine import Guidance, GuidedModel
+from ..guidance.spec import as_guidance
+from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.noise import RectifiedFlowPath
 from .model import VelocityModel
 
@@ -242,11 +244,11 @@ def sample_with_scheduler(
     sigmas: Sequence[float] | None = None,
     mu: float | None = None,
     progress: bool | None = None,
-) -> Tensor:
+) -> SampleOutput:
     """Run a flow-matching scheduler's loop (Euler, Heun) with the guided velocity.
 
-    Each step evaluates ``ũ = u(∅) + s(τ)·(u(y) − u(∅))`` (or the guidance's rule) at the
-    scheduler's σ and calls ``scheduler.step``; Heun's second stages are evaluations too.
+    Each step evaluates ``ũ = u(∅) + s(τ)·(u(y) − u(∅))`` (or the guidance's rule) at the scheduler's σ
+    and calls ``scheduler.step``; Heun's second stages are evaluations too (``stats.nfe`` counts them).
     Nothing runs under ``no_grad``: call it inside ``torch.no_grad()`` for inference, as the
     pipelines do, unless gradients through the loop are wanted.
 
@@ -258,11 +260,10 @@ def sample_with_scheduler(
         shape: the latents' shape (ignored when ``noise`` is given).
         cond: the condition dict for B rows, or :class:`Conditions` (negative prompt, composition).
         steps: inference steps; ``sigmas``, ``mu``: override the pipeline's σ schedule.
-        noise: the starting latents at σ = 1 (pure noise, no scaling), ``(B, ...)``.
-        generator: seeds the noise and stochastic scheduler steps.
+        noise: the starting latents at σ = 1 (pure noise), ``(B, ...)``; ``generator`` seeds it and stochastic steps.
 
     Returns:
-        the final latents, shape of ``noise``.
+        a :class:`~unified_guidance.guidance.SampleOutput`: the latents (shape of ``noise``) and their cost.
     """
     _check_model(model, scheduler)
     _check_steps(steps)
@@ -275,14 +276,15 @@ def sample_with_scheduler(
     schedule.update({k: v for k, v in (("sigmas", sigmas), ("mu", mu)) if v is not None})
     compat.set_timesteps(scheduler, steps, **schedule)
     timesteps, step_sigmas = compat.step_sigmas(scheduler)
-    guided = GuidedModel(model, guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance))
+    guided = GuidedModel(model, as_guidance(guidance))
     guided.reset()
+    meter = CostMeter.of(guided)
     x, step = noise, compat.stepper(scheduler, generator)
     show = sys.stderr.isatty() if progress is None else progress
     for k, sigma in tqdm(list(zip(timesteps, step_sigmas, strict=True)), disable=not show, leave=False):
         v = guided(x, sigma.to(x.device), cond)
         x = step(v, k, x)
-    return x
+    return SampleOutput(x, meter.stats(nfe=len(timesteps), steps=steps))
 
 
 def _check_model(model: Any, scheduler: Any) -> None:

@@ -1,6 +1,6 @@
 """Guided sampling: torchdiffeq's ``odeint`` over the guided velocity field.
 
-    x, stats = sample(model, Guidance(scale=Interval(3.0, lo=0.2, hi=0.8)), x0, labels, method="dopri5")
+    x, stats = sample(model, Guidance(scale=Interval(3.0, lo=0.2, hi=0.8)), noise, labels, method="dopri5")
 
 Integrates ``dx/dt = ũ_t(x)`` with ``ũ`` the guided velocity (for CFG,
 ``u(x|∅) + s(τ)·(u(x|y) − u(x|∅))``; the guided-flows form of Zheng et al.,
@@ -8,14 +8,14 @@ arXiv 2311.13443, ``(1 − w)u(x|∅) + w·u(x|y)``, is the same with s = w) fro
 the noise end of the model's path to its data end. Any torchdiffeq method
 works; the schedule's (and CFG-Zero*'s zero-init) discontinuities are handed to
 adaptive solvers as jump points. Nothing runs under ``no_grad``: gradients flow
-to ``x0`` and the network when the caller enables them (``adjoint=True`` uses
-``odeint_adjoint``, O(1) memory in the number of steps).
+to the noise and the network when the caller enables them (``adjoint=True`` uses
+``odeint_adjoint``, O(1) memory in the number of steps). ``method="rectified_cfgpp"``
+integrates with Rectified-CFG++'s predictor–corrector steps instead (:mod:`.rectified`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,34 +26,11 @@ from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
 from ..core.shapes import check_finite, check_unit_interval
 from ..guidance.engine import Guidance, GuidedModel, guide
+from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
 from .field import GuidedField
-from .solvers import ADAPTIVE, FIXED, check_method, solver_callbacks, solver_options
-
-
-@dataclass(frozen=True)
-class FlowStats:
-    """Cost of one integration.
-
-    Attributes:
-        nfe: evaluations of the guided field (the ODE right-hand side).
-        forward_calls: network forwards (one per evaluation when the branches are batched).
-        forward_rows: rows through the network (2B per guided evaluation, B where s = 1).
-        skipped_reference: evaluations whose reference forward was skipped (scale exactly 1).
-        steps: steps attempted, as reported by torchdiffeq's callbacks (``None``: the solver reports none).
-        accepted_steps: accepted steps of an adaptive solver (``None`` for fixed grids and scipy).
-        rejected_steps: rejected steps of an adaptive solver (``None`` for fixed grids and scipy).
-        jump_t: the jump points handed to the solver (path time).
-    """
-
-    nfe: int
-    forward_calls: int
-    forward_rows: int
-    skipped_reference: int
-    steps: int | None
-    accepted_steps: int | None
-    rejected_steps: int | None
-    jump_t: tuple[float, ...]
+from .rectified import RECTIFIED, rectified_cfgpp
+from .solvers import ADAPTIVE, FIXED, SOLVERS, check_method, solver_callbacks, solver_options
 
 
 def jump_times(guided: GuidedModel) -> tuple[float, ...]:
@@ -68,7 +45,7 @@ def jump_times(guided: GuidedModel) -> tuple[float, ...]:
 def trajectory(
     model: ConditionalModel | GuidedModel,
     guidance: Guidance | Schedule | float | None,
-    x0: Tensor,
+    noise: Tensor,
     cond: Cond | Conditions | None = None,
     *,
     times: Sequence[float] | Tensor,
@@ -80,16 +57,16 @@ def trajectory(
     options: dict[str, Any] | None = None,
     jump_points: bool = True,
     adjoint: bool = False,
-) -> tuple[Tensor, FlowStats]:
-    """The guided flow's states at ``times``: ``(T, B, ...)`` and the cost.
+) -> SampleOutput:
+    """The guided flow's states at ``times`` ``(T, B, ...)`` and their cost, as a :class:`SampleOutput`.
 
     Args:
         model: a velocity :class:`ConditionalModel`, or an already guided model
             (then ``guidance`` must be ``None``).
         guidance: a :class:`Guidance`, a scale schedule or a number (plain CFG).
-        x0: the starting state ``(B, ...)`` at ``times[0]`` (noise at the start of the path).
+        noise: the starting state ``(B, ...)`` at ``times[0]`` (noise at the start of the path).
         cond: the condition ``(B, ...)``, a :class:`Conditions`, or ``None`` for ∅.
-        times: increasing or decreasing path times in [0, 1]; ``times[0]`` is x0's time.
+        times: increasing or decreasing path times in [0, 1]; ``times[0]`` is the starting state's time.
         method: a torchdiffeq method (``"euler"``, ``"rk4"``, ``"dopri5"``, …).
         steps: uniform steps over the whole span, for fixed-grid methods.
         step_size: or torchdiffeq's ``step_size`` for fixed-grid methods.
@@ -99,12 +76,12 @@ def trajectory(
         adjoint: integrate with ``odeint_adjoint`` (gradients by the adjoint method).
     """
     guided = _guided(model, guidance)
-    check_state("x0", x0)
-    t = as_times(times, x0)
+    check_state("noise", noise)
+    t = as_times(times, noise)
     return integrate(
         guided,
         cond,
-        x0,
+        noise,
         t,
         method=method,
         steps=steps,
@@ -132,7 +109,7 @@ def integrate(
     jump_points: bool = True,
     adjoint: bool = False,
     augment: Callable[[GuidedField], nn.Module] | None = None,
-) -> tuple[Any, FlowStats]:
+) -> SampleOutput:
     """Run torchdiffeq over the guided field (or ``augment(field)``, e.g. with a log-density term).
 
     The common core of :func:`trajectory` and :func:`~.likelihood.log_likelihood`:
@@ -145,49 +122,58 @@ def integrate(
     opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, times=t.tolist(), options=options)
     field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite)
     func = field if augment is None else augment(field)
-    models = [guided.model, *guided.guidance.reference_models()]
-    before = [m.stats for m in models]
-    skipped = guided.stats.skipped_reference
     guided.reset()
+    meter = CostMeter.of(guided)
     solve = odeint_adjoint if adjoint else odeint
     solution = solve(func, state0, t, rtol=rtol, atol=atol, method=method, options=opts)
-    used = [m.stats - b for m, b in zip(models, before, strict=True)]
     adaptive = method in ADAPTIVE
-    stats = FlowStats(
+    stats = meter.stats(
         nfe=field.nfe,
-        forward_calls=sum(u.calls for u in used),
-        forward_rows=sum(u.rows for u in used),
-        skipped_reference=guided.stats.skipped_reference - skipped,
         steps=field.accepted + field.rejected if adaptive else field.steps if method in FIXED else None,
         accepted_steps=field.accepted if adaptive else None,
         rejected_steps=field.rejected if adaptive else None,
         jump_t=jumps,
     )
-    return solution, stats
+    return SampleOutput(solution, stats)
 
 
 def sample(
     model: ConditionalModel | GuidedModel,
     guidance: Guidance | Schedule | float | None,
-    x0: Tensor,
+    noise: Tensor,
     cond: Cond | Conditions | None = None,
     *,
+    method: str = "dopri5",
     t_span: tuple[float, float] | None = None,
     **kwargs: Any,
-) -> tuple[Tensor, FlowStats]:
-    """Integrate the guided flow from noise ``x0`` ``(B, ...)`` to data; returns ``(x, stats)``.
+) -> SampleOutput:
+    """Integrate the guided flow from ``noise`` ``(B, ...)`` to data; ``x, stats = sample(...)``.
 
-    ``t_span`` defaults to the model path's noise and data ends (0 → 1 on the
-    linear path, σ = 1 → 0 on the rectified one). Keyword arguments are those of
-    :func:`trajectory` (``method``, ``steps``, ``step_size``, ``rtol``, ``atol``, …).
+    ``method`` is a torchdiffeq solver (:data:`~.solvers.SOLVERS`) or ``"rectified_cfgpp"``
+    (Rectified-CFG++, :func:`~.rectified.rectified_cfgpp`: ``steps`` and ``gamma`` in ``kwargs``).
+    ``t_span`` defaults to the model path's noise and data ends (0 → 1 on the linear path,
+    σ = 1 → 0 on the rectified one). Other keyword arguments are those of :func:`trajectory`
+    (``steps``, ``step_size``, ``rtol``, ``atol``, …).
+
+    Returns:
+        a :class:`SampleOutput`: the samples ``(B, ...)`` and their cost.
     """
+    if method == RECTIFIED:
+        if isinstance(model, GuidedModel):
+            raise TypeError("model: Rectified-CFG++ takes the ConditionalModel and its guidance, got a GuidedModel")
+        return rectified_cfgpp(model, 1.0 if guidance is None else guidance, noise, cond, t_span=t_span, **kwargs)
+    if method not in SOLVERS:
+        raise ValueError(
+            f"method: unknown torchdiffeq solver {method!r}; valid methods: {', '.join(SOLVERS)}, "
+            f"and {RECTIFIED!r} (Rectified-CFG++)"
+        )
     path = (model.model if isinstance(model, GuidedModel) else model).path
     if t_span is None:
         if path is None:
             raise ValueError("model: expected a model with a path (a velocity model), got one without")
         t_span = (float(path.time(torch.tensor(0.0))), float(path.time(torch.tensor(1.0))))
-    xs, stats = trajectory(model, guidance, x0, cond, times=t_span, **kwargs)
-    return xs[-1], stats
+    xs, stats = trajectory(model, guidance, noise, cond, times=t_span, method=method, **kwargs)
+    return SampleOutput(xs[-1], stats)
 
 
 def _guided(model: ConditionalModel | GuidedModel, guidance: Guidance | Schedule | float | None) -> GuidedModel:
@@ -209,6 +195,7 @@ def check_state(name: str, x: Any) -> None:
 
 
 def as_times(times: Sequence[float] | Tensor, x0: Tensor) -> Tensor:
+    """``times`` as a strictly monotone float grid in [0, 1] on ``x0``'s device and in its dtype."""
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
     if t.numel() < 2:
         raise ValueError(f"times: expected at least two times (start and end), got {t.numel()}")

@@ -3,7 +3,7 @@
 * :func:`custom_generate`: pass it as ``model.generate(..., custom_generate=custom_generate,
   guidance=2.0, negative_input_ids=neg)``; transformers prepares the inputs, processors,
   warpers and stopping criteria, and our one-cache two-branch loop decodes
-  (greedy or sampling; ``num_return_sequences`` works; beams: use :func:`~.sampler.generate`).
+  (greedy or sampling; ``num_return_sequences`` works; beams: use :func:`~.sample.generate`).
 * :class:`GuidanceLogitsProcessor`: for engines that accept only logits processors. A
   processor sees nothing but ``(input_ids, scores)``, so it must run the reference
   branch as its own forward (as transformers' built-in does); unlike the built-in it
@@ -28,7 +28,8 @@ from .decoding import RowDecoder
 from .mixing import Mixing, guided_scores, with_plausibility
 from .model import as_model, check_prompt
 from .progress import decode_plan
-from .sampler import DecodeSpec, decode, reference_prompt
+from .sample import decode, reference_prompt
+from .spec import DecodeSpec
 
 try:  # the base class only; the processor works as a plain callable too
     from transformers import LogitsProcessor as _Base
@@ -61,7 +62,7 @@ class GuidanceLogitsProcessor(_Base):
         negative_input_ids, negative_attention_mask: the reference prompt ``(B or 1, Lr)``;
             default: each prompt's last token (or the model's null token).
         max_new_tokens: needed for schedules that vary over progress.
-        space, plausibility: as in :func:`~.sampler.generate`.
+        space, plausibility: as in :func:`~.sample.generate`.
     """
 
     def __init__(
@@ -184,10 +185,10 @@ def custom_generate(
 
     transformers has already expanded ``input_ids`` for ``num_return_sequences`` and built
     the processors (warpers included when sampling) and stopping criteria; this runs
-    :func:`~.sampler.decode` with them. Do not also set ``guidance_scale`` (that adds the
+    :func:`~.sample.decode` with them. Do not also set ``guidance_scale`` (that adds the
     built-in guidance processor on top). ``guidance``, ``negative_input_ids``,
     ``negative_attention_mask``, ``space`` and ``plausibility`` are those of
-    :func:`~.sampler.generate`.
+    :func:`~.sample.generate`.
     """
     if any(isinstance(p, hf.builtin_guidance_processor()) for p in logits_processor or []):
         raise ValueError("guidance_scale: pass guidance=... to custom_generate, not guidance_scale (guided twice)")
@@ -219,7 +220,7 @@ def custom_generate(
     )
     if streamer is not None:
         spec = replace(spec, streamer=_NoPrompt(streamer))
-    return decode(lm, (input_ids, mask), ref, spec)
+    return decode(lm, (input_ids, mask), ref, spec).samples
 
 
 class _NoPrompt:

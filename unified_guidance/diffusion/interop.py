@@ -34,10 +34,11 @@ from ..core.conditions import Cond, Conditions, NullSpec
 from ..core.model import ConditionalModel
 from ..core.numbers import check_int
 from ..core.path import Path, PathCoefficients
-from ..core.shapes import check_finite
+from ..core.shapes import check_finite, randn
 from ..guidance.engine import Guidance, GuidedModel
+from ..guidance.spec import as_guidance
+from ..guidance.stats import CostMeter, SampleOutput
 from .model import EpsModel
-from .sampler import randn
 from .time import AlphasCumprodPath
 
 PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
@@ -118,7 +119,7 @@ def sample_with_scheduler(
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
     progress: bool | None = None,
-) -> Tensor:
+) -> SampleOutput:
     """Run ``scheduler``'s sampling loop with the guided prediction of ``model``.
 
     Args:
@@ -132,7 +133,8 @@ def sample_with_scheduler(
         progress: progress bar; default only when stderr is a terminal.
 
     Returns:
-        the samples ``(B, C, H, W)``.
+        a :class:`~unified_guidance.guidance.SampleOutput`: the samples ``(B, C, H, W)`` and their
+        cost (``nfe``: the loop's evaluations; ``steps``: ``steps``).
     """
     check_scheduler(scheduler)
     n_train = compat.num_train_timesteps(scheduler)
@@ -142,8 +144,9 @@ def sample_with_scheduler(
     scheduler.set_timesteps(steps)
     times = (scheduler.timesteps.to(torch.float64) + 1.0) / n_train
     on_steps = _OnSchedulerSigmas(model, StepSigmaPath(model.path, times, compat.ve_step_sigmas(scheduler)))
-    guided = GuidedModel(on_steps, guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance))
+    guided = GuidedModel(on_steps, as_guidance(guidance))
     guided.reset()
+    meter = CostMeter.of(guided)
     if noise is None:
         if shape is None:
             raise ValueError("shape: expected (B, C, H, W) when no noise is given, got None")
@@ -164,7 +167,7 @@ def sample_with_scheduler(
     ):
         pred = guided(scheduler.scale_model_input(x, k), t.to(x.device), cond)
         x = step(pred, k, x)
-    return x
+    return SampleOutput(x, meter.stats(nfe=len(times), steps=steps))
 
 
 class StepSigmaPath(Path):

@@ -9,9 +9,9 @@ moves to the earlier time s < t on the path x = α·x0 + σ·ε:
 * DDPM ancestral (Ho et al., arXiv 2006.11239): draw from the posterior
   ``q(x_s | x_t, x̂0) = N((α_{t|s}σ_s²/σ_t²)·x_t + (α_s σ_{t|s}²/σ_t²)·x̂0, σ_{t|s}²σ_s²/σ_t²)``
   — the same as DDIM at η = 1.
-* CFG++ (Chung et al., arXiv 2406.08070): x̂0 from the guided prediction, but the
-  re-noising ε̂ from the reference branch (∅ or the negative condition). Where the
-  reference forward is skipped (scale exactly 1), the step is the plain one.
+* CFG++ (Chung et al., arXiv 2406.08070; ``method="ddim_cfgpp"`` or ``"ddpm_cfgpp"``): x̂0 from
+  the guided prediction, but the re-noising ε̂ from the reference branch (∅ or the negative
+  condition). Where the reference forward is skipped (scale exactly 1), the step is the plain one.
 
 The time grid is uniform in t from ``t_max`` to 0; guidance sees progress τ = 1 − t.
 """
@@ -28,9 +28,11 @@ from tqdm.auto import tqdm
 from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.path import PathCoefficients
-from ..core.shapes import broadcast_like, check_finite, time_dtype
+from ..core.shapes import broadcast_like, check_finite, randn, time_dtype
 from ..core.spaces import to_x0_eps
 from ..guidance.engine import Guidance, GuidedModel
+from ..guidance.spec import as_guidance
+from ..guidance.stats import CostMeter, SampleOutput
 from .time import time_grid
 
 DIFFUSION_SPACES = ("eps", "x0", "v", "score")
@@ -90,6 +92,8 @@ def ddpm_step(
 
 
 STEPS: dict[str, StepFn] = {"ddim": ddim_step, "ddpm": ddpm_step}
+METHODS = ("ddim", "ddpm", "ddim_cfgpp", "ddpm_cfgpp")
+"""The sampling methods: a step of :data:`STEPS`, and ``_cfgpp`` for CFG++ (re-noise with the reference ε̂)."""
 
 
 def sample(
@@ -101,12 +105,11 @@ def sample(
     steps: int = 50,
     method: str = "ddim",
     eta: float = 0.0,
-    cfgpp: bool = False,
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
     t_max: float | None = None,
     progress: bool | None = None,
-) -> Tensor:
+) -> SampleOutput:
     """Sample ``x0`` from ``model`` under ``guidance``.
 
     Args:
@@ -114,38 +117,30 @@ def sample(
         guidance: a :class:`Guidance` or a CFG scale.
         shape: ``(B, ...)`` of the samples (ignored when ``noise`` is given).
         cond: the condition for ``B`` samples, or :class:`Conditions` (composition / negative).
-        steps: model evaluations (≥ 1); ``method``: ``"ddim"`` or ``"ddpm"`` (ancestral).
+        steps: model evaluations (≥ 1).
+        method: one of :data:`METHODS`: ``"ddim"``, ``"ddpm"`` (ancestral), and their CFG++
+            variants ``"ddim_cfgpp"``, ``"ddpm_cfgpp"`` (re-noise with the reference branch's ε).
         eta: DDIM's η ∈ [0, 1] (0: deterministic; 1: DDPM's variance); DDIM only.
-        cfgpp: CFG++ — re-noise with the reference branch's ε.
         noise: the starting state x_{t_max} ``(B, ...)``; else drawn with ``generator``.
         generator: seeds the starting noise and the ancestral noise.
         t_max: the time to start from (default: 1, or where σ/α = 1000).
         progress: show a progress bar; default: only when stderr is a terminal.
 
     Returns:
-        the samples ``(B, ...)``.
+        a :class:`~unified_guidance.guidance.SampleOutput`: the samples ``(B, ...)`` and their cost
+        (``x, stats = sample(...)``).
     """
-    if method not in STEPS:
-        raise ValueError(f"method: unknown sampler {method!r}; valid ones: {', '.join(STEPS)}")
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta: expected a value in [0, 1], got {eta}")
-    if method == "ddpm" and eta != 0.0:
-        raise ValueError("eta: DDPM's ancestral sampler has a fixed variance; pass eta only with method='ddim'")
-    if not isinstance(model, ConditionalModel) or model.path is None:
-        raise TypeError(f"model: expected a ConditionalModel with a diffusion path, got {type(model).__name__}")
-    if model.space not in DIFFUSION_SPACES:
-        raise ValueError(
-            f"model: expected a diffusion model predicting one of {', '.join(DIFFUSION_SPACES)}, got space "
-            f"{model.space!r}"
-            + ("; sample a flow model with unified_guidance.flow.sample" if model.space == "velocity" else "")
-        )
-    guidance = guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance)
+    step, cfgpp = _check_method(method, eta)
+    _check_model(model)
+    assert model.path is not None  # _check_model refused a model without one
+    guidance = as_guidance(guidance)
+    null = _renoise_reference(guidance) if cfgpp else 0
     grid = time_grid(model.path, steps, t_max=t_max)
     x = _initial_noise(model, shape, noise, generator)
     _check_cond(cond, x.shape[0])
     guided = GuidedModel(model, guidance)
     guided.reset()
-    step = STEPS[method]
+    meter = CostMeter.of(guided)
     show = sys.stderr.isatty() if progress is None else progress
     times = grid.to(time_dtype(x.dtype))  # a float16/bfloat16 grid would collapse
     coeffs = _grid_coefficients(model, times)
@@ -155,12 +150,49 @@ def sample(
         t, c_t, c_s = times[i], coeffs[i], coeffs[i + 1]
         pred = guided.evaluate(x, t, cond, plan=plans[i])
         x0, eps = to_x0_eps(pred.guided, model.space, x, c_t)
-        if cfgpp and pred.reference is not None:
-            eps = to_x0_eps(pred.reference, model.space, x, c_t)[1]
-        noisy = method == "ddpm" or eta > 0.0
+        if cfgpp and pred.references[null] is not None:  # CFG++: re-noise with ∅'s ε, where it ran
+            eps = to_x0_eps(pred.references[null], model.space, x, c_t)[1]
+        noisy = step is ddpm_step or eta > 0.0
         z = randn(x.shape, generator, x.dtype, x.device) if noisy else None
         x = step(x, x0, eps, c_t, c_s, z, eta)
-    return x
+    return SampleOutput(x, meter.stats(nfe=steps, steps=steps))
+
+
+def _check_method(method: str, eta: float) -> tuple[StepFn, bool]:
+    """The step function of ``method`` and whether it is CFG++."""
+    if method not in METHODS:
+        raise ValueError(f"method: unknown sampler {method!r}; valid ones: {', '.join(METHODS)}")
+    base = method.removesuffix("_cfgpp")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta: expected a value in [0, 1], got {eta}")
+    if base == "ddpm" and eta != 0.0:
+        raise ValueError(f"eta: DDPM's ancestral sampler has a fixed variance; pass eta only with method='ddim', "
+                         f"got method={method!r}")  # fmt: skip
+    return STEPS[base], base != method
+
+
+def _renoise_reference(guidance: Guidance) -> int:
+    """The reference whose ε̂ CFG++ re-noises with: the only one (∅, the negative or a weaker model), or
+    among several the one on ∅."""
+    refs = guidance.references
+    on_null = [j for j, r in enumerate(refs) if r.source is None]
+    if len(refs) > 1 and len(on_null) != 1:
+        raise ValueError(
+            f"guidance: CFG++ re-noises with one reference's ε; with {len(refs)} references exactly one must be "
+            f"on ∅ (Reference(None, ...)), got {len(on_null)}"
+        )
+    return on_null[0] if len(refs) > 1 else 0
+
+
+def _check_model(model: ConditionalModel) -> None:
+    if not isinstance(model, ConditionalModel) or model.path is None:
+        raise TypeError(f"model: expected a ConditionalModel with a diffusion path, got {type(model).__name__}")
+    if model.space not in DIFFUSION_SPACES:
+        raise ValueError(
+            f"model: expected a diffusion model predicting one of {', '.join(DIFFUSION_SPACES)}, got space "
+            f"{model.space!r}"
+            + ("; sample a flow model with unified_guidance.flow.sample" if model.space == "velocity" else "")
+        )
 
 
 def _check_path_on_grid(times: Tensor, coeffs: list[PathCoefficients]) -> None:
@@ -214,9 +246,3 @@ def _initial_noise(
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
     return randn(tuple(int(d) for d in shape), generator, dtype, device)
-
-
-def randn(shape: Sequence[int], generator: torch.Generator | None, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Standard normal noise drawn on the generator's device (a CPU generator serves a GPU model), then moved."""
-    where = generator.device if generator is not None else device
-    return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=where).to(device)

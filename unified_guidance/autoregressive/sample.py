@@ -15,37 +15,22 @@ cache instead. Per step (order matters and is fixed):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..core.numbers import check_int, check_number
-from ..guidance.plan import Plan
 from ..guidance.spec import Guidance, as_guidance
+from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
+from .beam import beam_search
 from .checks import check_prompts, check_special_tokens, vocab_size
 from .decoding import ReferenceBlocks, RowDecoder, stack_prompts
 from .mixing import Mixing, guided_scores, with_plausibility
 from .model import CausalLMModel, as_model, check_prompt
 from .progress import decode_plan
-
-
-@dataclass(frozen=True)
-class DecodeSpec:
-    """Everything a decode loop needs besides the prompts."""
-
-    mixing: Mixing
-    plan: Plan  # every reference's scale at each new token (progress τ_k = k/(N − 1))
-    processors: Any  # transformers.LogitsProcessorList
-    stopping: Any  # transformers.StoppingCriteriaList
-    eos: Tensor
-    pad_token_id: int
-    do_sample: bool = False
-    generator: torch.Generator | None = None
-    streamer: Any = None
-    drop_finished: bool = True  # ended rows leave the batch; False: the plain loop that keeps them
+from .spec import DecodeSpec
 
 
 def _special_tokens(lm: CausalLMModel, eos_token_id: Any, pad_token_id: int | None) -> tuple[Tensor, int]:
@@ -183,15 +168,13 @@ def generate(
         streamer=streamer,
     )
     if num_beams > 1:
-        from .beam import beam_search
-
         if len(g.references) > 1 or g.references[0].source is not None:
             raise ValueError("num_beams: beam search takes one reference (∅ or the negative prompt); decode "
                              "perturbed or further references with num_beams=1")  # fmt: skip
         return beam_search(lm, (ids, mask), ref, spec, num_beams, num_return_sequences, length_penalty)
     repeat = num_return_sequences
     rows = [(t.repeat_interleave(repeat, 0)) for t in (ids, mask, *ref)]
-    return decode(lm, (rows[0], rows[1]), (rows[2], rows[3]), spec)
+    return decode(lm, (rows[0], rows[1]), (rows[2], rows[3]), spec).samples
 
 
 def _check_combination(do_sample, num_beams, num_return_sequences, streamer, stopping_criteria) -> None:
@@ -211,8 +194,12 @@ def _stopping(stopping_criteria: Any) -> Any:
     return StoppingCriteriaList(list(stopping_criteria or []))
 
 
-def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor], spec: DecodeSpec) -> Tensor:
-    """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``.
+def decode(
+    lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, Tensor], spec: DecodeSpec
+) -> SampleOutput:
+    """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``: the ids
+    ``(n, L + T)`` and their cost (``nfe`` = ``steps``: the tokens decoded; a reference block not run
+    at a step counts one skipped reference, its rows still going the skipped rows).
 
     The batch holds a block for the prompt and one per reference still guiding
     (:class:`~.decoding.ReferenceBlocks`), each of the rows still going, ``going``: a block leaves
@@ -222,8 +209,9 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
     is replaced by padding), so every token and the random stream of sampling are those of the
     loop that keeps every row.
     """
-    ids, n = prompt[0], prompt[0].shape[0]
-    steps, plan = len(spec.plan), spec.plan
+    ids, n, meter = prompt[0], prompt[0].shape[0], CostMeter([lm])
+    steps, done, off_refs, off_rows = len(spec.plan), 0, 0, 0  # tokens done; references, rows not run
+    plan = spec.plan
     blocks = ReferenceBlocks(spec.mixing.guidance.references, plan, n)
     live = blocks.live(0)
     decoder = RowDecoder(lm, *stack_prompts([blocks.prompt(j, prompt, ref) for j in live], lm.pad_token_id))
@@ -245,6 +233,7 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
             step = decoder.step(tokens[going].repeat(len(live)), blocks.perturbations(live, len(going)))
             logits = logits.index_copy(0, rows, step)
         refs = blocks.split(logits, live)
+        done, off_refs, off_rows = done + 1, off_refs + refs.count(None), off_rows + refs.count(None) * len(going)
         scales = list(plan.scales[k].to(logits))
         scores, states = guided_scores(spec.mixing, logits[:n], refs, scales, plan.taus[k], states, plan[k])
         scores = spec.processors(ids, scores)
@@ -258,7 +247,7 @@ def decode(lm: CausalLMModel, prompt: tuple[Tensor, Tensor], ref: tuple[Tensor, 
             break
     if spec.streamer is not None:
         spec.streamer.end()
-    return ids
+    return SampleOutput(ids, meter.stats(nfe=done, steps=done, skipped_reference=off_refs, skipped_rows=off_rows))
 
 
 def _pick(scores: Tensor, do_sample: bool, generator: torch.Generator | None) -> Tensor:
