@@ -49,7 +49,7 @@ def main() -> None:
     x = torch.randn(16, 4, 64, 64)
     c, u = torch.randn_like(x), torch.randn_like(x)
     t = torch.tensor(0.5)
-    model = ug.FunctionModel(net, space="eps", path=LinearBetaSchedule(), null_cond=torch.zeros(()))
+    model = ug.core.FunctionModel(net, space="eps", path=LinearBetaSchedule(), null_cond=torch.zeros(()))
     cond = torch.ones(16)
     guided = {
         "engine: CFG (2B forward + rule)": ug.guide(model, 5.0),

@@ -14,9 +14,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import core, guidance, perturb, schedules
-from .core import ConditionalModel, Conditions, FunctionModel
-from .guidance import Guidance, GuidedModel, ModelReference, PerturbedReference, Reference, guide
+from . import core as core  # ug.core … eagerly
+from . import guidance as guidance
+from . import perturb as perturb
+from . import schedules as schedules
+from .core import ConditionalModel, Conditions
+from .guidance import Guidance, Reference, guide
 
 __version__ = "0.1.0"
 
@@ -25,18 +28,10 @@ _LAZY = ("diffusion", "flow", "autoregressive", "training", "networks", "data", 
 __all__ = [
     "ConditionalModel",
     "Conditions",
-    "FunctionModel",
     "Guidance",
-    "GuidedModel",
-    "ModelReference",
-    "PerturbedReference",
     "Reference",
     "__version__",
-    "core",
-    "guidance",
     "guide",
-    "perturb",
-    "schedules",
 ]
 
 

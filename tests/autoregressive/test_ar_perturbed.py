@@ -8,7 +8,8 @@ import torch
 
 from tests.autoregressive.ar_models import PAD, prompts, tiny_gpt2, tiny_llama
 from unified_guidance.autoregressive import CausalLMModel, GuidanceLogitsProcessor, generate
-from unified_guidance.guidance import Guidance, Reference, cfg
+from unified_guidance.guidance import Guidance, Reference
+from unified_guidance.guidance.functional import cfg
 from unified_guidance.perturb import Rows, pag, perturbed, slg
 
 CASES = {

@@ -28,7 +28,7 @@ from unified_guidance.guidance import (
     PerturbedReference,
     Rescale,
 )  # fmt: skip
-from unified_guidance.perturb import IdentityAttention, SkipBlocks
+from unified_guidance.perturb.spec import IdentityAttention, SkipBlocks
 from unified_guidance.schedules import Beta, Constant, Decay, Interval
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from unified_guidance import FunctionModel
+from unified_guidance.core import FunctionModel
 from unified_guidance.diffusion import EpsModel, sample
 from unified_guidance.flow import VelocityModel
 from unified_guidance.networks import TinyUNet

@@ -5,11 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unified_guidance import Conditions, Guidance, ModelReference
+from unified_guidance import Conditions, Guidance
 from unified_guidance.core.spaces import to_x0_eps
 from unified_guidance.data.mixture import two_d_mixture
 from unified_guidance.diffusion import ddim_step, ddpm_step, sample, time_grid
-from unified_guidance.guidance import APG, CFG, CFGZeroStar, DynamicThreshold, NormCap, Rescale, Rule, StaticClip
+from unified_guidance.guidance import (
+    APG,
+    CFG,
+    CFGZeroStar,
+    DynamicThreshold,
+    ModelReference,
+    NormCap,
+    Rescale,
+    Rule,
+    StaticClip,
+)
 from unified_guidance.schedules import (
     Constant,
     CosineSchedule,

@@ -19,7 +19,8 @@ from unified_guidance.diffusion import EpsModel, ddim_step, ddpm_step, time_grid
 from unified_guidance.diffusion.sample import _grid_coefficients
 from unified_guidance.flow import VelocityModel, sample
 from unified_guidance.networks import MLPNet, TinyUNet
-from unified_guidance.schedules import SCHEDULES, Beta, Constant, Cosine, Decay, Interval, Linear, Piecewise, Power
+from unified_guidance.schedules import Beta, Constant, Cosine, Decay, Interval, Linear, Piecewise, Power
+from unified_guidance.schedules.scale import SCHEDULES
 
 SCHEDULE_CASES = [
     Constant(3.0),

@@ -6,7 +6,8 @@ import torch
 import unified_guidance as ug
 from tests.engine.conftest import x_batch
 from unified_guidance.data import two_d_mixture
-from unified_guidance.guidance import APG, CFG, CFGZeroStar, DynamicThreshold, Guidance, ModelReference, Rescale, cfg
+from unified_guidance.guidance import APG, CFG, CFGZeroStar, DynamicThreshold, Guidance, ModelReference, Rescale
+from unified_guidance.guidance.functional import cfg
 from unified_guidance.schedules import Interval, LinearBetaSchedule, LinearFlowPath
 
 LABELS = torch.tensor([0, 1, 2, 0])
@@ -81,7 +82,7 @@ def test_rules_run_in_their_native_space(mixture):
     to_x0 = lambda e: ug.core.convert(e, "eps", "x0", x, coeffs)  # noqa: E731
     c, u = to_x0(mixture(x, t, LABELS)), to_x0(mixture(x, t, None))
     g = ug.guide(mixture, Guidance(rule=CFG(), scale=6.0, post=[Rescale(0.7), DynamicThreshold(0.9)]))
-    want = ug.guidance.dynamic_threshold(ug.guidance.rescale(cfg(c, u, 6.0), c, 0.7), 0.9)
+    want = ug.guidance.functional.dynamic_threshold(ug.guidance.functional.rescale(cfg(c, u, 6.0), c, 0.7), 0.9)
     torch.testing.assert_close(to_x0(g(x, t, LABELS)), want)
     apg_model = ug.guide(mixture, Guidance(rule=APG(momentum=-0.5), scale=6.0))
     first = apg_model(x, t, LABELS)
@@ -101,7 +102,7 @@ def test_cfg_zero_star_zero_init_skips_every_forward(float64):
     both = Guidance(rule=CFGZeroStar(zero_init=0.1), scale=Interval(3.0, lo=0.1, hi=0.6))
     assert both.breakpoints() == (0.1, 0.6)
     c, u = flow(x, 0.5, LABELS), flow(x, 0.5, None)
-    torch.testing.assert_close(g(x, torch.tensor(0.5), LABELS), ug.guidance.cfg_zero_star(c, u, 4.0))
+    torch.testing.assert_close(g(x, torch.tensor(0.5), LABELS), ug.guidance.functional.cfg_zero_star(c, u, 4.0))
 
 
 def test_bad_input_is_named(mixture):
@@ -115,7 +116,7 @@ def test_bad_input_is_named(mixture):
     with pytest.raises(ValueError, match=r"t: expected times on the model's path, from 1 \(noise\) to 0 \(data\), got"):
         ug.guide(mixture, 2.0)(x, torch.tensor(1.5), LABELS)
 
-    nan_model = ug.FunctionModel(
+    nan_model = ug.core.FunctionModel(
         lambda x, t, c: torch.where((c == 3)[:, None], torch.nan, x),
         space="eps",
         path=LinearBetaSchedule(),
@@ -123,14 +124,14 @@ def test_bad_input_is_named(mixture):
     )
     with pytest.raises(ValueError, match="reference prediction: expected finite values"):
         ug.guide(nan_model, 2.0)(x, t, LABELS)
-    wrong = ug.FunctionModel(lambda x, t, c: x.float(), space="eps", path=LinearBetaSchedule(), null_cond=3)
+    wrong = ug.core.FunctionModel(lambda x, t, c: x.float(), space="eps", path=LinearBetaSchedule(), null_cond=3)
     with pytest.raises(ValueError, match="reference prediction: expected the dtype of conditional prediction"):
         ug.guide(mixture, Guidance(scale=2.0, reference=ModelReference(wrong)))(x, t, LABELS)
-    no_null = ug.FunctionModel(lambda x, t, c: x, space="eps", path=LinearBetaSchedule())
+    no_null = ug.core.FunctionModel(lambda x, t, c: x, space="eps", path=LinearBetaSchedule())
     with pytest.raises(ValueError, match="null_cond: FunctionModel was built without a null condition"):
         ug.guide(no_null, 2.0)(x, t, LABELS)
     with pytest.raises(ValueError, match="valid spaces"):
-        ug.FunctionModel(lambda x, t, c: x, space="noise")
+        ug.core.FunctionModel(lambda x, t, c: x, space="noise")
     with pytest.raises(ValueError, match="negative: a reference model and a negative condition"):
         ug.guide(mixture, Guidance(scale=2.0, reference=ModelReference(mixture)))(
             x, t, ug.Conditions.single(LABELS, negative=LABELS)

@@ -9,18 +9,9 @@ import torch
 from tests.perturb.attention_nets import token_model
 from unified_guidance.autoregressive import Mixing, decode_plan, guided_scores
 from unified_guidance.core import Conditions
-from unified_guidance.guidance import (
-    CFG,
-    CFGZeroStar,
-    Guidance,
-    PerturbedReference,
-    Plan,
-    Reference,
-    as_guidance,
-    cfg,
-    combine,
-    guide,
-)
+from unified_guidance.guidance import CFG, CFGZeroStar, Guidance, PerturbedReference, Plan, Reference, combine, guide
+from unified_guidance.guidance.functional import cfg
+from unified_guidance.guidance.spec import as_guidance
 from unified_guidance.perturb import Rows, pag, perturbed, slg
 from unified_guidance.schedules import Constant, Interval
 

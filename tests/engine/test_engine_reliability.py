@@ -7,17 +7,8 @@ import unified_guidance as ug
 from tests.engine.conftest import x_batch
 from unified_guidance.core.checks import DeferredChecks, NonFiniteError
 from unified_guidance.data import two_d_mixture
-from unified_guidance.guidance import (
-    APG,
-    CFG,
-    Guidance,
-    ModelReference,
-    NormCap,
-    PostProcess,
-    apg,
-    cfg_zero_star,
-    norm_cap,
-)
+from unified_guidance.guidance import APG, CFG, Guidance, ModelReference, NormCap, PostProcess
+from unified_guidance.guidance.functional import apg, cfg_zero_star, norm_cap
 from unified_guidance.schedules import Custom, LinearBetaSchedule
 
 LABELS = torch.tensor([0, 1, 2, 0])
@@ -34,7 +25,7 @@ class Explode(PostProcess):
 
 
 def test_an_overflowing_scale_is_blamed_on_the_rule_not_the_branches():
-    model = ug.FunctionModel(lambda x, t, c: x + c[:, None], space="eps", path=LinearBetaSchedule(), null_cond=3)
+    model = ug.core.FunctionModel(lambda x, t, c: x + c[:, None], space="eps", path=LinearBetaSchedule(), null_cond=3)
     x = torch.zeros(4, 2)  # float32: s·(c − u) = 3e38·(−3) overflows
     with pytest.raises(NonFiniteError, match=r"guided prediction: expected finite values.*made by CFG\(\) from finite"):
         ug.guide(model, 3e38)(x, 0.5, LABELS)

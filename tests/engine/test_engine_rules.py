@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unified_guidance.guidance import (
+from unified_guidance.guidance.functional import (
     APGState,
     apg,
     cfg,

@@ -7,17 +7,8 @@ from diffusers.guiders import FrequencyDecoupledGuidance, MagnitudeAwareGuidance
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unified_guidance.guidance import (
-    cfg,
-    fdg,
-    laplacian_pyramid,
-    mambo_g,
-    multi_cfg,
-    perp_neg,
-    rebuild_pyramid,
-    tangential_reference,
-    tcfg,
-)
+from unified_guidance.guidance.frequency import fdg, laplacian_pyramid, rebuild_pyramid
+from unified_guidance.guidance.functional import cfg, mambo_g, multi_cfg, perp_neg, tangential_reference, tcfg
 
 shapes = st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple)
 scales = st.floats(-3.0, 20.0, allow_nan=False)

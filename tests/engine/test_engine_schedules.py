@@ -17,11 +17,10 @@ from unified_guidance.schedules import (
     LinearFlowPath,
     Piecewise,
     Power,
-    Product,
     RectifiedFlowPath,
-    schedule_from_name,
     sigma_interval_to_progress,
 )
+from unified_guidance.schedules.scale import Product, schedule_from_name
 
 TAU = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
 
@@ -136,7 +135,8 @@ def test_vp_coefficients_are_finite_at_the_data_end_and_preserve_variance(path):
 
 
 def test_beta_schedule_peaks_at_the_mode_and_is_one_at_the_ends():
-    from unified_guidance.schedules import Beta, schedule_from_name
+    from unified_guidance.schedules import Beta
+    from unified_guidance.schedules.scale import schedule_from_name
 
     sched = Beta(7.0, a=3.0, b=2.0)
     assert sched.mode == pytest.approx(2.0 / 3.0)

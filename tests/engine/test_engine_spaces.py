@@ -5,9 +5,10 @@ import itertools
 import pytest
 import torch
 
-from unified_guidance.core import CONTINUOUS_SPACES, convert
+from unified_guidance.core import convert
+from unified_guidance.core.spaces import CONTINUOUS_SPACES
 from unified_guidance.data import GaussianMixture, two_d_mixture
-from unified_guidance.guidance import apg, cfg, rescale
+from unified_guidance.guidance.functional import apg, cfg, rescale
 from unified_guidance.schedules import CosineSchedule, LinearBetaSchedule, LinearFlowPath, RectifiedFlowPath
 
 PATHS = [LinearBetaSchedule(), CosineSchedule(), LinearFlowPath(), RectifiedFlowPath()]

@@ -6,7 +6,7 @@ import torch
 import unified_guidance as ug
 from unified_guidance.data import two_d_mixture
 from unified_guidance.flow import VelocityModel, rectified_cfgpp
-from unified_guidance.guidance import cfg
+from unified_guidance.guidance.functional import cfg
 from unified_guidance.schedules import Interval, LinearFlowPath, RectifiedFlowPath
 
 LABELS = torch.tensor([0, 1, 2, 1])

@@ -193,8 +193,7 @@ def test_network_with_wrong_output_shape_raises_with_time(float64):
 
 
 def test_other_engine_rules_through_velocity_conversions(gaussian, float64):
-    from unified_guidance import ModelReference
-    from unified_guidance.guidance import APG, Rescale
+    from unified_guidance.guidance import APG, ModelReference, Rescale
 
     model = VelocityModel(gaussian, null_cond=2)
     x0 = torch.randn(4, 2)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tests.perturb.attention_nets import token_model
-from unified_guidance.guidance import Guidance, ModelReference, PerturbedReference, Reference, cfg, guide
+from unified_guidance.guidance import Guidance, ModelReference, PerturbedReference, Reference, guide
+from unified_guidance.guidance.functional import cfg
 from unified_guidance.perturb import Rows, pag, perturbed, seg, slg
 from unified_guidance.schedules import Interval
 

@@ -10,17 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from tests.perturb.attention_nets import TokenNet
-from unified_guidance.perturb import (
-    BlurredQueries,
-    Rows,
-    blur_queries,
-    gaussian_matrix,
-    identity_attention,
-    pag,
-    perturbed,
-    seg,
-    slg,
-)
+from unified_guidance.perturb import Rows, pag, perturbed, seg, slg
+from unified_guidance.perturb.ops import blur_queries, gaussian_matrix, identity_attention
+from unified_guidance.perturb.spec import BlurredQueries
 
 
 def _net(depth: int = 2) -> TokenNet:

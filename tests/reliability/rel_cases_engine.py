@@ -8,8 +8,10 @@ import torch
 from rel_table import Case
 
 import unified_guidance as ug
-from unified_guidance.core import Conditions, broadcast_like, check_space, convert, drop_condition
+from unified_guidance.core import Conditions, convert, drop_condition
 from unified_guidance.core.checks import NonFiniteError
+from unified_guidance.core.shapes import broadcast_like
+from unified_guidance.core.spaces import check_space
 from unified_guidance.data import two_d_mixture
 from unified_guidance.guidance import (
     APG,
@@ -20,18 +22,20 @@ from unified_guidance.guidance import (
     NormCap,
     Rescale,
     StaticClip,
+    rule_from_name,
+)
+from unified_guidance.guidance.functional import (
     apg,
     cfg,
     cfg_zero_star,
     dynamic_threshold,
     multi_cfg,
     norm_cap,
-    postprocess_from_name,
     project,
     rescale,
-    rule_from_name,
     static_clip,
 )
+from unified_guidance.guidance.registry import postprocess_from_name
 from unified_guidance.schedules import (
     Constant,
     Cosine,
@@ -41,10 +45,9 @@ from unified_guidance.schedules import (
     LinearBetaSchedule,
     Piecewise,
     Power,
-    as_schedule,
-    schedule_from_name,
     sigma_interval_to_progress,
 )
+from unified_guidance.schedules.scale import as_schedule, schedule_from_name
 
 NAN, INF = float("nan"), float("inf")
 C, U = torch.ones(2, 3), torch.zeros(2, 3)
@@ -139,8 +142,8 @@ CASES = [
     Case("Guidance post item", lambda: Guidance(post=(3,)), TypeError, r"post: expected PostProcess objects or names, got int"),
     Case("Guidance post name", lambda: Guidance(post=("clip",)), ValueError, r"post: unknown post-process 'clip'"),
     Case("ModelReference condition", lambda: ModelReference(mixture(), condition="other"), ValueError, r"condition: expected 'same' or 'null'"),
-    Case("GuidedModel model", lambda: ug.GuidedModel(torch.nn.Linear(2, 2), Guidance()), TypeError, r"model: expected a ConditionalModel, got Linear"),
-    Case("GuidedModel guidance", lambda: ug.GuidedModel(mixture(), 2.0), TypeError, r"guidance: expected a Guidance, got float"),
+    Case("GuidedModel model", lambda: ug.guidance.GuidedModel(torch.nn.Linear(2, 2), Guidance()), TypeError, r"model: expected a ConditionalModel, got Linear"),
+    Case("GuidedModel guidance", lambda: ug.guidance.GuidedModel(mixture(), 2.0), TypeError, r"guidance: expected a Guidance, got float"),
     Case(
         "reference space",
         lambda: ug.guide(mixture(), Guidance(reference=ModelReference(two_d_mixture(path=LinearBetaSchedule(), space="x0")))),
@@ -199,7 +202,7 @@ CASES = [
     Case("convert no coeffs", lambda: convert(C, "eps", "x0"), ValueError, r"coeffs: converting 'eps' to 'x0' needs"),
     Case("broadcast_like", lambda: broadcast_like(torch.ones(3), C), ValueError, r"expected a scalar or one value per sample \(batch 2\)"),
     Case("drop_condition p", lambda: drop_condition(LABELS, 3, 1.5), ValueError, r"p: expected a probability in \[0, 1\], got 1.5"),
-    Case("FunctionModel space", lambda: ug.FunctionModel(lambda x, t, c: x, space="pix"), ValueError, r"space: unknown prediction space 'pix'"),
-    Case("null_cond missing", lambda: ug.guide(ug.FunctionModel(lambda x, t, c: x, space="eps", path=LinearBetaSchedule()), 2.0)(x4(), 0.5, LABELS), ValueError, r"null_cond: FunctionModel was built without a null condition"),
+    Case("FunctionModel space", lambda: ug.core.FunctionModel(lambda x, t, c: x, space="pix"), ValueError, r"space: unknown prediction space 'pix'"),
+    Case("null_cond missing", lambda: ug.guide(ug.core.FunctionModel(lambda x, t, c: x, space="eps", path=LinearBetaSchedule()), 2.0)(x4(), 0.5, LABELS), ValueError, r"null_cond: FunctionModel was built without a null condition"),
 ]
 # fmt: on

@@ -11,8 +11,9 @@ import torch
 from rel_table import Case
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from unified_guidance import FunctionModel, Guidance
+from unified_guidance import Guidance
 from unified_guidance.autoregressive import CausalLMModel, GuidanceLogitsProcessor, generate
+from unified_guidance.core import FunctionModel
 from unified_guidance.core.checks import NonFiniteError
 from unified_guidance.demo.cli import main
 from unified_guidance.diffusion import AlphasCumprodPath, EpsModel, diffusion_loss, discrete_to_time, time_grid

@@ -150,8 +150,9 @@ def sample(
         t, c_t, c_s = times[i], coeffs[i], coeffs[i + 1]
         pred = guided.evaluate(x, t, cond, plan=plans[i])
         x0, eps = to_x0_eps(pred.guided, model.space, x, c_t)
-        if cfgpp and pred.references[null] is not None:  # CFG++: re-noise with ∅'s ε, where it ran
-            eps = to_x0_eps(pred.references[null], model.space, x, c_t)[1]
+        renoise = pred.references[null]
+        if cfgpp and renoise is not None:  # CFG++: re-noise with the reference's ε, where it ran
+            eps = to_x0_eps(renoise, model.space, x, c_t)[1]
         noisy = step is ddpm_step or eta > 0.0
         z = randn(x.shape, generator, x.dtype, x.device) if noisy else None
         x = step(x, x0, eps, c_t, c_s, z, eta)

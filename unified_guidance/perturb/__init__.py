@@ -7,18 +7,11 @@ always removes it. :class:`~unified_guidance.guidance.Reference` puts one into a
 """
 
 from .hooks import Rows, perturbed
-from .ops import blur_queries, gaussian_matrix, identity_attention
-from .spec import BlurredQueries, IdentityAttention, Perturbation, SkipBlocks, pag, seg, slg
+from .spec import Perturbation, pag, seg, slg
 
 __all__ = [
-    "BlurredQueries",
-    "IdentityAttention",
     "Perturbation",
     "Rows",
-    "SkipBlocks",
-    "blur_queries",
-    "gaussian_matrix",
-    "identity_attention",
     "pag",
     "perturbed",
     "seg",

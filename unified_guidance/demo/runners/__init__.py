@@ -68,6 +68,3 @@ def get_runner(name: str) -> Runner:
     if name not in RUNNERS:
         raise ValueError(f"paradigm: unknown paradigm {name!r}; valid ones: {', '.join(RUNNERS)}")
     return RUNNERS[name]()
-
-
-__all__ = ["PARADIGMS", "RUNNERS", "Runner", "get_runner"]
