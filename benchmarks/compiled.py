@@ -23,7 +23,8 @@ from common import CLOCKS, interleaved_medians
 
 import unified_guidance as ug
 from unified_guidance.core.spaces import to_x0_eps
-from unified_guidance.diffusion import EpsModel, ddim_step
+from unified_guidance.diffusion import EpsModel
+from unified_guidance.diffusion.sample import ddim_step
 from unified_guidance.networks import TinyUNet
 
 NULL = 10  # TinyUNet's ∅ label for 10 classes

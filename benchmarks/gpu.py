@@ -34,7 +34,8 @@ from compiled import NULL, forward_2b, guided_ddim_step, image_net
 
 import unified_guidance as ug
 from unified_guidance.core.shapes import time_dtype
-from unified_guidance.flow import GuidedField, VelocityModel
+from unified_guidance.flow import VelocityModel
+from unified_guidance.flow.field import GuidedField
 
 SECTIONS = ("ar", "diffusion", "flow")
 Row = tuple[str, str, float, str]  # section, candidate, seconds, what it is compared with

@@ -23,7 +23,8 @@ import os
 import torch
 from common import CLOCKS
 
-from unified_guidance.autoregressive import CausalLMModel, Mixing, load_causal_lm, packaged_gguf
+from unified_guidance.autoregressive import CausalLMModel, load_causal_lm, packaged_gguf
+from unified_guidance.autoregressive.mixing import Mixing
 from unified_guidance.autoregressive.progress import decode_plan
 from unified_guidance.autoregressive.sample import _processors, _stopping, decode
 from unified_guidance.autoregressive.spec import DecodeSpec

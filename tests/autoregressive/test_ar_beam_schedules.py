@@ -5,14 +5,8 @@ import torch
 from ar_models import PAD, VOCAB, prompts
 from transformers import LogitsProcessorList
 
-from unified_guidance.autoregressive import (
-    CausalLMModel,
-    GuidanceLogitsProcessor,
-    anneal,
-    decode_plan,
-    generate,
-    linear_ramp,
-)
+from unified_guidance.autoregressive import CausalLMModel, GuidanceLogitsProcessor, anneal, generate, linear_ramp
+from unified_guidance.autoregressive.progress import decode_plan
 from unified_guidance.guidance import Guidance
 from unified_guidance.schedules import Interval, Linear
 

@@ -5,7 +5,8 @@ from ar_models import EOS, PAD, prompts
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from unified_guidance.autoregressive import Mixing, generate, guided_scores, plausibility_mask
+from unified_guidance.autoregressive import generate
+from unified_guidance.autoregressive.mixing import Mixing, guided_scores, plausibility_mask
 from unified_guidance.guidance import Guidance
 
 NO_EOS = {"eos_token_id": [], "pad_token_id": PAD}

@@ -6,8 +6,9 @@ import torch
 from ar_models import PAD, prompts, tiny_gpt2, tiny_llama
 from transformers import LogitsProcessorList, StoppingCriteriaList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from unified_guidance.autoregressive import CausalLMModel, Mixing, RowDecoder, generate
-from unified_guidance.autoregressive.decoding import distinct_rows, kept_rows
+from unified_guidance.autoregressive import CausalLMModel, generate
+from unified_guidance.autoregressive.decoding import RowDecoder, distinct_rows, kept_rows
+from unified_guidance.autoregressive.mixing import Mixing
 from unified_guidance.autoregressive.progress import decode_plan
 from unified_guidance.autoregressive.sample import decode
 from unified_guidance.autoregressive.spec import DecodeSpec

@@ -4,7 +4,9 @@ import pytest
 import torch
 from ar_models import PAD, prompts
 
-from unified_guidance.autoregressive import CausalLMModel, RowDecoder, generate, left_pad, stack_prompts
+from unified_guidance.autoregressive import CausalLMModel, generate
+from unified_guidance.autoregressive.decoding import RowDecoder, stack_prompts
+from unified_guidance.autoregressive.model import left_pad
 
 COMMON = {"eos_token_id": [], "pad_token_id": PAD}  # no early stop: rows compare token by token
 

@@ -48,7 +48,7 @@ def test_solver_level_methods_sample_through_the_modules_with_the_sweeps_noise()
     x = module.sample(labels, guidance_for("rectified_cfgpp", s), generator=torch.Generator().manual_seed(2),
                       **dict(sampler_options("rectified_cfgpp", flow.params)))  # fmt: skip
     noise = torch.randn((2, *module.hparams.sample_shape), generator=torch.Generator().manual_seed(2))
-    direct, stats = ug.flow.rectified_cfgpp(module.model, s, noise, labels, steps=module.hparams.sample_steps)
+    direct, stats = ug.flow.rectified.rectified_cfgpp(module.model, s, noise, labels, steps=module.hparams.sample_steps)
     assert torch.equal(x, direct.clamp(-1.0, 1.0)) and stats.steps == module.hparams.sample_steps
     diffusion = get_runner("diffusion")
     module = diffusion.make(diffusion.config(quick=True))

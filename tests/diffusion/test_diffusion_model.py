@@ -8,15 +8,9 @@ from diffusers import DDPMScheduler
 
 from unified_guidance import Guidance
 from unified_guidance.data.mixture import two_d_mixture
-from unified_guidance.diffusion import (
-    AlphasCumprodPath,
-    EpsModel,
-    diffusion_loss,
-    discrete_to_time,
-    q_sample,
-    sample,
-    time_to_discrete,
-)
+from unified_guidance.diffusion import AlphasCumprodPath, EpsModel, diffusion_loss, sample
+from unified_guidance.diffusion.loss import q_sample
+from unified_guidance.diffusion.time import discrete_to_time, time_to_discrete
 from unified_guidance.guidance import APG
 from unified_guidance.schedules import LinearBetaSchedule
 

@@ -8,7 +8,8 @@ import torch
 from unified_guidance import Conditions, Guidance
 from unified_guidance.core.spaces import to_x0_eps
 from unified_guidance.data.mixture import two_d_mixture
-from unified_guidance.diffusion import ddim_step, ddpm_step, sample, time_grid
+from unified_guidance.diffusion import sample, time_grid
+from unified_guidance.diffusion.sample import ddim_step, ddpm_step
 from unified_guidance.guidance import (
     APG,
     CFG,

@@ -15,8 +15,8 @@ from torch import Tensor
 
 from unified_guidance.core.checks import DeferredChecks, NonFiniteError
 from unified_guidance.core.spaces import to_x0_eps
-from unified_guidance.diffusion import EpsModel, ddim_step, ddpm_step, time_grid
-from unified_guidance.diffusion.sample import _grid_coefficients
+from unified_guidance.diffusion import EpsModel, time_grid
+from unified_guidance.diffusion.sample import _grid_coefficients, ddim_step, ddpm_step
 from unified_guidance.flow import VelocityModel, sample
 from unified_guidance.networks import MLPNet, TinyUNet
 from unified_guidance.schedules import Beta, Constant, Cosine, Decay, Interval, Linear, Piecewise, Power

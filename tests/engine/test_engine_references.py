@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tests.perturb.attention_nets import token_model
-from unified_guidance.autoregressive import Mixing, decode_plan, guided_scores
+from unified_guidance.autoregressive.mixing import Mixing, guided_scores
+from unified_guidance.autoregressive.progress import decode_plan
 from unified_guidance.core import Conditions
 from unified_guidance.guidance import CFG, CFGZeroStar, Guidance, PerturbedReference, Plan, Reference, combine, guide
 from unified_guidance.guidance.functional import cfg

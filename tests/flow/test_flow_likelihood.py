@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from unified_guidance.flow import VelocityModel, divergence_exact, divergence_hutchinson, log_likelihood
+from unified_guidance.flow import VelocityModel, log_likelihood
+from unified_guidance.flow.likelihood import divergence_exact, divergence_hutchinson
 
 
 def normal_log_prob(x, mean, std):

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from unified_guidance.flow import VelocityModel, flow_matching_loss, sample_time
+from unified_guidance.flow import VelocityModel, flow_matching_loss
+from unified_guidance.flow.loss import sample_time
 from unified_guidance.schedules import RectifiedFlowPath
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from unified_guidance.flow import Reparametrized, VelocityModel, sample
+from unified_guidance.flow import VelocityModel, sample
+from unified_guidance.flow.model import Reparametrized
 from unified_guidance.schedules import LinearFlowPath, RectifiedFlowPath
 
 

@@ -5,7 +5,8 @@ import torch
 
 import unified_guidance as ug
 from unified_guidance.data import two_d_mixture
-from unified_guidance.flow import VelocityModel, rectified_cfgpp
+from unified_guidance.flow import VelocityModel
+from unified_guidance.flow.rectified import rectified_cfgpp
 from unified_guidance.guidance.functional import cfg
 from unified_guidance.schedules import Interval, LinearFlowPath, RectifiedFlowPath
 

@@ -5,7 +5,8 @@ import torch
 from torchdiffeq import odeint
 
 from unified_guidance import Conditions, Guidance
-from unified_guidance.flow import ADAPTIVE, SOLVERS, IntegrationError, VelocityModel, sample, trajectory
+from unified_guidance.flow import SOLVERS, IntegrationError, VelocityModel, sample, trajectory
+from unified_guidance.flow.solvers import ADAPTIVE
 from unified_guidance.guidance import CFGZeroStar
 from unified_guidance.schedules import Interval
 

@@ -6,7 +6,8 @@ import warnings
 import pytest
 import torch
 
-from unified_guidance.autoregressive import DigitTokens, digits_token_lm
+from unified_guidance.autoregressive import digits_token_lm
+from unified_guidance.autoregressive.tokens import DigitTokens
 from unified_guidance.data import GaussianMixture, two_d_mixture
 from unified_guidance.networks import MLPNet, TinyDiT, TinyUNet
 from unified_guidance.networks.embedding import ConditioningEmbedding

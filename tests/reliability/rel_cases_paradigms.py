@@ -16,8 +16,9 @@ from unified_guidance.autoregressive import CausalLMModel, GuidanceLogitsProcess
 from unified_guidance.core import FunctionModel
 from unified_guidance.core.checks import NonFiniteError
 from unified_guidance.demo.cli import main
-from unified_guidance.diffusion import AlphasCumprodPath, EpsModel, diffusion_loss, discrete_to_time, time_grid
+from unified_guidance.diffusion import AlphasCumprodPath, EpsModel, diffusion_loss, time_grid
 from unified_guidance.diffusion import sample as diffusion_sample
+from unified_guidance.diffusion.time import discrete_to_time
 from unified_guidance.flow import VelocityModel, flow_matching_loss, log_likelihood, trajectory
 from unified_guidance.flow import sample as flow_sample
 from unified_guidance.networks import MLPNet, TinyUNet

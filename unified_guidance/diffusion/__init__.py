@@ -7,28 +7,16 @@
 wraps diffusers UNets and drives diffusers schedulers with guided predictions.
 """
 
-from .loss import WEIGHTINGS, diffusion_loss, q_sample, sample_times
-from .model import PREDICTIONS, EpsModel, check_labels
-from .sample import METHODS, STEPS, ddim_sigma, ddim_step, ddpm_step, sample
-from .time import AlphasCumprodPath, default_t_max, discrete_to_time, time_grid, time_to_discrete
+from .loss import diffusion_loss
+from .model import EpsModel
+from .sample import METHODS, sample
+from .time import AlphasCumprodPath, time_grid
 
 __all__ = [
     "METHODS",
-    "PREDICTIONS",
-    "STEPS",
-    "WEIGHTINGS",
     "AlphasCumprodPath",
     "EpsModel",
-    "check_labels",
-    "ddim_sigma",
-    "ddim_step",
-    "ddpm_step",
-    "default_t_max",
     "diffusion_loss",
-    "discrete_to_time",
-    "q_sample",
     "sample",
-    "sample_times",
     "time_grid",
-    "time_to_discrete",
 ]

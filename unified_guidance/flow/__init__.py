@@ -16,32 +16,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .field import GuidedField, IntegrationError
-from .likelihood import LogLikelihood, divergence_exact, divergence_hutchinson, log_likelihood
-from .loss import TIME_SAMPLERS, flow_matching_loss, sample_time
-from .model import Reparametrized, VelocityModel
-from .rectified import rectified_cfgpp
-from .sample import jump_times, sample, trajectory
-from .solvers import ADAPTIVE, FIXED, SOLVERS
+from .field import IntegrationError
+from .likelihood import log_likelihood
+from .loss import flow_matching_loss
+from .model import VelocityModel
+from .sample import sample, trajectory
+from .solvers import SOLVERS
 
 __all__ = [
-    "ADAPTIVE",
-    "FIXED",
     "SOLVERS",
-    "TIME_SAMPLERS",
-    "GuidedField",
     "IntegrationError",
-    "LogLikelihood",
-    "Reparametrized",
     "VelocityModel",
-    "divergence_exact",
-    "divergence_hutchinson",
     "flow_matching_loss",
-    "jump_times",
     "log_likelihood",
-    "rectified_cfgpp",
     "sample",
-    "sample_time",
     "sample_with_scheduler",
     "trajectory",
     "wrap_transformer",
