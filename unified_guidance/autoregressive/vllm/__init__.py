@@ -9,7 +9,7 @@ dependency (``pip install unified-guidance[vllm]``, see docs/vllm.md).
 * :func:`~.offline.guided_llm`, :func:`~.offline.generate` — the offline ``LLM`` API.
 """
 
-from .offline import generate, guided_llm
+from .offline import generate, generate_pairs, guided_llm
 from .pairs import KEY, PairTag, pair_params, pair_tag
 from .processor import PairLogitsProcessor, combine
 from .scheduler import PairScheduler
@@ -21,6 +21,7 @@ __all__ = [
     "PairTag",
     "combine",
     "generate",
+    "generate_pairs",
     "guided_llm",
     "pair_params",
     "pair_tag",

@@ -79,6 +79,7 @@ def generate(
     negative_prompts: Prompt | Sequence[Prompt] | None = None,
     space: str = "logprobs",
     plausibility: float | None = None,
+    _pairs: bool = False,
 ) -> list[Any]:
     """Guided generation of ``prompts`` (strings or token ids); one ``RequestOutput`` per prompt, in order.
 
@@ -119,22 +120,30 @@ def generate(
             engine.add_request(f"{key}-u", TokensPrompt(prompt_token_ids=n), ref)
             refs[f"{key}-u"] = False
         conds[f"{key}-c"] = i
-    return _drive(engine, conds, refs)
+    pairs = _drive(engine, conds, refs)
+    return pairs if _pairs else [cond for cond, _ in pairs]
 
 
-def _drive(engine: Any, conds: dict[str, int], refs: dict[str, bool]) -> list[Any]:
+def generate_pairs(llm: LLM, prompts: Sequence[Prompt], *args: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
+    """As :func:`generate`, returning ``(conditional output, reference output)`` per prompt; the
+    reference's is ``None`` where it was aborted (its conditional stopped on a string) or never ran."""
+    return generate(llm, prompts, *args, _pairs=True, **kwargs)
+
+
+def _drive(engine: Any, conds: dict[str, int], refs: dict[str, Any]) -> list[tuple[Any, Any]]:
     """Step the engine until every request ended; abort a reference whose conditional ended first."""
-    results: list[Any] = [None] * len(conds)
+    results: list[list[Any]] = [[None, None] for _ in conds]
     while engine.has_unfinished_requests():
         for out in engine.step():
             if not out.finished:
                 continue
             if out.request_id in conds:
-                results[conds[out.request_id]] = out
+                results[conds[out.request_id]][0] = out
                 ref = out.request_id[:-2] + "-u"
                 if refs.get(ref) is False:
                     engine.abort_request([ref])
-                    refs[ref] = True
+                    refs[ref] = None
             elif out.request_id in refs:
-                refs[out.request_id] = True
-    return results
+                refs[out.request_id] = out
+                results[conds[out.request_id[:-2] + "-c"]][1] = out
+    return [(c, r) for c, r in results]

