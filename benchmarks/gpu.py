@@ -3,6 +3,7 @@
     python benchmarks/gpu.py --out gpu.md            # everything; the markdown table goes to gpu.md
     python benchmarks/gpu.py --sections ar           # only guided decoding
     python benchmarks/gpu.py --smoke                 # tiny models on the CPU: checks the script itself
+    python benchmarks/gpu.py --sections vllm --vllm-python .venv-vllm-cuda/bin/python   # guided pairs in vLLM
 
 * **AR** (bf16): guided greedy decoding (one 2B-row forward, one cache) against transformers'
   built-in ``guidance_scale`` CFG and against unguided ``generate``, at batch 1/8/32, for a
@@ -38,6 +39,7 @@ from unified_guidance.flow import VelocityModel
 from unified_guidance.flow.field import GuidedField
 
 SECTIONS = ("ar", "diffusion", "flow")
+OPTIONAL = ("vllm",)  # run only when named: needs vLLM's CUDA build (its own environment, docs/vllm.md)
 Row = tuple[str, str, float, str]  # section, candidate, seconds, what it is compared with
 
 
@@ -136,6 +138,23 @@ def run_steps(paradigm: str, args: argparse.Namespace, device: torch.device, clo
     return rows
 
 
+def run_vllm(args: argparse.Namespace, device: torch.device, clock) -> list[Row]:
+    """Guided pairs vs unguided vLLM vs our decoder (benchmarks/guided_vllm.py --gpu) in the vLLM environment's
+    Python (``--vllm-python``); its rows become this table's: time per generated token."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "vllm.md"
+        cmd = [args.vllm_python, str(Path(__file__).with_name("guided_vllm.py")), "--gpu", "--dtype", "bfloat16",
+               "--tokens", str(args.tokens), "--repeats", str(args.repeats), "--out", str(out),
+               "--batch-sizes", *map(str, args.batch_sizes)]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        lines = [line.strip("| ").split(" | ") for line in out.read_text().splitlines() if line.startswith("| ")]
+    rows = [r for r in lines[1:] if r[0].isdigit()]
+    return [(f"vLLM b{b}", name, 1.0 / float(tps.replace(",", "")), f"{r} unguided vLLM") for b, name, tps, r in rows]
+
+
 def table(rows: list[Row], header: str) -> str:
     lines = [header, "", "| section | candidate | time | ratios |", "|---|---|---:|---|"]
     lines += [f"| {sec} | {cand} | {1e3 * t:.3f} ms | {ratio} |" for sec, cand, t, ratio in rows]
@@ -145,7 +164,8 @@ def table(rows: list[Row], header: str) -> str:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here (default: stdout)")
-    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS + OPTIONAL, default=list(SECTIONS))
+    parser.add_argument("--vllm-python", default=sys.executable, help="the Python of vLLM's environment (vllm)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--prompt-length", type=int, default=16)
@@ -174,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu":
         torch.set_num_threads(1)
     clock = device_clock(device)
-    runners = {"ar": run_ar, "diffusion": partial(run_steps, "diffusion"), "flow": partial(run_steps, "flow")}
+    runners = {"ar": run_ar, "diffusion": partial(run_steps, "diffusion"), "flow": partial(run_steps, "flow"),
+               "vllm": run_vllm}  # fmt: skip
     rows: list[Row] = []
     failed = False
-    for section in (s for s in SECTIONS if s in args.sections):
+    for section in (s for s in SECTIONS + OPTIONAL if s in args.sections):
         try:
             rows += runners[section](args, device, clock)
         except Exception as err:  # keep the other sections' figures; the table names the failure

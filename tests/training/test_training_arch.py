@@ -8,7 +8,8 @@ import pytest
 import torch
 from recipe_runs import cli
 
-from unified_guidance.networks import TinyUNet, default_net
+from unified_guidance.networks import TinyUNet
+from unified_guidance.networks.default import default_net
 from unified_guidance.networks.dit import TinyDiT
 from unified_guidance.training.diffusion import DiffusionModule
 from unified_guidance.training.flow import FlowMatchingModule

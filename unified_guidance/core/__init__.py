@@ -3,10 +3,9 @@
 from .conditions import Cond, Conditions, drop_condition
 from .model import ConditionalModel, ForwardStats, FunctionModel
 from .path import Path, PathCoefficients
-from .spaces import SPACES, convert
+from .spaces import convert
 
 __all__ = [
-    "SPACES",
     "Cond",
     "ConditionalModel",
     "Conditions",

@@ -10,7 +10,11 @@ Nothing is downloaded. This package imports only torch, scikit-learn (on use) an
 :mod:`unified_guidance.core`.
 """
 
-from .digits import DigitsSplit, load_digits_split
+from .digits import load_digits_split
 from .mixture import GaussianMixture, two_d_mixture
 
-__all__ = ["DigitsSplit", "GaussianMixture", "load_digits_split", "two_d_mixture"]
+__all__ = [
+    "GaussianMixture",
+    "load_digits_split",
+    "two_d_mixture",
+]

@@ -21,9 +21,12 @@ One file per network, all conditioned through one module:
 This package imports only torch, transformers (on use) and :mod:`unified_guidance.core`.
 """
 
-from .default import default_net
 from .dit import TinyDiT
 from .mlp import MLPNet
 from .unet import TinyUNet
 
-__all__ = ["MLPNet", "TinyDiT", "TinyUNet", "default_net"]
+__all__ = [
+    "MLPNet",
+    "TinyDiT",
+    "TinyUNet",
+]

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from ...networks import default_net
+from ...networks.default import default_net
 from ...training.data import DigitsDataModule
 from ...training.fit import fit
 from ...training.flow import FlowMatchingModule
