@@ -120,7 +120,7 @@ CASES = [
     Case("sample cond negative label", lambda: dsample(cond=torch.tensor([-1, 1])), ValueError, r"cond: expected labels in \[0, 3\]"),
     Case("sample model type", lambda: diffusion_sample(torch.nn.Linear(2, 2), 2.0, (2, 2), LABELS), TypeError, r"model: expected a ConditionalModel with a diffusion path, got Linear"),
     Case("sample flow model", lambda: diffusion_sample(flow_model(), 2.0, (2, 2), LABELS, steps=2), ValueError, r"model: expected a diffusion model.*got space 'velocity'; sample a flow model"),
-    Case("sample guidance str", lambda: dsample(guidance="strong"), TypeError, r"scale: expected a number or a Schedule, got str"),
+    Case("sample guidance str", lambda: dsample(guidance="strong"), TypeError, r"guidance: expected a number, a Schedule or a Guidance, got str"),
     Case("sample guidance nan", lambda: dsample(guidance=NAN), ValueError, r"scale: expected a finite number, got nan"),
     Case("sample APG negative", lambda: dsample(guidance=Guidance(rule="apg", scale=-2.0)), ValueError, r"scale: APG expects scales ≥ 0"),
     Case("sample custom nan scale", lambda: dsample(guidance=Custom(lambda tau: tau * NAN)), NonFiniteError, r"scale: expected finite values.*Custom schedule"),
