@@ -52,7 +52,8 @@ def test_a_run_counts_only_its_own_forwards(float64):
 def test_forward_counters_reset_on_the_model_and_through_the_guided_model(float64):
     model = two_d_mixture(path=LinearBetaSchedule())
     other = two_d_mixture(path=LinearBetaSchedule())
-    guided = ug.guide(model, ug.Guidance(scale=Interval(3.0, lo=0.5, hi=1.0), reference=ug.guidance.ModelReference(other)))
+    weak = ug.guidance.ModelReference(other)
+    guided = ug.guide(model, ug.Guidance(scale=Interval(3.0, lo=0.5, hi=1.0), reference=weak))
     guided(noise(), torch.tensor(0.9), LABELS)  # τ = 0.1: outside the interval, reference skipped
     guided(noise(), torch.tensor(0.2), LABELS)  # τ = 0.8: both branches
     assert (model.stats.calls, model.stats.rows, other.stats.rows) == (2, 8, 4)
