@@ -8,6 +8,7 @@ from unified_guidance import Conditions, Guidance
 from unified_guidance.flow import SOLVERS, IntegrationError, VelocityModel, sample, trajectory
 from unified_guidance.flow.solvers import ADAPTIVE
 from unified_guidance.guidance import CFGZeroStar
+from unified_guidance.data import two_d_mixture
 from unified_guidance.schedules import Interval
 
 LABELS = torch.tensor([0, 1, 0, 1])
@@ -84,6 +85,27 @@ def test_interval_skips_reference_outside_and_jump_points_save_evaluations(mixtu
     # Outside the interval the reference forward is skipped: rows = B per evaluation + B per guided one.
     assert jump.forward_rows == n * (jump.nfe + (jump.nfe - jump.skipped_reference))
     assert 0 < jump.skipped_reference < jump.nfe and jump.forward_rows < const.forward_rows
+
+
+def test_the_same_ode_on_the_rectified_path_costs_what_it_costs_on_the_linear_one(float64):
+    # τ = 1 − σ rounds several adjacent σ onto one τ: a jump at σ = 1 − hi used to have its first
+    # evaluation after it back on τ = hi, inside the closed interval (166 evaluations instead of 124).
+    from unified_guidance.schedules import LinearFlowPath, RectifiedFlowPath
+
+    x0 = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    g = Interval(4.0, lo=0.2, hi=0.8)
+    runs = {}
+    for path, span in ((LinearFlowPath(), (0.0, 1 - 1e-4)), (RectifiedFlowPath(), (1.0, 1e-4))):
+        model = two_d_mixture(path=path, space="velocity")
+        runs[type(path).__name__] = sample(model, g, x0, LABELS, t_span=span, rtol=1e-7, atol=1e-7)
+        for j in runs[type(path).__name__].stats.jump_t:  # torchdiffeq's neighbours of j see the two sides
+            j = torch.tensor(j)
+            near = torch.stack([torch.nextafter(j, torch.tensor(-1.0)), torch.nextafter(j, torch.tensor(2.0))])
+            scales = g.value(path.progress(near))
+            assert scales[0] != scales[1]
+    (x_lin, lin), (x_rect, rect) = runs["LinearFlowPath"], runs["RectifiedFlowPath"]
+    assert rect.nfe == lin.nfe and rect.skipped_reference == lin.skipped_reference
+    torch.testing.assert_close(x_rect, x_lin, atol=1e-6, rtol=0)
 
 
 def test_guided_flows_form_equals_cfg_and_a_plain_odeint_closure(gaussian, float64):

@@ -29,17 +29,9 @@ from ..guidance.engine import Guidance, GuidedModel, guide
 from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
 from .field import GuidedField
+from .jumps import jump_times
 from .rectified import RECTIFIED, rectified_cfgpp
 from .solvers import ADAPTIVE, FIXED, SOLVERS, check_method, solver_callbacks, solver_options
-
-
-def jump_times(guided: GuidedModel) -> tuple[float, ...]:
-    """Path times where the guided field jumps: the schedule's breakpoints and a zero-init's end."""
-    taus = guided.guidance.breakpoints()
-    path = guided.path
-    if path is None:
-        raise ValueError("model: expected a model with a path (a velocity model), got one without")
-    return tuple(sorted(float(path.time(torch.tensor(tau, dtype=torch.float64))) for tau in taus))
 
 
 def trajectory(
@@ -117,8 +109,7 @@ def integrate(
     and network rows, and returns torchdiffeq's solution with the cost.
     """
     check_method(method)
-    lo, hi = float(t.min()), float(t.max())
-    jumps = tuple(j for j in jump_times(guided) if lo < j < hi) if method in ADAPTIVE and jump_points else ()
+    jumps = jump_times(guided, t) if method in ADAPTIVE and jump_points else ()
     opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, times=t.tolist(), options=options)
     field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite)
     func = field if augment is None else augment(field)
