@@ -123,6 +123,21 @@ def test_guided_flows_form_equals_cfg_and_a_plain_odeint_closure(gaussian, float
     torch.testing.assert_close(x, ref, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("method", ["euler", "midpoint", "rk4"])
+def test_fixed_grid_methods_step_on_the_given_times_as_odeint_does(gaussian, float64, method):
+    # torchdiffeq's convention: odeint(f, y0, t, method="euler") with no step_size steps on t itself.
+    import unified_guidance as ug
+
+    guided, x0 = ug.guide(VelocityModel(gaussian, null_cond=2), 3.0), torch.randn(4, 2)
+    grid = torch.tensor([0.0, 0.1, 0.15, 0.4, 0.7, 0.9, 1.0])
+    ref = odeint(lambda t, x: guided(x, t.expand(4), LABELS), x0, grid, method=method)
+    xs, stats = trajectory(guided, None, x0, LABELS, times=grid, method=method)
+    assert torch.equal(xs, ref)
+    assert stats.steps == len(grid) - 1
+    with pytest.raises(ValueError, match="steps: fixed-grid method 'euler' takes at most one of"):
+        trajectory(guided, None, x0, LABELS, times=grid, method="euler", steps=4, step_size=0.1)
+
+
 def test_cfg_zero_star_zero_init_holds_the_state_and_skips_forwards(gaussian, float64):
     model = VelocityModel(gaussian, null_cond=2)
     g = Guidance(rule=CFGZeroStar(zero_init=0.2), scale=3.0)
@@ -189,7 +204,7 @@ def test_step_arguments_must_match_the_solver_kind(gaussian):
     with pytest.raises(ValueError, match="steps: method 'dopri5' is adaptive"):
         sample(model, 1.0, torch.randn(4, 2), LABELS, method="dopri5", steps=10)
     with pytest.raises(ValueError, match="steps: fixed-grid method 'euler' needs exactly one of"):
-        sample(model, 1.0, torch.randn(4, 2), LABELS, method="euler")
+        sample(model, 1.0, torch.randn(4, 2), LABELS, method="euler")  # one step over the span: refused
     with pytest.raises(ValueError, match="times: expected strictly increasing or decreasing"):
         trajectory(model, 1.0, torch.randn(4, 2), LABELS, times=[0.0, 0.5, 0.2], method="euler", steps=4)
 

@@ -31,7 +31,7 @@ from ..schedules.scale import Schedule
 from .field import GuidedField
 from .jumps import jump_times
 from .rectified import RECTIFIED, rectified_cfgpp
-from .solvers import ADAPTIVE, FIXED, SOLVERS, check_method, solver_callbacks, solver_options
+from .solvers import ADAPTIVE, FIXED, SOLVERS, check_grid_given, check_method, solver_callbacks, solver_options
 
 
 def trajectory(
@@ -60,7 +60,9 @@ def trajectory(
         cond: the condition ``(B, ...)``, a :class:`Conditions`, or ``None`` for ∅.
         times: increasing or decreasing path times in [0, 1]; ``times[0]`` is the starting state's time.
         method: a torchdiffeq method (``"euler"``, ``"rk4"``, ``"dopri5"``, …).
-        steps: uniform steps over the whole span, for fixed-grid methods.
+        steps: uniform steps over the whole span, for fixed-grid methods. Without ``steps``,
+            ``step_size`` or ``options["grid_constructor"]`` a fixed-grid method steps on ``times``
+            themselves, as torchdiffeq's ``odeint(f, y0, times, method=...)`` does.
         step_size: or torchdiffeq's ``step_size`` for fixed-grid methods.
         rtol, atol: tolerances of adaptive methods.
         options: more torchdiffeq options (merged; user ``jump_t`` is kept).
@@ -144,7 +146,7 @@ def sample(
     (Rectified-CFG++, :func:`~.rectified.rectified_cfgpp`: ``steps`` and ``gamma`` in ``kwargs``).
     ``t_span`` defaults to the model path's noise and data ends (0 → 1 on the linear path,
     σ = 1 → 0 on the rectified one). Other keyword arguments are those of :func:`trajectory`
-    (``steps``, ``step_size``, ``rtol``, ``atol``, …).
+    (``steps``, ``step_size``, ``rtol``, ``atol``, …); a fixed-grid method needs ``steps`` or ``step_size``.
 
     Returns:
         a :class:`SampleOutput`: the samples ``(B, ...)`` and their cost.
@@ -163,6 +165,7 @@ def sample(
         if path is None:
             raise ValueError("model: expected a model with a path (a velocity model), got one without")
         t_span = (float(path.time(torch.tensor(0.0))), float(path.time(torch.tensor(1.0))))
+    check_grid_given(method, kwargs)
     xs, stats = trajectory(model, guidance, noise, cond, times=t_span, method=method, **kwargs)
     return SampleOutput(xs[-1], stats)
 
