@@ -4,11 +4,11 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-from unified_guidance import Conditions, Guidance
+from unified_guidance import Conditions, Guidance, guide
+from unified_guidance.data import two_d_mixture
 from unified_guidance.flow import SOLVERS, IntegrationError, VelocityModel, sample, trajectory
 from unified_guidance.flow.solvers import ADAPTIVE
 from unified_guidance.guidance import CFGZeroStar
-from unified_guidance.data import two_d_mixture
 from unified_guidance.schedules import Interval
 
 LABELS = torch.tensor([0, 1, 0, 1])
@@ -126,9 +126,7 @@ def test_guided_flows_form_equals_cfg_and_a_plain_odeint_closure(gaussian, float
 @pytest.mark.parametrize("method", ["euler", "midpoint", "rk4"])
 def test_fixed_grid_methods_step_on_the_given_times_as_odeint_does(gaussian, float64, method):
     # torchdiffeq's convention: odeint(f, y0, t, method="euler") with no step_size steps on t itself.
-    import unified_guidance as ug
-
-    guided, x0 = ug.guide(VelocityModel(gaussian, null_cond=2), 3.0), torch.randn(4, 2)
+    guided, x0 = guide(VelocityModel(gaussian, null_cond=2), 3.0), torch.randn(4, 2)
     grid = torch.tensor([0.0, 0.1, 0.15, 0.4, 0.7, 0.9, 1.0])
     ref = odeint(lambda t, x: guided(x, t.expand(4), LABELS), x0, grid, method=method)
     xs, stats = trajectory(guided, None, x0, LABELS, times=grid, method=method)
