@@ -6,7 +6,7 @@ from ar_models import save_tiny_chat_model
 
 from recipes import smollm2_guidance as recipe
 from unified_guidance.autoregressive import chat_prompts, generate, load_causal_lm, packaged_gguf
-from unified_guidance.autoregressive.metrics import ENGLISH_WORDS, FRENCH_WORDS, adherence, distinct_n, words
+from unified_guidance.evaluation.text import ENGLISH_WORDS, FRENCH_WORDS, adherence, distinct_n, words
 
 
 def test_adherence_counts_target_among_counted_words():

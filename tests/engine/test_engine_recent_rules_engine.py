@@ -7,10 +7,10 @@ import torch
 import unified_guidance as ug
 from tests.engine import conftest as engine_inputs
 from unified_guidance.core import Conditions
-from unified_guidance.guidance import CFG, FDG, TCFG, Adaptive, Guidance, MamboG, PerpNeg, rule_from_name
+from unified_guidance.guidance import CFG, FDG, TCFG, Adaptive, Guidance, MamboG, PerpNeg
 from unified_guidance.guidance.frequency import fdg
 from unified_guidance.guidance.functional import cfg, cosine, mambo_g, perp_neg, tcfg
-from unified_guidance.guidance.registry import RULES
+from unified_guidance.guidance.registry import RULES, rule_from_name
 
 LABELS = torch.tensor([0, 1, 2, 0, 1, 2])
 

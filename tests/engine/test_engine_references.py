@@ -10,8 +10,9 @@ from tests.perturb.attention_nets import token_model
 from unified_guidance.autoregressive.mixing import Mixing, guided_scores
 from unified_guidance.autoregressive.progress import decode_plan
 from unified_guidance.core import Conditions
-from unified_guidance.guidance import CFG, CFGZeroStar, Guidance, PerturbedReference, Plan, Reference, combine, guide
+from unified_guidance.guidance import CFG, CFGZeroStar, Guidance, PerturbedReference, Reference, combine, guide
 from unified_guidance.guidance.functional import cfg
+from unified_guidance.guidance.plan import Plan
 from unified_guidance.guidance.spec import as_guidance
 from unified_guidance.perturb import Rows, pag, perturbed, slg
 from unified_guidance.schedules import Constant, Interval

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-from unified_guidance import Conditions, Guidance
+from unified_guidance import Conditions, Guidance, guide
+from unified_guidance.data import two_d_mixture
 from unified_guidance.flow import SOLVERS, IntegrationError, VelocityModel, sample, trajectory
 from unified_guidance.flow.solvers import ADAPTIVE
 from unified_guidance.guidance import CFGZeroStar
@@ -86,6 +87,27 @@ def test_interval_skips_reference_outside_and_jump_points_save_evaluations(mixtu
     assert 0 < jump.skipped_reference < jump.nfe and jump.forward_rows < const.forward_rows
 
 
+def test_the_same_ode_on_the_rectified_path_costs_what_it_costs_on_the_linear_one(float64):
+    # τ = 1 − σ rounds several adjacent σ onto one τ: a jump at σ = 1 − hi used to have its first
+    # evaluation after it back on τ = hi, inside the closed interval (166 evaluations instead of 124).
+    from unified_guidance.schedules import LinearFlowPath, RectifiedFlowPath
+
+    x0 = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    g = Interval(4.0, lo=0.2, hi=0.8)
+    runs = {}
+    for path, span in ((LinearFlowPath(), (0.0, 1 - 1e-4)), (RectifiedFlowPath(), (1.0, 1e-4))):
+        model = two_d_mixture(path=path, space="velocity")
+        runs[type(path).__name__] = sample(model, g, x0, LABELS, t_span=span, rtol=1e-7, atol=1e-7)
+        for j in runs[type(path).__name__].stats.jump_t:  # torchdiffeq's neighbours of j see the two sides
+            j = torch.tensor(j)
+            near = torch.stack([torch.nextafter(j, torch.tensor(-1.0)), torch.nextafter(j, torch.tensor(2.0))])
+            scales = g.value(path.progress(near))
+            assert scales[0] != scales[1]
+    (x_lin, lin), (x_rect, rect) = runs["LinearFlowPath"], runs["RectifiedFlowPath"]
+    assert rect.nfe == lin.nfe and rect.skipped_reference == lin.skipped_reference
+    torch.testing.assert_close(x_rect, x_lin, atol=1e-6, rtol=0)
+
+
 def test_guided_flows_form_equals_cfg_and_a_plain_odeint_closure(gaussian, float64):
     # Zheng et al.: ũ = (1 − w)u(x|∅) + w·u(x|y) — integrated by hand with torchdiffeq.
     w, x0 = 2.5, torch.randn(4, 2)
@@ -99,6 +121,19 @@ def test_guided_flows_form_equals_cfg_and_a_plain_odeint_closure(gaussian, float
     ref = odeint(closure, x0, t, method="rk4", options={"step_size": 0.05})[-1]
     x, _ = sample(VelocityModel(gaussian, null_cond=2), w, x0, LABELS, method="rk4", steps=20)
     torch.testing.assert_close(x, ref, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["euler", "midpoint", "rk4"])
+def test_fixed_grid_methods_step_on_the_given_times_as_odeint_does(gaussian, float64, method):
+    # torchdiffeq's convention: odeint(f, y0, t, method="euler") with no step_size steps on t itself.
+    guided, x0 = guide(VelocityModel(gaussian, null_cond=2), 3.0), torch.randn(4, 2)
+    grid = torch.tensor([0.0, 0.1, 0.15, 0.4, 0.7, 0.9, 1.0])
+    ref = odeint(lambda t, x: guided(x, t.expand(4), LABELS), x0, grid, method=method)
+    xs, stats = trajectory(guided, None, x0, LABELS, times=grid, method=method)
+    assert torch.equal(xs, ref)
+    assert stats.steps == len(grid) - 1
+    with pytest.raises(ValueError, match="steps: fixed-grid method 'euler' takes at most one of"):
+        trajectory(guided, None, x0, LABELS, times=grid, method="euler", steps=4, step_size=0.1)
 
 
 def test_cfg_zero_star_zero_init_holds_the_state_and_skips_forwards(gaussian, float64):
@@ -167,7 +202,7 @@ def test_step_arguments_must_match_the_solver_kind(gaussian):
     with pytest.raises(ValueError, match="steps: method 'dopri5' is adaptive"):
         sample(model, 1.0, torch.randn(4, 2), LABELS, method="dopri5", steps=10)
     with pytest.raises(ValueError, match="steps: fixed-grid method 'euler' needs exactly one of"):
-        sample(model, 1.0, torch.randn(4, 2), LABELS, method="euler")
+        sample(model, 1.0, torch.randn(4, 2), LABELS, method="euler")  # one step over the span: refused
     with pytest.raises(ValueError, match="times: expected strictly increasing or decreasing"):
         trajectory(model, 1.0, torch.randn(4, 2), LABELS, times=[0.0, 0.5, 0.2], method="euler", steps=4)
 

@@ -22,7 +22,6 @@ from unified_guidance.guidance import (
     NormCap,
     Rescale,
     StaticClip,
-    rule_from_name,
 )
 from unified_guidance.guidance.functional import (
     apg,
@@ -35,7 +34,7 @@ from unified_guidance.guidance.functional import (
     rescale,
     static_clip,
 )
-from unified_guidance.guidance.registry import postprocess_from_name
+from unified_guidance.guidance.registry import postprocess_from_name, rule_from_name
 from unified_guidance.schedules import (
     Constant,
     Cosine,

@@ -118,7 +118,7 @@ def guided_scores(
     rows have left the batch; its scale must then be 1); ``scales[j]`` is a scalar or ``(R,)``.
     The combination is the guided model's (:func:`~unified_guidance.guidance.combine`):
     ``ĝ = c + Σ_j (g_j − c)``, then the post-processes. ``step``: this token's entry of the
-    decode's :class:`~unified_guidance.guidance.Plan` (otherwise the scales are read back).
+    decode's :class:`~unified_guidance.guidance.plan.Plan` (otherwise the scales are read back).
     """
     g = mixing.guidance
     checks = DeferredChecks(g.check_finite)

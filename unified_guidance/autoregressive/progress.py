@@ -13,7 +13,7 @@ schedules over token progress, in the scale convention ``u + s(c − u)``:
   scale to a low one: :func:`anneal`.
 
 Once a reference's scale stays exactly 1 for the rest of the generation, the decoder drops its
-rows from the batch and the KV cache; the same :class:`~unified_guidance.guidance.Plan` decides
+rows from the batch and the KV cache; the same :class:`~unified_guidance.guidance.plan.Plan` decides
 the guided model's skips on a time grid.
 """
 
@@ -48,9 +48,9 @@ def token_taus(max_new_tokens: int, dtype: torch.dtype = torch.float64) -> Tenso
 
 
 def decode_plan(guidance: Guidance, max_new_tokens: int) -> Plan:
-    """The :class:`~unified_guidance.guidance.Plan` of a decode of ``max_new_tokens`` tokens: each
+    """The :class:`~unified_guidance.guidance.plan.Plan` of a decode of ``max_new_tokens`` tokens: each
     reference's scale at every token and the step from which its rows leave the batch
-    (:meth:`~unified_guidance.guidance.Plan.unused_from`)."""
+    (:meth:`~unified_guidance.guidance.plan.Plan.unused_from`)."""
     plan = Plan.build(guidance, token_taus(max_new_tokens))
     for j, r in enumerate(guidance.references):
         check_unit_intervals(r.schedule, plan.taus, plan.scales[:, j])

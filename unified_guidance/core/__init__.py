@@ -1,12 +1,11 @@
 """The interface every paradigm implements, prediction spaces, paths and shape checks."""
 
-from .conditions import Cond, Conditions, drop_condition
+from .conditions import Conditions, drop_condition
 from .model import ConditionalModel, ForwardStats, FunctionModel
 from .path import Path, PathCoefficients
 from .spaces import convert
 
 __all__ = [
-    "Cond",
     "ConditionalModel",
     "Conditions",
     "ForwardStats",

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .conditions import Cond, NullSpec, batch_size_of, expand_null
 from .path import Path, PathCoefficients
+from .shapes import as_time
 from .spaces import check_space
 
 
@@ -63,7 +64,7 @@ class ConditionalModel(nn.Module):
         """The network's prediction for ``x`` ``(B, ...)`` at time ``t`` (scalar or ``(B,)``)."""
 
     def forward(self, x: Tensor, t: Tensor | float, cond: Cond | None = None) -> Tensor:
-        t = torch.as_tensor(t, device=x.device)
+        t = as_time(t, x)
         if cond is None:
             cond = self.null_condition(x.shape[0], device=x.device)
         elif batch_size_of(cond) != x.shape[0]:

@@ -36,6 +36,19 @@ def broadcast_like(value: Tensor | float, x: Tensor) -> Tensor:
     return value.reshape((x.shape[0],) + (1,) * (x.ndim - 1))
 
 
+def as_time(t: Tensor | float, x: Tensor) -> Tensor:
+    """``t`` as a tensor on x's device: the one way a time given to a model becomes a tensor.
+
+    A Python float becomes a 0-dim tensor of :func:`time_dtype` of x's dtype (x's dtype when
+    float32 or wider, float32 for a float16/bfloat16 ``x``), so ``0.37`` reaches a float64
+    network as the float64 0.37, not rounded through float32. A Python int stays an integer
+    (int64) tensor, the discrete timestep of an integer-time model; a tensor keeps its dtype.
+    """
+    if isinstance(t, float):
+        return torch.tensor(t, dtype=time_dtype(x.dtype), device=x.device)
+    return torch.as_tensor(t, device=x.device)
+
+
 def batch_time(t: Tensor | float, batch_size: int, *, device: torch.device, dtype: torch.dtype) -> Tensor:
     """Return ``t`` as a ``(B,)`` tensor: a scalar is repeated, a ``(B,)`` tensor is checked."""
     t = torch.as_tensor(t, device=device, dtype=dtype)

@@ -30,11 +30,11 @@ from tqdm.auto import tqdm
 
 from ..autoregressive import CausalLMModel, chat_prompts, generate, load_causal_lm
 from ..autoregressive.loading import MODEL_PACKAGE, MODEL_PACKAGE_HINT, LoadedLM, packaged_gguf
-from ..autoregressive.metrics import distinct_n
 from ..evaluation.text import (
     PromptScorer,
     bootstrap_interval,
     contains_answer,
+    distinct_n,
     mean_interval,
     perplexity,
     repetition,

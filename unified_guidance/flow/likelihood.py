@@ -32,6 +32,7 @@ from ..guidance.stats import SampleStats
 from ..schedules.scale import Schedule
 from .field import GuidedField
 from .sample import _guided, as_times, integrate
+from .solvers import check_grid_given
 
 DIVERGENCES = ("auto", "exact", "hutchinson")
 
@@ -133,6 +134,7 @@ def log_likelihood(
         if path is None:
             raise ValueError("model: expected a model with a path (a velocity model), got one without")
         t_span = (float(path.time(torch.tensor(1.0))), float(path.time(torch.tensor(0.0))))
+    check_grid_given(method, kwargs)
     dim = math.prod(x.shape[1:])
     exact = divergence == "exact" or (divergence == "auto" and dim <= exact_max_dim)
     eps = None

@@ -29,17 +29,9 @@ from ..guidance.engine import Guidance, GuidedModel, guide
 from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
 from .field import GuidedField
+from .jumps import jump_times
 from .rectified import RECTIFIED, rectified_cfgpp
-from .solvers import ADAPTIVE, FIXED, SOLVERS, check_method, solver_callbacks, solver_options
-
-
-def jump_times(guided: GuidedModel) -> tuple[float, ...]:
-    """Path times where the guided field jumps: the schedule's breakpoints and a zero-init's end."""
-    taus = guided.guidance.breakpoints()
-    path = guided.path
-    if path is None:
-        raise ValueError("model: expected a model with a path (a velocity model), got one without")
-    return tuple(sorted(float(path.time(torch.tensor(tau, dtype=torch.float64))) for tau in taus))
+from .solvers import ADAPTIVE, FIXED, SOLVERS, check_grid_given, check_method, solver_callbacks, solver_options
 
 
 def trajectory(
@@ -68,7 +60,9 @@ def trajectory(
         cond: the condition ``(B, ...)``, a :class:`Conditions`, or ``None`` for ∅.
         times: increasing or decreasing path times in [0, 1]; ``times[0]`` is the starting state's time.
         method: a torchdiffeq method (``"euler"``, ``"rk4"``, ``"dopri5"``, …).
-        steps: uniform steps over the whole span, for fixed-grid methods.
+        steps: uniform steps over the whole span, for fixed-grid methods. Without ``steps``,
+            ``step_size`` or ``options["grid_constructor"]`` a fixed-grid method steps on ``times``
+            themselves, as torchdiffeq's ``odeint(f, y0, times, method=...)`` does.
         step_size: or torchdiffeq's ``step_size`` for fixed-grid methods.
         rtol, atol: tolerances of adaptive methods.
         options: more torchdiffeq options (merged; user ``jump_t`` is kept).
@@ -117,8 +111,7 @@ def integrate(
     and network rows, and returns torchdiffeq's solution with the cost.
     """
     check_method(method)
-    lo, hi = float(t.min()), float(t.max())
-    jumps = tuple(j for j in jump_times(guided) if lo < j < hi) if method in ADAPTIVE and jump_points else ()
+    jumps = jump_times(guided, t) if method in ADAPTIVE and jump_points else ()
     opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, times=t.tolist(), options=options)
     field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite)
     func = field if augment is None else augment(field)
@@ -153,7 +146,7 @@ def sample(
     (Rectified-CFG++, :func:`~.rectified.rectified_cfgpp`: ``steps`` and ``gamma`` in ``kwargs``).
     ``t_span`` defaults to the model path's noise and data ends (0 → 1 on the linear path,
     σ = 1 → 0 on the rectified one). Other keyword arguments are those of :func:`trajectory`
-    (``steps``, ``step_size``, ``rtol``, ``atol``, …).
+    (``steps``, ``step_size``, ``rtol``, ``atol``, …); a fixed-grid method needs ``steps`` or ``step_size``.
 
     Returns:
         a :class:`SampleOutput`: the samples ``(B, ...)`` and their cost.
@@ -172,6 +165,7 @@ def sample(
         if path is None:
             raise ValueError("model: expected a model with a path (a velocity model), got one without")
         t_span = (float(path.time(torch.tensor(0.0))), float(path.time(torch.tensor(1.0))))
+    check_grid_given(method, kwargs)
     xs, stats = trajectory(model, guidance, noise, cond, times=t_span, method=method, **kwargs)
     return SampleOutput(xs[-1], stats)
 

@@ -5,16 +5,18 @@
   go in ``options["jump_t"]`` (the solver ends a step exactly there and
   re-evaluates the field just after it), plain grid points in ``options["step_t"]``.
 * fixed grid (``euler``, ``midpoint``, ``heun2``, ``heun3``, ``rk4``,
-  ``explicit_adams``, ``implicit_adams``, ``fixed_adams``): ``step_size`` or a
-  ``grid_constructor``. With ``step_size`` torchdiffeq puts the last grid point
-  at the end time and only *interpolates* to any intermediate requested times,
-  so ``steps=`` here builds an exact uniform grid instead.
+  ``explicit_adams``, ``implicit_adams``, ``fixed_adams``): ``step_size``, a
+  ``grid_constructor``, or neither: then they step on the requested times
+  themselves, torchdiffeq's own convention (``odeint(f, y0, t, method="euler")``).
+  With ``step_size`` torchdiffeq puts the last grid point at the end time and only
+  *interpolates* to any intermediate requested times, so ``steps=`` here builds an
+  exact uniform grid instead.
 * ``scipy_solver``: scipy's ``solve_ivp`` (it evaluates the field under ``no_grad``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -70,11 +72,11 @@ def solver_options(
             opts["jump_t"] = torch.tensor(sorted(jumps), dtype=torch.float64)
         return opts
     if method in FIXED:
-        given = [name for name in ("step_size", "grid_constructor") if name in opts]
-        if (steps is not None) + (step_size is not None) + len(given) != 1:
+        given = _grid_arguments(steps, step_size, opts)
+        if len(given) > 1:
             raise ValueError(
-                f"steps: fixed-grid method {method!r} needs exactly one of steps=, step_size= "
-                f"or options['grid_constructor'], got {['steps'] * (steps is not None) + given or 'none'}"
+                f"steps: fixed-grid method {method!r} takes at most one of steps=, step_size= "
+                f"or options['grid_constructor'], got {given}"
             )
         if steps is not None:
             check_int("steps", steps, lo=1)
@@ -83,10 +85,27 @@ def solver_options(
             if not step_size > 0:
                 raise ValueError(f"step_size: expected a positive number, got {step_size}")
             opts["step_size"] = step_size
-        return opts
+        return opts  # none given: torchdiffeq steps on the requested times
     if steps is not None or step_size is not None:
         raise ValueError(f"steps: method {method!r} takes tolerances, not steps or step_size")
     return opts
+
+
+def check_grid_given(method: str, kwargs: Mapping[str, Any]) -> None:
+    """Over a span (start and end only), a fixed-grid ``method`` needs its grid: raise unless ``kwargs``
+    (a sampler's solver settings) give ``steps``, ``step_size`` or ``options["grid_constructor"]``
+    (one step over the whole span, torchdiffeq's reading of two times, is never what a sampler means)."""
+    given = _grid_arguments(kwargs.get("steps"), kwargs.get("step_size"), dict(kwargs.get("options") or {}))
+    if method in FIXED and not given:
+        raise ValueError(
+            f"steps: fixed-grid method {method!r} needs exactly one of steps=, step_size= "
+            "or options['grid_constructor'], got none (trajectory(..., times=grid) steps on the given times)"
+        )
+
+
+def _grid_arguments(steps: int | None, step_size: float | None, opts: dict[str, Any]) -> list[str]:
+    named = ["steps"] * (steps is not None) + ["step_size"] * (step_size is not None)
+    return named + [name for name in ("step_size", "grid_constructor") if name in opts]
 
 
 def _uniform_grid(steps: int):

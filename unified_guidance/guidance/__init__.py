@@ -10,9 +10,7 @@ it shares with token decoding. The pure functions behind the rules (``cfg``, ``a
 from .adaptive import Adaptive
 from .combine import combine
 from .engine import GuidedModel, guide
-from .plan import Plan
 from .post import DynamicThreshold, NormCap, PostProcess, Rescale, StaticClip
-from .registry import rule_from_name
 from .rules import APG, CFG, FDG, TCFG, CFGZeroStar, MamboG, PerpNeg, Rule
 from .spec import Guidance, ModelReference, PerturbedReference, Reference
 from .stats import SampleOutput, SampleStats
@@ -32,7 +30,6 @@ __all__ = [
     "NormCap",
     "PerpNeg",
     "PerturbedReference",
-    "Plan",
     "PostProcess",
     "Reference",
     "Rescale",
@@ -42,5 +39,4 @@ __all__ = [
     "StaticClip",
     "combine",
     "guide",
-    "rule_from_name",
 ]

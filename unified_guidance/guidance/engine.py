@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..core.checks import DeferredChecks
 from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
-from ..core.shapes import check_pair
+from ..core.shapes import as_time, check_pair
 from ..core.spaces import convert
 from ..perturb.hooks import Selections
 from ..schedules.scale import Schedule
@@ -143,7 +143,7 @@ class GuidedModel(nn.Module):
             raise ValueError(f"x: expected a (B, ...) tensor, got {_describe(x)}")
         if first is not None and batch_size_of(first) != batch:
             raise ValueError(f"cond: expected batch size {batch} (that of x), got {batch_size_of(first)}")
-        t = torch.as_tensor(t, device=x.device)
+        t = as_time(t, x)
         if t.ndim != 0 and tuple(t.shape) != (batch,):
             raise ValueError(f"t: expected a scalar or shape ({batch},) (the batch of x), got shape {tuple(t.shape)}")
         checks = DeferredChecks(g.check_finite)

@@ -32,7 +32,7 @@ from ..guidance.engine import Guidance
 from ..networks.default import default_net
 from ..schedules.noise import CosineSchedule, LinearBetaSchedule
 from .ema import ema_copy
-from .sampling import GuidedPredictions, image_grid, save_png
+from .sampling import GuidedPredictions, check_clip, clip_samples, image_grid, save_png
 from .seeding import step_generator
 
 SCHEDULES = {"linear_beta": LinearBetaSchedule, "cosine": CosineSchedule}
@@ -58,7 +58,9 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
             forgets the random initial weights (:func:`~unified_guidance.training.ema.ema_decay_at`).
         weighting, snr_gamma: loss weighting (see :mod:`unified_guidance.diffusion.loss`).
         sample_steps: DDIM steps of :meth:`sample`.
-        clip: clamp samples to [−1, 1] (the digits' range); ``False`` for unbounded data (the 2-D mixture).
+        clip: clamp samples to [−1, 1] (``True``), never (``False``), or, by default (``None``), only
+            image shapes ``(C, H, W)``: 2-D points or vectors are not clamped unless asked
+            (:func:`~unified_guidance.training.sampling.clip_samples`, the rule of both modules).
         seed: seeds the per-step generator.
     """
 
@@ -82,11 +84,12 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         weighting: str = "none",
         snr_gamma: float = 5.0,
         sample_steps: int = 50,
-        clip: bool = True,
+        clip: bool | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
+        check_clip(clip)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if not 0.0 <= p_uncond <= 1.0:
@@ -155,8 +158,8 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         ema: bool = True,
         **kwargs,
     ) -> Tensor:
-        """Samples ``(B, *sample_shape)`` for labels ``(B,)``, clamped to [−1, 1] if ``clip``
-        (digits: ``(B, 1, 8, 8)``), from the EMA weights (``ema=True``) or the trained ones.
+        """Samples ``(B, *sample_shape)`` for labels ``(B,)``, clamped to [−1, 1] as ``clip`` says
+        (digits: ``(B, 1, 8, 8)``, clamped by default), from the EMA weights (``ema=True``) or the trained ones.
         ``kwargs`` go to :func:`~unified_guidance.diffusion.sample.sample` (``steps`` defaults to ``sample_steps``;
         ``method="ddim_cfgpp"`` samples with CFG++)."""
         kwargs.setdefault("steps", self.hparams["sample_steps"])
@@ -169,7 +172,7 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
             x, _ = diffusion_sample(model, guidance, shape, labels, generator=generator, **kwargs)
         finally:
             model.net.train(was_training)
-        return x.clamp(-1.0, 1.0) if self.hparams["clip"] else x
+        return clip_samples(x, self.hparams["clip"], self.sample_shape)
 
 
 class SampleGridCallback(L.Callback):

@@ -27,7 +27,7 @@ from ..flow.solvers import ADAPTIVE
 from ..guidance.engine import Guidance
 from ..networks.default import default_net
 from .ema import ema_copy
-from .sampling import GuidedPredictions
+from .sampling import GuidedPredictions, check_clip, clip_samples
 from .seeding import step_generator
 
 
@@ -52,6 +52,9 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         arch: the default network for images: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`)
             or ``"dit"`` (:class:`~unified_guidance.networks.TinyDiT`, an attention network for PAG/SEG/SLG).
         seed: seeds the per-step generator.
+        clip: clamp samples to [−1, 1] (``True``), never (``False``), or, by default (``None``), only
+            image shapes ``(C, H, W)`` (:func:`~unified_guidance.training.sampling.clip_samples`, the
+            rule of both modules).
     """
 
     def __init__(
@@ -70,9 +73,11 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         width: int = 32,
         arch: str = "unet",
         seed: int = 0,
+        clip: bool | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
+        check_clip(clip)
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
         net = net if net is not None else default_net(tuple(int(d) for d in sample_shape), num_classes, width, arch)
@@ -131,7 +136,8 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         ema: bool = True,
         **kwargs: Any,
     ) -> Tensor:
-        """Guided samples for class ``labels`` ``(B,)``: ``(B, *sample_shape)``, images clamped to [−1, 1].
+        """Guided samples for class ``labels`` ``(B,)``: ``(B, *sample_shape)``, clamped as ``clip`` says
+        (by default images to [−1, 1], other shapes not at all).
 
         ``ema=False`` samples the trained weights instead of the EMA. ``kwargs`` go to
         :func:`~unified_guidance.flow.sample.sample` (``method`` defaults to ``sample_method``, ``steps`` to
@@ -146,4 +152,4 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         kwargs.setdefault("method", hp["sample_method"])
         kwargs.setdefault("steps", None if kwargs["method"] in ADAPTIVE else hp["sample_steps"])
         x, _ = sample(model, guidance, noise, labels.to(self.device), **kwargs)
-        return x.clamp(-1.0, 1.0) if len(hp["sample_shape"]) == 3 else x
+        return clip_samples(x, hp.get("clip"), hp["sample_shape"])

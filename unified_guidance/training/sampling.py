@@ -63,6 +63,24 @@ class GuidedPredictions:
         return {"labels": labels.cpu(), "samples": samples.cpu()}
 
 
+def check_clip(clip: object) -> None:
+    """``clip`` of a paradigm module: ``True``, ``False`` or ``None`` (see :func:`clip_samples`)."""
+    if clip is not None and not isinstance(clip, bool):
+        raise TypeError(f"clip: expected True, False or None (clamp images only), got {clip!r}")
+
+
+def clip_samples(x: Tensor, clip: bool | None, sample_shape: Sequence[int]) -> Tensor:
+    """The paradigm modules' one clamping rule for samples ``x`` ``(B, *sample_shape)``.
+
+    ``clip=True`` clamps to [−1, 1], ``False`` never clamps; ``None`` (the modules' default)
+    clamps images ``(C, H, W)`` only, the range the bundled image data and the default
+    networks use, and leaves any other shape (2-D points, feature vectors) as sampled.
+    """
+    if clip is None:
+        clip = len(sample_shape) == 3
+    return x.clamp(-1.0, 1.0) if clip else x
+
+
 def image_grid(images: Tensor, nrow: int) -> Tensor:
     """``(B, C, H, W)`` → one ``(C, rows·(H+1)−1, nrow·(W+1)−1)`` image, one pixel of padding at −1."""
     b, c, h, w = images.shape

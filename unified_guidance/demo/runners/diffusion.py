@@ -42,7 +42,7 @@ class DiffusionRunner(Runner):
         return DiffusionModule(
             width=config["width"], arch=config.get("arch", "unet"), p_uncond=config["p_uncond"],
             ema_decay=config["ema_decay"], ema_warmup=config["ema_warmup"], sample_steps=config["sample_steps"],
-            seed=config["seed"],
+            seed=config["seed"], clip=True,  # digits: clamp to their range [−1, 1]
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:

@@ -45,6 +45,7 @@ class FlowRunner(Runner):
             net, num_classes=10, p_uncond=config["p_uncond"], ema_decay=config["ema_decay"],
             ema_warmup=config["ema_warmup"], seed=config["seed"],
             sample_method=config["sample_method"], sample_steps=config["sample_steps"],
+            clip=True,  # digits: clamp to their range [−1, 1]
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
