@@ -108,3 +108,12 @@ def test_transformers_loading_bars_are_hidden_and_given_back(tmp_path, capfd):
     assert gguf.tqdm is plain
     list(gguf.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."))
     assert "de-quantizing GGUF" in capfd.readouterr().err  # given back after the block
+
+
+def test_the_help_says_what_no_progress_keeps():
+    from unified_guidance.demo.cli import build_parser
+
+    demo = build_parser()._subparsers._group_actions[0].choices["demo"].format_help()
+    flat = " ".join(demo.split())
+    assert "--no-progress no live progress bars: each part's stages (steps or items done / total, ETA) as plain" in flat
+    assert "as always when stderr is not a terminal" in flat

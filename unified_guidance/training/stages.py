@@ -147,7 +147,8 @@ class BarSink:
 
 def console_sink(bars: bool = True) -> Sink:
     """A live bar where stderr is a terminal and ``bars`` is set; plain lines otherwise."""
-    return BarSink() if bars and sys.stderr.isatty() else LineSink()
+    terminal = sys.stderr is not None and sys.stderr.isatty()
+    return BarSink() if bars and terminal else LineSink()
 
 
 _sink: Sink | None = None
