@@ -56,3 +56,14 @@ def fail_when(flag: str, message: str) -> None:
     while not Path(flag).exists():
         time.sleep(0.05)
     raise ValueError(message)
+
+
+def train_flow_shown(max_steps: int) -> int:
+    """A tiny real flow training that reports its steps (``"flow: training"``), as a demo part's does."""
+    from unified_guidance.demo.runners import get_runner
+    from unified_guidance.training.data import DigitsDataModule
+    from unified_guidance.training.fit import fit
+
+    runner = get_runner("flow")
+    config = runner.config(True) | {"width": 8, "max_steps": max_steps, "batch_size": 16, "sample_steps": 2}
+    return fit(runner.make(config), DigitsDataModule(batch_size=16), max_steps=max_steps, seed=0, label="flow")

@@ -5,11 +5,19 @@ transformers 5.24 renamed a causal LM's forward argument ``past_key_values`` to
 with a deprecation message on every first use). Which name a model takes is read
 off its forward's signature, so models of both generations — and third-party
 models that follow either — are driven without a warning.
+
+:func:`quiet_loading` turns off the loading bars for a block: transformers' own switch
+(``transformers.utils.logging.disable_progress_bar``) covers the weight-loading bar, but the
+GGUF de-quantisation bar (``modeling_gguf_pytorch_utils``, 5.x) is a plain ``tqdm.auto`` bar
+that no switch reaches, so for the block it is routed through the switchable one.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -136,3 +144,31 @@ def conv1d_type() -> type | None:
     except ImportError:
         return None
     return Conv1D
+
+
+#: The module whose GGUF de-quantisation bar ignores transformers' progress-bar switch.
+GGUF_LOADER = "transformers.modeling_gguf_pytorch_utils"
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No transformers progress bars in the block ("Loading weights", "Converting and de-quantizing
+    GGUF tensors..."); their state before is restored after. Log messages and errors are untouched."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    try:
+        gguf = importlib.import_module(GGUF_LOADER)
+    except ImportError:  # a transformers without GGUF support: nothing to reroute
+        gguf = None
+    plain = getattr(gguf, "tqdm", None)
+    hf_logging.disable_progress_bar()
+    if plain is not None:
+        gguf.tqdm = hf_logging.tqdm  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        if plain is not None:
+            gguf.tqdm = plain  # type: ignore[union-attr]
+        if was_on:
+            hf_logging.enable_progress_bar()

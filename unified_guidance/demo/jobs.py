@@ -8,6 +8,10 @@ ones), and returns their results in the order given. The demo's models are small
 cores two 1-thread processes do more work than one 2-thread process (see
 ``docs/demo.md``).
 
+Each part's stages (training steps, sweep items, metrics, text settings: :mod:`~unified_guidance.training.stages`)
+come back to this process over the part's pipe as they go, at most one update a second per stage, and
+are shown here: a live bar per part on a terminal, else a plain line per stage now and then.
+
 A part that fails stops the others the way Ctrl-C does (trainings keep their resumable
 checkpoint), and its error is raised here with the worker's traceback as a note. Ctrl-C
 in the terminal reaches every process of the group: each part stops as it would alone,
@@ -17,6 +21,7 @@ it got back (it says which checkpoint was kept), else ``KeyboardInterrupt``.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
@@ -24,11 +29,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from functools import partial
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from ..core.numbers import check_int
+from ..training.stages import Sink, StageUpdate, console_sink, reporting
 
 if TYPE_CHECKING:
     from ..training.resume import TrainingInterrupted
@@ -47,6 +55,34 @@ class Job:
     cost: float = 1.0
 
 
+PROGRESS_SECONDS = 1.0
+"""Seconds between two progress messages of one stage from a worker (its first and last go at once)."""
+
+
+class PipeSink:
+    """A worker's stage sink: the updates go to the parent over the part's pipe, as ``("progress", update)``."""
+
+    def __init__(self, conn: Connection, every: float = PROGRESS_SECONDS) -> None:
+        self.conn, self.every = conn, every
+        self._last: dict[tuple[str, str], float] = {}
+
+    def update(self, update: StageUpdate) -> None:
+        now = time.monotonic()
+        if not update.finished and now - self._last.get(update.key, -math.inf) < self.every:
+            return
+        self._last[update.key] = now
+        try:
+            self.conn.send(("progress", update))
+        except (BrokenPipeError, ConnectionResetError):  # the parent is gone: the part stops on its signal
+            pass
+
+    def write(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self._last.clear()
+
+
 def _child(conn: Connection, threads: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     import torch
 
@@ -54,7 +90,8 @@ def _child(conn: Connection, threads: int, fn: Callable[..., Any], args: tuple[A
     torch.set_num_threads(threads)
     start = time.perf_counter()
     try:
-        message: tuple[str, Any, Any] = ("ok", fn(*args), time.perf_counter() - start)
+        with reporting(PipeSink(conn)):
+            message: tuple[str, Any, Any] = ("ok", fn(*args), time.perf_counter() - start)
     except BaseException as err:  # Ctrl-C and SystemExit too: the parent decides what they mean
         message = ("error", err, "".join(traceback.format_exception(err)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the part is over: a second Ctrl-C must not lose its report
@@ -99,22 +136,34 @@ class _Running:
 
 
 def run_jobs(
-    jobs: Sequence[Job], *, workers: int, threads: int, progress: bool = True
+    jobs: Sequence[Job], *, workers: int, threads: int, progress: bool = True, bars: bool = True
 ) -> tuple[list[Any], dict[str, float]]:
     """``[job.fn(*job.args) for job in jobs]``, in at most ``workers`` processes of ``threads`` threads;
     and each part's seconds by name.
 
-    ``workers == 1`` runs them here, in order, with this process's threads.
+    ``workers == 1`` runs them here, in order, with this process's threads. ``progress``: show the
+    parts' stages (and, with workers, a line when a part starts and when it is done); ``bars``: as
+    live bars where stderr is a terminal (elsewhere, or with ``bars=False``, as plain lines).
     """
     check_int("workers", workers, lo=1)
     check_int("threads", threads, lo=1)
+    with reporting(console_sink(bars)) if progress else nullcontext() as sink:
+        if workers == 1:
+            results: list[Any] = [None] * len(jobs)
+            seconds: dict[str, float] = {}
+            for i, job in enumerate(jobs):
+                start = time.perf_counter()
+                results[i], seconds[job.name] = job.fn(*job.args), time.perf_counter() - start
+            return results, seconds
+        return _run_workers(jobs, workers, threads, sink)
+
+
+def _run_workers(
+    jobs: Sequence[Job], workers: int, threads: int, sink: Sink | None
+) -> tuple[list[Any], dict[str, float]]:
     results: list[Any] = [None] * len(jobs)
     seconds: dict[str, float] = {}
-    if workers == 1:
-        for i, job in enumerate(jobs):
-            start = time.perf_counter()
-            results[i], seconds[job.name] = job.fn(*job.args), time.perf_counter() - start
-        return results, seconds
+    say = sink.write if sink is not None else _nothing
     ctx = multiprocessing.get_context("spawn")  # fork would copy this process's thread pools mid-state
     pending = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)
     running: list[_Running] = []
@@ -128,17 +177,18 @@ def run_jobs(
                 process.start()
                 send.close()
                 running.append(_Running(i, process, receive))
-                if progress:
-                    print(f"{jobs[i].name}: started ({threads} thread(s))", file=sys.stderr, flush=True)
+                say(f"{jobs[i].name}: started ({threads} thread(s))")
             done = wait([r.conn for r in running])
             for part in [r for r in running if r.conn in done]:
+                message = _receive(part, partial(_show, sink, jobs[part.index].name))
+                if message is None:  # progress only: the part runs on
+                    continue
                 running.remove(part)
-                status, value, extra = _receive(part)
+                status, value, extra = message
                 if status == "error":
                     raise _with_trace(value, extra)
                 results[part.index], seconds[jobs[part.index].name] = value, extra
-                if progress:
-                    print(f"{jobs[part.index].name}: done in {extra:.0f} s", file=sys.stderr, flush=True)
+                say(f"{jobs[part.index].name}: done in {extra:.0f} s")
     except BaseException as err:
         from ..training.resume import TrainingInterrupted  # here: a worker need not import Lightning to start
 
@@ -150,6 +200,16 @@ def run_jobs(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return results, seconds
+
+
+def _nothing(_: Any) -> None:
+    pass
+
+
+def _show(sink: Sink | None, part: str, update: StageUpdate) -> None:
+    """A worker's stage update, shown here under its part's name (two parts may name a stage alike)."""
+    if sink is not None:
+        sink.update(replace(update, part=part))
 
 
 def _forward_sigterm(running: list[_Running]) -> Any:
@@ -167,19 +227,36 @@ def _forward_sigterm(running: list[_Running]) -> Any:
         return None
 
 
-def _receive(job: _Running) -> tuple[str, Any, Any]:
+def _receive(job: _Running, show: Callable[[StageUpdate], None]) -> tuple[str, Any, Any] | None:
+    """The part's last message (its result or its error), or ``None`` when only progress was waiting
+    (given to ``show``)."""
     try:
         message = job.conn.recv()
+        while message[0] == "progress":
+            show(message[1])
+            if not job.conn.poll():
+                return None
+            message = job.conn.recv()
     except EOFError:  # died without a word: killed, out of memory
         job.process.join()
         code = job.process.exitcode
-        message = (
+        text = (
             f"demo part {job.process.name!r} died (exit code {code}) before it sent a result; its output above "
             "says why (a script that calls run_demo with jobs > 1 must guard it with if __name__ == '__main__':)"
         )
-        return "error", RuntimeError(message), ""
+        return "error", RuntimeError(text), ""
     job.process.join()
     return message
+
+
+def _last(job: _Running, seconds: float) -> tuple[str, Any, Any] | None:
+    """The part's last message if it comes within ``seconds`` (its progress on the way is dropped)."""
+    deadline = time.monotonic() + seconds
+    while job.conn.poll(max(0.0, deadline - time.monotonic())):
+        message = _receive(job, _nothing)
+        if message is not None:
+            return message
+    return None
 
 
 def _with_trace(err: BaseException, trace: str) -> BaseException:
@@ -198,17 +275,23 @@ def _stop(running: list[_Running]) -> TrainingInterrupted | None:
 
     kept = None
     deadline = time.monotonic() + GRACE_SECONDS
+    last = {}
     for job in running:
-        if job.process.is_alive() and job.process.pid is not None and not job.conn.poll(2.0):  # not winding down
+        last[job.index] = _last(job, 2.0)
+        if last[job.index] is None and job.process.is_alive() and job.process.pid is not None:  # not winding down
             try:
                 os.kill(job.process.pid, signal.SIGINT)
             except ProcessLookupError:
                 pass
     for job in running:
-        if job.conn.poll(max(0.0, deadline - time.monotonic())):
-            status, value, _ = _receive(job)
-            if kept is None and status == "error" and isinstance(value, TrainingInterrupted):
-                kept = value
+        message = last[job.index] or _last(job, max(0.0, deadline - time.monotonic()))
+        if (
+            kept is None
+            and message is not None
+            and message[0] == "error"
+            and isinstance(message[1], TrainingInterrupted)
+        ):
+            kept = message[1]
         if job.process.is_alive():
             job.process.kill()
         job.process.join()

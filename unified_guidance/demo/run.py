@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..core.numbers import check_int
 from ..data.digits import NUM_CLASSES, load_digits_split
@@ -36,6 +35,7 @@ from ..evaluation.classifier import DigitsClassifier, train_digits_classifier
 from ..evaluation.metrics import saturation
 from ..training.predict import SampleResult, predict_sweep
 from ..training.resume import resumable
+from ..training.stages import track
 from . import figures
 from .cache import CheckpointCache
 from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
@@ -66,7 +66,9 @@ class DemoOptions:
         seed: base seed of the sampling noise (shared by all settings of a class).
         k: neighbourhood size of precision/recall.
         accelerator, devices, strategy: passed to ``Trainer.predict`` for the sweep.
-        progress: progress bars.
+        progress: live progress bars where stderr is a terminal; ``False``, or stderr not a terminal (a
+            log, CI): a plain line per stage instead — when it starts, every 20 s at most, when it ends
+            (steps or items done / total, elapsed, ETA). The stage lines are never turned off.
         scales, high_scales: plain-CFG scales, and the scales of the mitigations.
         methods: restrict the mitigations to these (``None``: every one that applies to a paradigm).
         figures: draw PNG figures.
@@ -76,7 +78,8 @@ class DemoOptions:
         bootstrap: bootstrap draws for the 95 % intervals (default 100 quick, 200 full).
         jobs: worker processes for the paradigms, the Bayes-view figure and the text section (1: all
             in this process, one after another; more: each part in its own process, this many at
-            once, torch's threads shared out among them, no progress bars but a line per part).
+            once, torch's threads shared out among them; their stages are shown here as in one process,
+            and a line says when a part starts and when it is done).
     """
 
     out: Path = Path("demo_out")
@@ -177,7 +180,7 @@ def run_paradigm(
     )  # fmt: skip
     rows, grids, reps = [], {}, {}
     draws = None
-    for i, setting in enumerate(tqdm(sweep, desc=f"{runner.name}: metrics", disable=not opts.progress)):
+    for i, setting in enumerate(track(sweep, f"{runner.name}: metrics", progress=opts.progress)):
         part = results[i * NUM_CLASSES : (i + 1) * NUM_CLASSES]
         samples = torch.cat([r.samples for r in part])
         labels = torch.cat([torch.full((r.samples.shape[0],), c) for c, r in enumerate(part)])
@@ -235,15 +238,15 @@ def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[s
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
     threads = max(1, torch.get_num_threads() // opts.jobs)
-    quiet = opts if opts.jobs == 1 else replace(opts, progress=False)  # a line per part instead of bars
-    jobs = [Job(r.name, run_paradigm, (r, quiet, evaluator, ref, out, cache), r.cost) for r in runners]
+    parts = replace(opts, progress=True)  # the parts always report their stages; run_jobs shows them
+    jobs = [Job(r.name, run_paradigm, (r, parts, evaluator, ref, out, cache), r.cost) for r in runners]
     if opts.figures:
         bayes = partial(figures.bayes_view, scales=opts.bayes_scales, n=opts.bayes_samples, steps=opts.bayes_steps)
         jobs.append(Job("bayes_view", bayes, (out / "figures/bayes_view.png",), BAYES_COST))
     if opts.text is not None:
-        text = partial(text_section, quick=opts.quick, progress=quiet.progress, figures=opts.figures)
+        text = partial(text_section, quick=opts.quick, progress=True, figures=opts.figures)
         jobs.append(Job("text", text, (opts.text, out), TEXT_COST))
-    results, seconds = run_jobs(jobs, workers=opts.jobs, threads=threads, progress=opts.progress)
+    results, seconds = run_jobs(jobs, workers=opts.jobs, threads=threads, bars=opts.progress)
     meta["jobs"] = {"workers": opts.jobs, "threads": threads if opts.jobs > 1 else torch.get_num_threads()}
     meta["jobs"]["seconds"] = seconds
     for runner, (paradigm_rows, paradigm_meta, grids) in zip(runners, results[: len(runners)], strict=True):

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..autoregressive import CausalLMModel, chat_prompts, generate, load_causal_lm
 from ..autoregressive.loading import MODEL_PACKAGE, MODEL_PACKAGE_HINT, LoadedLM, packaged_gguf
+from ..compat.transformers import quiet_loading
 from ..evaluation.text import (
     PromptScorer,
     bootstrap_interval,
@@ -41,6 +41,7 @@ from ..evaluation.text import (
     self_bleu,
 )
 from ..guidance.engine import Guidance
+from ..training.stages import track
 from .text_methods import AMATEUR_SCALES, TEXT_HIGH_SCALES, TEXT_METHODS, TEXT_SCALES, TextParams, middle_layers
 from .text_prompts import ATTRIBUTES, QUESTIONS, Attribute, Question
 
@@ -266,7 +267,8 @@ def run_text_section(
     start = time.perf_counter()
     if loaded is None:
         source = opts.model if opts.model is not None else packaged_gguf()
-        loaded = load_causal_lm(str(source), gguf_file=opts.gguf_file, local_files_only=True)
+        with quiet_loading():  # the GGUF conversion and weight-loading bars: nothing for the demo's reader
+            loaded = load_causal_lm(str(source), gguf_file=opts.gguf_file, local_files_only=True)
     load_seconds = time.perf_counter() - start
     judges = {a.name: a.make_judge() for a in opts.attributes}
     prompts = Prompts.build(loaded.tokenizer, opts.attributes, opts.question_set[:n_questions])
@@ -277,7 +279,7 @@ def run_text_section(
         opts.params if opts.params.amateur_layers else replace(opts.params, amateur_layers=middle_layers(loaded.lm))
     )
     rows, texts = [], {}
-    for setting in tqdm(sweep, desc="text: settings", disable=not progress):
+    for setting in track(sweep, "text: settings", progress=progress):
         g = TEXT_METHODS[setting[0]](setting[1], params)
         out = generate_setting(loaded, model, prompts, g, samples, max_new_tokens, opts)
         rows += _rows(prompts, out, scorers, judges, samples, setting, opts.resamples)

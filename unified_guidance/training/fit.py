@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import lightning as L
 
-from .compat import was_interrupted
+from .compat import quiet_pytree_deprecation, was_interrupted
 from .predict import quiet_lightning
-from .progress import StepProgressBar
+from .progress import StepProgressBar, progress_callbacks
 from .resume import PeriodicCheckpoint, active, interrupted
 
 
@@ -27,18 +27,21 @@ def fit(
     Inside :func:`~.resume.resumable` it checkpoints periodically, resumes from that
     checkpoint, and raises :class:`~.resume.TrainingInterrupted` (saying what was kept) on
     Ctrl-C. The progress bar reads ``"<label>: training"`` and counts steps done / total with
-    an ETA. Returns the number of optimiser steps taken.
+    an ETA (reported to the stage sink instead where one is installed, :mod:`.stages`). Lightning's
+    ``LeafSpec`` deprecation (its pytree helper under torch 2.13) is silenced for the fit.
+    Returns the number of optimiser steps taken.
     """
     if max_steps < 1:
         raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps}")
     L.seed_everything(seed, workers=True, verbose=False)
-    with quiet_lightning():
+    with quiet_lightning(), quiet_pytree_deprecation():
         return _fit(module, datamodule, max_steps, accelerator, devices, progress, label)
 
 
 def _fit(module, datamodule, max_steps, accelerator, devices, progress, label) -> int:
     spec = active()
     saver = PeriodicCheckpoint(spec) if spec is not None else None
+    shown = progress_callbacks(label, progress)
     trainer = L.Trainer(
         max_steps=max_steps,
         max_epochs=-1,
@@ -47,10 +50,10 @@ def _fit(module, datamodule, max_steps, accelerator, devices, progress, label) -
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=any(isinstance(c, StepProgressBar) for c in shown),
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        callbacks=([StepProgressBar(label)] if progress else []) + ([saver] if saver is not None else []),
+        callbacks=shown + ([saver] if saver is not None else []),
     )
     resume = str(spec.path) if spec is not None and spec.path.exists() else None
     try:

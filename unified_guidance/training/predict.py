@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..core.model import ConditionalModel
 from ..guidance.engine import Guidance
 from .compat import quiet_pytree_deprecation, received_sigterm, sigterm_exception
-from .progress import StepProgressBar
+from .progress import StepProgressBar, progress_callbacks
 from .results import load_fields, save_fields
 
 
@@ -149,6 +149,7 @@ class SampleWriter(BasePredictionWriter):
 
 
 def _predict(sampler, items, directory, accelerator, devices, strategy, progress, label) -> None:
+    shown = progress_callbacks(label, progress)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
@@ -156,8 +157,8 @@ def _predict(sampler, items, directory, accelerator, devices, strategy, progress
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=progress,
-        callbacks=[SampleWriter(directory), *([StepProgressBar(label)] if progress else [])],
+        enable_progress_bar=any(isinstance(c, StepProgressBar) for c in shown),
+        callbacks=[SampleWriter(directory), *shown],
     )
     with warnings.catch_warnings(), quiet_pytree_deprecation():
         # Lightning notes that the module's transfer_batch_to_device wins over the data module's: intended.
@@ -207,7 +208,8 @@ def predict_sweep(
     Items with a saved result in ``directory`` (same key and seed) are not sampled
     again. With ``devices > 1`` use a spawning strategy (``"ddp_spawn"``) from
     scripts and notebooks alike: each rank writes its own items' files.
-    The progress bar reads ``"<label>: sampling"`` (items done / total, ETA). On SIGTERM the sweep
+    The progress bar reads ``"<label>: sampling"`` (items done / total, ETA; to the stage sink
+    where one is installed, :mod:`.stages`). On SIGTERM the sweep
     stops after the item in progress and exits with status 143, saying how many
     items are kept; a rerun samples only the rest.
     """

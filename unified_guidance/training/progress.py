@@ -5,6 +5,10 @@ reads ``Epoch 53/-2``. :class:`StepProgressBar` counts global steps against
 ``trainer.estimated_stepping_batches`` over the whole fit (a resumed fit starts at
 its checkpoint's step), names the stage (``"diffusion: training"``) and shows the
 epoch and metrics after the bar; ``predict`` reads ``"diffusion: sampling"``.
+
+Where a stage sink is installed (:func:`.stages.reporting`: the demo's parts), :class:`StageReport`
+reports the same counts to it instead (plain lines in a log, a worker's updates to its parent);
+:func:`progress_callbacks` picks one.
 """
 
 from __future__ import annotations
@@ -13,7 +17,50 @@ import math
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+
+from .stages import Stage, current
+
+
+def _named(label: str | None, stage: str) -> str:
+    return f"{label}: {stage}" if label else stage
+
+
+def progress_callbacks(label: str | None, progress: bool) -> list[Callback]:
+    """The progress callback of a demo Trainer: none without ``progress``; :class:`StageReport` where a
+    stage sink is installed; else a :class:`StepProgressBar`. The Trainer's ``enable_progress_bar`` is
+    whether a :class:`StepProgressBar` is among them."""
+    if not progress:
+        return []
+    return [StageReport(label) if current() is not None else StepProgressBar(label)]
+
+
+class StageReport(Callback):
+    """Optimiser steps of a fit (``"<label>: training"``, done / total over the whole fit, a resumed one
+    from its checkpoint's step) and items of a predict (``"<label>: sampling"``) to the stage sink."""
+
+    def __init__(self, label: str | None = None) -> None:
+        self.label = label
+        self._stage: Stage | None = None
+        self._items = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total = trainer.estimated_stepping_batches
+        steps = None if math.isinf(total) else int(total)
+        self._stage = Stage(_named(self.label, "training"), steps, initial=trainer.global_step)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
+        if self._stage is not None:
+            self._stage.update(trainer.global_step)
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        items = sum(int(n) for n in trainer.num_predict_batches if not math.isinf(n))
+        self._stage, self._items = Stage(_named(self.label, "sampling"), items), 0
+
+    def on_predict_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
+        self._items += 1
+        if self._stage is not None:
+            self._stage.update(self._items)
 
 
 class StepProgressBar(TQDMProgressBar):
@@ -29,7 +76,7 @@ class StepProgressBar(TQDMProgressBar):
         self.label = label
 
     def _named(self, stage: str) -> str:
-        return f"{self.label}: {stage}" if self.label else stage
+        return _named(self.label, stage)
 
     @property
     def predict_description(self) -> str:
