@@ -132,7 +132,7 @@ def test_bad_input_is_named(mixture):
         ug.guide(no_null, 2.0)(x, t, LABELS)
     with pytest.raises(ValueError, match="valid spaces"):
         ug.core.FunctionModel(lambda x, t, c: x, space="noise")
-    with pytest.raises(ValueError, match="negative: a reference model and a negative condition"):
+    with pytest.raises(ValueError, match="cond: a negative condition takes the place of ∅, but no reference is on ∅"):
         ug.guide(mixture, Guidance(scale=2.0, reference=ModelReference(mixture)))(
             x, t, ug.Conditions.single(LABELS, negative=LABELS)
         )

@@ -10,7 +10,16 @@ from tests.perturb.attention_nets import token_model
 from unified_guidance.autoregressive.mixing import Mixing, guided_scores
 from unified_guidance.autoregressive.progress import decode_plan
 from unified_guidance.core import Conditions
-from unified_guidance.guidance import CFG, CFGZeroStar, Guidance, PerturbedReference, Reference, combine, guide
+from unified_guidance.guidance import (
+    CFG,
+    CFGZeroStar,
+    Guidance,
+    ModelReference,
+    PerturbedReference,
+    Reference,
+    combine,
+    guide,
+)
 from unified_guidance.guidance.functional import cfg
 from unified_guidance.guidance.plan import Plan
 from unified_guidance.guidance.spec import as_guidance
@@ -125,3 +134,15 @@ def test_token_scores_are_the_engines_combination():
     torch.testing.assert_close(scores, direct.guided, rtol=0, atol=0)
     expected = lp[0] + 1.5 * (lp[0] - lp[1]) + 0.5 * (lp[0] - lp[2])
     torch.testing.assert_close(scores, expected, rtol=0, atol=1e-12)
+
+
+def test_a_negative_condition_needs_a_reference_on_null():
+    x, t, y = _inputs()
+    model = token_model()
+    weak = guide(model, Guidance(references=(Reference(ModelReference(token_model(1)), 2.0),)))
+    with pytest.raises(ValueError, match="cond: a negative condition takes the place of ∅, but no reference is on ∅"):
+        weak(x, t, Conditions.single(y, negative=(y + 1) % 3))
+    both = guide(model, Guidance(references=(Reference(None, 2.0), Reference(ModelReference(token_model(1)), 1.5))))
+    out = both(x, t, Conditions.single(y, negative=(y + 1) % 3))  # the negative goes to the reference on ∅
+    c, neg, r = model(x, t, y), model(x, t, (y + 1) % 3), token_model(1)(x, t, y)
+    torch.testing.assert_close(out, c + (c - neg) + 0.5 * (c - r), rtol=0, atol=1e-12)

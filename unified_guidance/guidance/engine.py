@@ -175,6 +175,11 @@ class GuidedModel(nn.Module):
         if spec is None:
             assert not isinstance(cond, Conditions)
             spec = Conditions.single(self.model.null_condition(batch, device=x.device) if cond is None else cond)
+        elif spec.negative is not None and spec.is_single and all(r.source is not None for r in refs):
+            raise ValueError(
+                "cond: a negative condition takes the place of ∅, but no reference is on ∅ (all run another "
+                "model or a perturbation); add Reference(None, scale) to the guidance or drop the negative"
+            )
         rows = [r.rule.reference_rows(state, batch) for r, state in zip(refs, self.states, strict=True)]
         run = [j for j in range(len(refs)) if self._runs(refs[j], cond, spec, unit[j] or zero[j], rows[j])]
         for j in set(range(len(refs))) - set(run):  # a composition runs ∅ all the same: no rows saved there
@@ -233,8 +238,6 @@ class GuidedModel(nn.Module):
             wanted.append((_NULL, None, None))
         where: dict[Any, tuple[str, int]] = {}
         for j, source, subset in wanted:
-            if isinstance(source, ModelReference) and spec.negative is not None:
-                raise ValueError("negative: a reference model and a negative condition both claim the reference branch")
             key = (source, None if subset is None else j)
             if key not in slots:
                 branch = reference_branch(self.model, x, t, spec, source, subset)
