@@ -81,7 +81,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def checked_args(p: argparse.ArgumentParser, argv: Sequence[str] | None, judge: Callable[[str], bool] | None):
+def checked_args(
+    p: argparse.ArgumentParser, argv: Sequence[str] | None, judge: Callable[[str], bool] | None
+) -> tuple[argparse.Namespace, Callable[[str], bool]]:
     """The parsed arguments and the judge, every check done before any model is loaded."""
     args = p.parse_args(argv)
     if args.samples < 2:
