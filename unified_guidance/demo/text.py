@@ -30,6 +30,7 @@ import torch
 from ..autoregressive import CausalLMModel, chat_prompts, generate, load_causal_lm
 from ..autoregressive.loading import MODEL_PACKAGE, MODEL_PACKAGE_HINT, LoadedLM, packaged_gguf
 from ..compat.transformers import quiet_loading
+from ..evaluation.judges import judge_name
 from ..evaluation.text import (
     PromptScorer,
     bootstrap_interval,
@@ -297,7 +298,7 @@ def run_text_section(
         "seed": opts.seed,
         "params": asdict(params) | {"interval": list(params.interval), "amateur_layers": list(params.amateur_layers)},
         "attributes": {
-            a.name: {"instruction": a.instruction, "negative": a.negative, "judge": judges[a.name].name}
+            a.name: {"instruction": a.instruction, "negative": a.negative, "judge": judge_name(judges[a.name])}
             for a in opts.attributes
         },
         "load_seconds": load_seconds,

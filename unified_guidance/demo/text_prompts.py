@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..evaluation.judges import LanguageJudge, SentimentJudge
+from ..evaluation.judges import Judge, judge_from
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,16 @@ class Attribute:
     Args:
         name: the attribute's name in the report.
         instruction: appended to the question in the condition's user turn.
-        judge: ``"fr"``-style language code (py3langid) or ``"positive"`` (VADER compound ≥ 0.05).
+        judge: ``"fr"``-style language code (py3langid), ``"positive"`` (VADER compound ≥ 0.05),
+            ``"regex:PATTERN"``, or a callable ``text -> bool``
+            (:func:`~unified_guidance.evaluation.judges.judge_from`).
         negative: appended to the question in the reference's user turn (a negative prompt);
             ``None``: the reference is the bare question.
     """
 
     name: str
     instruction: str
-    judge: str
+    judge: str | Judge
     negative: str | None = None
 
     def condition(self, question: Question) -> str:
@@ -58,8 +60,8 @@ class Attribute:
     def reference(self, question: Question) -> str:
         return question.text if self.negative is None else f"{question.text} {self.negative}"
 
-    def make_judge(self) -> LanguageJudge | SentimentJudge:
-        return SentimentJudge() if self.judge == "positive" else LanguageJudge(self.judge)
+    def make_judge(self) -> Judge:
+        return judge_from(self.judge)
 
 
 CHEERFUL = "Answer in a cheerful, enthusiastic tone."

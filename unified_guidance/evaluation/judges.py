@@ -7,10 +7,14 @@ downloaded when they run:
   over byte n-grams trained on 97 languages); passes when the identified language is the target.
 * :class:`SentimentJudge`: VADER (Hutto & Gilbert, ICWSM 2014), a rule-based lexicon scorer;
   passes when the compound score is at least the threshold (0.05: VADER's own "positive").
+* :class:`PatternJudge`: a regular expression (a keyword, a list of them), for an attribute
+  neither model judges; any callable ``text -> bool`` is a judge too (:func:`judge_from`).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,3 +79,52 @@ class SentimentJudge:
     @property
     def name(self) -> str:
         return f"VADER compound ≥ {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class PatternJudge:
+    """``judge(text) -> bool``: the regular expression ``pattern`` occurs in ``text`` (case-insensitive)."""
+
+    pattern: str
+    _compiled: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "_compiled", re.compile(self.pattern, re.IGNORECASE))
+        except re.error as e:
+            raise ValueError(f"pattern: expected a regular expression, got {self.pattern!r} ({e})") from None
+
+    def __call__(self, text: str) -> bool:
+        return self._compiled.search(text) is not None
+
+    @property
+    def name(self) -> str:
+        return f"regex /{self.pattern}/ found (case-insensitive)"
+
+
+JUDGE_SPECS = "a py3langid language code ('fr'), 'positive' (VADER) or 'regex:PATTERN' (the pattern occurs)"
+"""The judges a string names (:func:`judge_from`), in words for help texts and errors."""
+
+Judge = Callable[[str], bool]
+
+
+def judge_from(spec: str | Judge) -> Judge:
+    """The judge ``spec`` names: ``"positive"`` (:class:`SentimentJudge`), ``"regex:PATTERN"``
+    (:class:`PatternJudge`), else a language code (:class:`LanguageJudge`); a callable is its own judge."""
+    if callable(spec):
+        return spec
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"judge: expected {JUDGE_SPECS} or a callable text -> bool, got {spec!r}")
+    if spec == "positive":
+        return SentimentJudge()
+    if spec.startswith("regex:"):
+        return PatternJudge(spec.removeprefix("regex:"))
+    return LanguageJudge(spec)
+
+
+def judge_name(judge: Judge) -> str:
+    """How reports name ``judge``: its ``name``, else its function's name."""
+    name = getattr(judge, "name", None)
+    if isinstance(name, str):
+        return name
+    return str(getattr(judge, "__qualname__", None) or type(judge).__qualname__)

@@ -4,75 +4,13 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from ..data import load_digits_split
 from ..data.mixture import GaussianMixture
-from .compat import batches_processed_on_restart
+from .loaders import EpochShuffle, ResumingLoader, resuming_loader
 
-
-class EpochShuffle(Sampler[int]):
-    """A shuffle that depends only on (seed, epoch), and resumes in the middle of an epoch.
-
-    Lightning calls :meth:`set_epoch` at every epoch, so a run resumed from a
-    checkpoint sees the order an uninterrupted one would; a DataLoader
-    ``generator`` restarts whenever the loader is rebuilt and would replay epoch 0.
-    After :meth:`skip`, the next pass leaves out the first samples of the epoch's
-    order: the batches a run resumed mid-epoch had already trained on.
-    """
-
-    def __init__(self, n: int, seed: int = 0) -> None:
-        self.n, self.seed, self.epoch, self.skipped = n, seed, 0, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def skip(self, samples: int) -> None:
-        """Leave out the first ``samples`` indices of the next pass only."""
-        self.skipped = samples
-
-    def __iter__(self):
-        gen = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.n, generator=gen).tolist()[self.skipped :]
-        self.skipped = 0
-        return iter(order)
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def batches_done_this_epoch(trainer: L.Trainer | None) -> int:
-    """Training batches a fit resumed from a mid-epoch checkpoint has already run in its epoch (else 0).
-
-    Read from the restored progress of Lightning's training-epoch loop (``Trainer.fit``
-    restores it before it asks for the train dataloader): the batches *processed*, since a
-    checkpoint saved at the end of a batch (a step checkpoint) counts that batch as processed
-    and Lightning completes it on restart.
-    """
-    return batches_processed_on_restart(trainer)
-
-
-class ResumingLoader(DataLoader):
-    """A DataLoader over :class:`EpochShuffle` that resumes mid-epoch from the trainer's restored progress.
-
-    It has ``state_dict`` / ``load_state_dict`` (empty: the progress lives in the checkpoint's
-    loop state), which is how Lightning recognises a loader that resumes where it stopped.
-    """
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        pass
-
-
-def _train_loader(dataset: TensorDataset, batch_size: int, seed: int, trainer, drop_last: bool) -> DataLoader:
-    sampler = EpochShuffle(len(dataset), seed)
-    batches_per_epoch = len(dataset) // batch_size if drop_last else -(-len(dataset) // batch_size)
-    done = batches_done_this_epoch(trainer)
-    if done < batches_per_epoch:  # an epoch-end checkpoint starts the next epoch from its beginning
-        sampler.skip(done * batch_size)
-    return ResumingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last)
+__all__ = ["DigitsDataModule", "EpochShuffle", "MixtureDataModule", "ResumingLoader", "class_labels"]
 
 
 def class_labels(num_classes: int, per_class: int) -> DataLoader:
@@ -104,7 +42,7 @@ class DigitsDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = TensorDataset(self.split.train_images, self.split.train_labels)
-        return _train_loader(ds, self.batch_size, self.hparams["seed"], self.trainer, drop_last=True)
+        return resuming_loader(ds, self.batch_size, seed=self.hparams["seed"], trainer=self.trainer, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(TensorDataset(self.split.val_images, self.split.val_labels), batch_size=self.batch_size)
@@ -141,7 +79,7 @@ class MixtureDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = TensorDataset(self.x, self.labels)
-        return _train_loader(ds, self.batch_size, self.seed, self.trainer, drop_last=False)
+        return resuming_loader(ds, self.batch_size, seed=self.seed, trainer=self.trainer)
 
     def predict_dataloader(self) -> DataLoader:
         return class_labels(self.num_classes, self.predict_per_class)

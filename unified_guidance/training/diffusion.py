@@ -11,7 +11,10 @@ which saves sample grids at a few scales during training.
 
 Randomness of a training step (times, noise, dropout) comes from a generator
 seeded by (seed, rank, global step) (:mod:`unified_guidance.training.seeding`),
-so a resumed run draws exactly what an uninterrupted one would, and DDP ranks
+so a resumed run draws exactly what an uninterrupted one would (its data
+in the same order too when the training loader is a
+:func:`~unified_guidance.training.loaders.resuming_loader`: a resumed fit with a
+``shuffle=True`` DataLoader warns), and DDP ranks
 draw differently.
 """
 

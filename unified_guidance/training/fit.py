@@ -26,8 +26,10 @@ def fit(
     Validation is off (the demo judges models by their samples); the caller caches the weights.
     Inside :func:`~.resume.resumable` it checkpoints periodically, resumes from that
     checkpoint, and raises :class:`~.resume.TrainingInterrupted` (saying what was kept) on
-    Ctrl-C. The progress bar reads ``"<label>: training"`` and counts steps done / total with
-    an ETA (reported to the stage sink instead where one is installed, :mod:`.stages`). Lightning's
+    Ctrl-C; the resume is exact when the datamodule's training loader is a
+    :func:`~.loaders.resuming_loader` (a ``shuffle=True`` DataLoader draws a warning). The
+    progress bar reads ``"<label>: training"`` and counts steps done / total with an ETA
+    (reported to the stage sink instead where one is installed, :mod:`.stages`). Lightning's
     ``LeafSpec`` deprecation (its pytree helper under torch 2.13) is silenced for the fit.
     Returns the number of optimiser steps taken.
     """

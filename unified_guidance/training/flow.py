@@ -7,7 +7,9 @@ weights when kept), ``.sample(labels, guidance, generator=None, ema=True)`` and
 ``predict`` (:mod:`unified_guidance.training.sampling`).
 
 A step's randomness (times, noise, condition dropout) comes from a generator
-seeded by (seed, rank, global step), so a resumed run is exact.
+seeded by (seed, rank, global step), so a resumed run is exact when its training
+loader is a :func:`~unified_guidance.training.loaders.resuming_loader` (a resumed fit
+with a ``shuffle=True`` DataLoader warns).
 """
 
 from __future__ import annotations

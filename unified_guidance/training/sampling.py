@@ -26,6 +26,7 @@ from torch import Tensor
 from ..guidance.engine import Guidance
 from ..guidance.rules import Rule
 from ..schedules.scale import Schedule
+from .loaders import ExactResumeCheck
 
 
 class _Sampling(Protocol):
@@ -43,8 +44,11 @@ class _Sampling(Protocol):
     def sample(self, labels: Tensor, guidance: Guidance, *, generator: torch.Generator | None, ema: bool) -> Tensor: ...
 
 
-class GuidedPredictions:
+class GuidedPredictions(ExactResumeCheck):
     """Mixin: ``predict_step(labels (B,), batch_idx) -> {"labels", "samples"}`` under :attr:`predict_guidance`.
+
+    Through :class:`~.loaders.ExactResumeCheck` it also warns, naming the fix, when a fit
+    resumed from a checkpoint trains on a loader that cannot resume exactly.
 
     The module needs ``.sample(labels, guidance, *, generator, ema)`` and ``hparams["seed"]``;
     batch ``i`` draws its noise from a generator seeded by ``(seed, i)``, so a prediction is
