@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from recipe_runs import QUIET, cli
@@ -31,7 +34,9 @@ def test_data_by_class_path_on_the_command_line_trains_and_predicts(name, tmp_pa
     assert torch.load(last, weights_only=False)["global_step"] == 3
 
     out = tmp_path / "predict"
-    cli(name, "predict", out, *POINTS, "--data.predict_per_class=4", f"--ckpt_path={last}")
+    # The model's shape and classes come back from the checkpoint; the data are named again.
+    data = ["--data", "two_d_points.TwoDPointsDataModule", "--data.predict_per_class=4"]
+    cli(name, "predict", out, *data, f"--ckpt_path={last}")
     saved = torch.load(out / "predictions" / "samples.pt", weights_only=False)
     assert saved["labels"].tolist() == [c for c in range(3) for _ in range(4)]
     assert saved["samples"].shape == (12, 2) and not (out / "predictions" / "grid.png").exists()
@@ -41,3 +46,12 @@ def test_a_data_class_that_is_not_a_datamodule_is_refused_by_name(tmp_path, caps
     with pytest.raises(SystemExit):
         cli("flow", "fit", tmp_path, "--data", "torch.nn.Linear", *QUIET)
     assert "--data" in (err := capsys.readouterr().err) and "subclass of LightningDataModule" in err
+
+
+def test_the_docs_worked_example_is_this_helper_module():
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "training.md").read_text()
+    block = re.search(r"`tests/training/two_d_points.py`:\n\n```python\n(.*?)```\n", docs, re.S)
+    helper = (root / "tests" / "training" / "two_d_points.py").read_text()
+    assert block is not None and helper.endswith(block.group(1))
+    assert "--data two_d_points.TwoDPointsDataModule" in docs
