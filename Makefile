@@ -8,6 +8,7 @@
 #   make test-latest   the whole suite on the newest releases pyproject allows (torch stays pinned)
 #   make test-oldest   the whole suite on the floors pyproject declares (constraints-oldest.txt)
 #   make test-wheel    build wheel + sdist, install the wheel (not editable) with the lock, run the README example
+#                      and the recipes' console scripts (a 1-step fit on the packaged YAML) outside the tree
 #   make lock          refresh constraints.txt from the newest releases pyproject allows
 #   make test-vllm     the vLLM suite (tests_vllm/) in its own venv .venv-vllm, from constraints-vllm.txt
 #   make lock-vllm     refresh constraints-vllm.txt
@@ -98,6 +99,9 @@ test-wheel: $(STAMP)
 	.venv-wheel/bin/python $(PIP) -c $(LOCK) dist/*.whl
 	$(PY) scripts/lock.py check .venv-wheel/bin/python $(LOCK)
 	cd "$$(mktemp -d)" && $(CURDIR)/.venv-wheel/bin/unified-guidance --help > /dev/null
+	cd "$$(mktemp -d)" && $(CURDIR)/.venv-wheel/bin/ug-train-diffusion fit --help > /dev/null
+	cd "$$(mktemp -d)" && OMP_NUM_THREADS=1 $(CURDIR)/.venv-wheel/bin/ug-train-flow fit --trainer.max_steps=1 \
+		--trainer.limit_val_batches=0 --trainer.logger=false --model.width=8 && test -f runs/flow_digits/checkpoints/last.ckpt
 	cd "$$(mktemp -d)" && OMP_NUM_THREADS=1 $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/scripts/readme_example.py \
 		$(CURDIR)/README.md
 

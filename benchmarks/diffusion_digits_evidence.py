@@ -1,6 +1,6 @@
 """Evidence: a digits diffusion model at s = 3 is recognised as the requested class far more often than at s = 1.
 
-Trains the recipe (``recipes/diffusion_digits.yaml``, a few minutes on 2 CPU
+Trains the recipe (``unified_guidance/recipes/diffusion_digits.yaml``, a few minutes on 2 CPU
 cores) unless ``--ckpt`` names a checkpoint of it, samples ``--per-class``
 digits of every class at each scale with 50 DDIM steps from the EMA weights,
 and lets the evaluator trained on real digits
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _train() -> DiffusionModule:
     from recipes.train_diffusion import main
 
-    config = str(ROOT / "recipes" / "diffusion_digits.yaml")
+    config = str(ROOT / "unified_guidance" / "recipes" / "diffusion_digits.yaml")
     cli = main(["fit", "--config", config, "--trainer.enable_progress_bar=false"])
     return cli.model
 

@@ -1,22 +1,15 @@
-"""LightningCLI entry point for the class-conditional token model of the digits (run from the repository root).
+"""``python recipes/train_autoregressive.py fit …`` from the checkout:
+the packaged recipe :mod:`unified_guidance.recipes.train_autoregressive`.
 
-    python -m recipes.train_autoregressive fit --config recipes/ar_digits.yaml
-    python -m recipes.train_autoregressive fit --config recipes/ar_digits.yaml --ckpt_path <run>/checkpoints/last.ckpt
-    python -m recipes.train_autoregressive predict --config recipes/ar_digits.yaml --ckpt_path <.../last.ckpt>
-
-Configuration only; the model is :class:`unified_guidance.training.autoregressive.TokenARModule`.
+Installed, the same recipe is
+``python -m unified_guidance.recipes.train_autoregressive`` or ``ug-train-autoregressive``.
 """
 
 from __future__ import annotations
 
-from recipes.cli import RecipeCLI
-from unified_guidance.training.autoregressive import TokenARModule
-from unified_guidance.training.data import DigitsDataModule
+from unified_guidance.recipes.train_autoregressive import main
 
-
-def main(args: list[str] | None = None, run: bool = True) -> RecipeCLI:
-    return RecipeCLI(TokenARModule, DigitsDataModule, args=args, run=run, label="autoregressive")
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     main()

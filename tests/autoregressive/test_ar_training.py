@@ -83,7 +83,7 @@ def test_recipe_config_runs_through_lightning_cli(tmp_path):
         [
             "fit",
             "--config",
-            "recipes/ar_digits.yaml",
+            "unified_guidance/recipes/ar_digits.yaml",
             "--trainer.fast_dev_run=1",
             "--model.width=32",
             "--model.layers=1",

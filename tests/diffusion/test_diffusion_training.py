@@ -15,7 +15,7 @@ from unified_guidance.schedules import Interval
 from unified_guidance.training.data import DigitsDataModule
 from unified_guidance.training.diffusion import DiffusionModule, SampleGridCallback, image_grid
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "unified_guidance" / "recipes"
 
 
 def _trainer(tmp_path, **kwargs) -> L.Trainer:

@@ -12,7 +12,7 @@ from unified_guidance.networks import TinyUNet
 from unified_guidance.training.data import DigitsDataModule
 from unified_guidance.training.flow import FlowMatchingModule
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "flow_digits.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "unified_guidance" / "recipes" / "flow_digits.yaml"
 
 
 def test_short_training_guided_samples_are_recognised_far_more_often_at_s3_and_the_ema_serves():
@@ -79,12 +79,11 @@ def test_two_d_mixture_training_matches_data_purity_at_s1_and_sharpens_at_s3():
 
 
 def test_recipe_builds_the_module_and_data():
-    from lightning.pytorch.cli import LightningCLI
+    from recipes.train_flow import main
 
-    cli = LightningCLI(
-        FlowMatchingModule, DigitsDataModule, run=False, args=["--config", str(RECIPE)]
-    )  # fmt: skip
+    cli = main(["--config", str(RECIPE)], run=False)  # the YAML's data: DigitsDataModule by class path
     # The network is built from the saved hyper-parameters (width), so a checkpoint reloads from its path alone.
     assert isinstance(cli.model, FlowMatchingModule) and isinstance(cli.model.velocity.net, TinyUNet)
     assert cli.model.hparams.width == 32 and cli.model.hparams.ema_warmup
     assert cli.model.hparams.p_uncond == 0.1 and cli.datamodule.batch_size == 128
+    assert type(cli.datamodule) is DigitsDataModule

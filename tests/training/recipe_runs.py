@@ -8,7 +8,7 @@ import torch
 
 from recipes import train_autoregressive, train_diffusion, train_flow
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "unified_guidance" / "recipes"
 
 # name: (entry point, YAML, overrides that make the model tiny)
 RECIPES = {

@@ -1,4 +1,4 @@
-"""Next-token training with condition dropout, and class-conditional sampling of token images."""
+"""Next-token training with condition dropout, and class-conditional sampling of token sequences and images."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..guidance.engine import Guidance
 from ..schedules.scale import Schedule
 from .model import CausalLMModel
 from .sample import generate
-from .tokens import DigitTokens
+from .tokens import DigitTokens, SequenceTokens
 
 
 def next_token_loss(lm: nn.Module, cond_tokens: Tensor, tokens: Tensor) -> Tensor:
@@ -28,7 +28,7 @@ def next_token_loss(lm: nn.Module, cond_tokens: Tensor, tokens: Tensor) -> Tenso
 
 
 def dropped_class_tokens(
-    labels: Tensor, layout: DigitTokens, p_uncond: float, generator: torch.Generator | None = None
+    labels: Tensor, layout: SequenceTokens, p_uncond: float, generator: torch.Generator | None = None
 ) -> Tensor:
     """Class tokens with each replaced by the null token with probability ``p_uncond``
     (Ho & Salimans, arXiv 2207.12598): one network learns p(x|c) and p(x|∅)."""
@@ -37,6 +37,39 @@ def dropped_class_tokens(
 
 
 @torch.no_grad()
+def sample_tokens(
+    model: CausalLMModel,
+    labels: Tensor,
+    guidance: Guidance | Schedule | float,
+    *,
+    layout: SequenceTokens,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Draw content tokens ``(B, layout.length)`` of classes ``labels`` ``(B,)`` under guidance.
+
+    The class token is the prompt, the null token the reference (shared by the batch);
+    ``layout.length`` tokens are sampled with the class and null tokens suppressed.
+    """
+    from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
+
+    device = model.device
+    prompt = layout.class_tokens(labels.to(device))[:, None]
+    suppress = SuppressTokensLogitsProcessor(layout.non_content_tokens(), device=str(device))
+    ids = generate(
+        model,
+        prompt,
+        negative_input_ids=torch.full((1, 1), layout.null_token, device=device),
+        guidance=guidance,
+        max_new_tokens=layout.length,
+        do_sample=True,
+        eos_token_id=[],
+        pad_token_id=layout.null_token,
+        logits_processor=LogitsProcessorList([suppress]),
+        generator=generator,
+    )
+    return ids[:, 1:]
+
+
 def sample_digits(
     model: CausalLMModel,
     labels: Tensor,
@@ -45,27 +78,7 @@ def sample_digits(
     layout: DigitTokens | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Draw images ``(B, 1, 8, 8)`` in [−1, 1] of classes ``labels`` ``(B,)`` under guidance.
-
-    The class token is the prompt, the null token the reference (shared by the batch);
-    64 pixel tokens are sampled with the non-pixel tokens suppressed.
-    """
-    from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
-
+    """Draw images ``(B, 1, 8, 8)`` in [−1, 1] of classes ``labels`` ``(B,)`` under guidance
+    (:func:`sample_tokens` on the digits' layout: 64 pixel tokens after the class token)."""
     layout = layout or DigitTokens()
-    device = model.device
-    prompt = layout.class_tokens(labels.to(device))[:, None]
-    suppress = SuppressTokensLogitsProcessor(layout.non_pixel_tokens(), device=str(device))
-    ids = generate(
-        model,
-        prompt,
-        negative_input_ids=torch.full((1, 1), layout.null_token, device=device),
-        guidance=guidance,
-        max_new_tokens=layout.pixels,
-        do_sample=True,
-        eos_token_id=[],
-        pad_token_id=layout.null_token,
-        logits_processor=LogitsProcessorList([suppress]),
-        generator=generator,
-    )
-    return layout.images(ids[:, 1:])
+    return layout.images(sample_tokens(model, labels, guidance, layout=layout, generator=generator))

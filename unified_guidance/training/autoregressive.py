@@ -1,10 +1,11 @@
-"""A thin LightningModule for next-token training of a class-conditional token model.
+"""Thin LightningModules for next-token training of class-conditional token models.
 
-The math lives in :mod:`unified_guidance.autoregressive` (loss, tokens, decoding);
-this module only wires it to Lightning: per-sample condition dropout (class token
-→ null token, p = 0.1) drawn from a generator seeded by (seed, rank, global step)
-(so a resumed run is exact), AdamW, :meth:`TokenARModule.sample`, and ``predict``
-(guided token images, :mod:`unified_guidance.training.sampling`).
+:class:`TokenSequenceModule` models one's own token sequences (vocabulary, length, classes);
+:class:`TokenARModule` the digits as 64 grey-level tokens. The math lives in
+:mod:`unified_guidance.autoregressive` (loss, tokens, decoding); these modules only wire it
+to Lightning: per-sample condition dropout (class token → null token, p = 0.1) drawn from a
+generator seeded by (seed, rank, global step) (so a resumed run is exact), AdamW, ``.sample``,
+and ``predict`` (guided samples, :mod:`unified_guidance.training.sampling`).
 """
 
 from __future__ import annotations
@@ -15,56 +16,47 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from ..autoregressive.loss import dropped_class_tokens, next_token_loss, sample_digits
+from ..autoregressive.loss import dropped_class_tokens, next_token_loss, sample_tokens
 from ..autoregressive.model import CausalLMModel
-from ..autoregressive.tokens import DigitTokens, digits_token_lm
+from ..autoregressive.tokens import DigitTokens, SequenceTokens, sequence_token_lm
 from ..guidance.engine import Guidance
 from .sampling import GuidedPredictions
 from .seeding import step_generator
 
 
-class TokenARModule(GuidedPredictions, L.LightningModule):
-    """Class-conditional autoregressive model of 8×8 digits as 64 tokens of 17 grey levels.
+class _NextToken(GuidedPredictions, L.LightningModule):
+    """What both token modules share: ``layout``, ``model``, the loss, the optimiser, guided token sampling.
 
-    Args:
-        width, layers, heads: size of the GPT-2 (any transformers causal LM works the same).
-        p_uncond: probability of replacing a sample's class token by the null token.
-        lr, weight_decay: AdamW.
-        seed: initialisation seed of the network and seed of the per-step generator.
-        activation: the GPT-2's MLP activation (:func:`~unified_guidance.autoregressive.digits_token_lm`).
-
-    Batches are ``(images (B, 1, 8, 8) in [−1, 1], labels (B,))``.
+    A subclass sets :attr:`layout` and :attr:`model` in ``__init__`` and maps a batch's
+    data to content tokens in :meth:`tokens`.
     """
 
-    def __init__(
-        self,
-        width: int = 64,
-        layers: int = 4,
-        heads: int = 4,
-        p_uncond: float = 0.1,
-        lr: float = 2e-3,
-        weight_decay: float = 0.01,
-        seed: int = 0,
-        activation: str = "gelu",
-    ) -> None:
-        super().__init__()
+    layout: SequenceTokens
+    model: CausalLMModel
+
+    def _build(self, layout: SequenceTokens, width: int, layers: int, heads: int, p_uncond: float) -> None:
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
-        self.save_hyperparameters()
-        self.layout = DigitTokens()
-        lm = digits_token_lm(width, layers, heads, seed=seed, activation=activation)
+        self.layout = layout
+        lm = sequence_token_lm(
+            layout, width, layers, heads, seed=self.hparams["seed"], activation=self.hparams["activation"]
+        )
         # The conditional model used for sampling: (tokens, t, class token) -> logits, ∅ = the null token.
-        self.model = CausalLMModel(lm, null_cond=self.layout.null_token, pad_token_id=self.layout.null_token)
+        self.model = CausalLMModel(lm, null_cond=layout.null_token, pad_token_id=layout.null_token)
 
     @property
     def lm(self):
         """The transformers GPT-2 inside :attr:`model`."""
         return self.model.lm
 
+    def tokens(self, data: Tensor) -> Tensor:
+        """A batch's data → content tokens ``(B, layout.length)``."""
+        raise NotImplementedError
+
     def _loss(self, batch: Any, p_uncond: float, generator: torch.Generator | None = None) -> Tensor:
-        images, labels = batch
+        data, labels = batch
         cond = dropped_class_tokens(labels, self.layout, p_uncond, generator=generator)
-        return next_token_loss(self.lm, cond, self.layout.image_tokens(images))
+        return next_token_loss(self.lm, cond, self.tokens(data))
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         gen = step_generator(self.hparams["seed"], self.global_rank, self.global_step)
@@ -78,12 +70,107 @@ class TokenARModule(GuidedPredictions, L.LightningModule):
     def configure_optimizers(self):
         return torch.optim.AdamW(self.lm.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
 
+    @torch.no_grad()
+    def sample_tokens(
+        self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Content tokens ``(B, layout.length)`` of classes ``labels`` ``(B,)``, decoded under ``guidance``
+        (class and null tokens never emitted)."""
+        was_training = self.lm.training
+        self.lm.eval()
+        try:
+            return sample_tokens(self.model, labels, guidance, layout=self.layout, generator=generator)
+        finally:
+            self.lm.train(was_training)
+
+
+class TokenSequenceModule(_NextToken):
+    """Class-conditional autoregressive model of one's own token sequences.
+
+    Args:
+        vocab: content tokens ``0 … vocab − 1`` (what sampling may emit).
+        length: tokens per sequence.
+        num_classes: conditions ``0 … num_classes − 1``; class ``c`` is token ``vocab + c`` and
+            ∅ (the reference) is token ``vocab + num_classes``
+            (:class:`~unified_guidance.autoregressive.tokens.SequenceTokens`).
+        width, layers, heads: size of the GPT-2.
+        p_uncond: probability of replacing a sample's class token by the null token.
+        lr, weight_decay: AdamW.
+        seed: initialisation seed of the network and seed of the per-step generator.
+        activation: the GPT-2's MLP activation.
+
+    Batches are ``(tokens (B, length) integers in [0, vocab), labels (B,))``; ``.sample`` and
+    ``predict`` give token sequences ``(B, length)``.
+    """
+
+    def __init__(
+        self,
+        vocab: int,
+        length: int,
+        num_classes: int,
+        width: int = 64,
+        layers: int = 4,
+        heads: int = 4,
+        p_uncond: float = 0.1,
+        lr: float = 2e-3,
+        weight_decay: float = 0.01,
+        seed: int = 0,
+        activation: str = "gelu",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self._build(SequenceTokens(vocab, length, num_classes), width, layers, heads, p_uncond)
+
+    def tokens(self, data: Tensor) -> Tensor:
+        return self.layout.content_tokens(data)
+
+    def sample(
+        self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None, ema: bool = True
+    ) -> Tensor:
+        """Token sequences ``(B, length)`` (:meth:`sample_tokens`); ``ema`` is accepted for the shared
+        contract (this module keeps no EMA)."""
+        return self.sample_tokens(labels, guidance, generator=generator)
+
+
+class TokenARModule(_NextToken):
+    """Class-conditional autoregressive model of 8×8 digits as 64 tokens of 17 grey levels.
+
+    Args:
+        width, layers, heads: size of the GPT-2 (any transformers causal LM works the same).
+        p_uncond: probability of replacing a sample's class token by the null token.
+        lr, weight_decay: AdamW.
+        seed: initialisation seed of the network and seed of the per-step generator.
+        activation: the GPT-2's MLP activation (:func:`~unified_guidance.autoregressive.digits_token_lm`).
+
+    Batches are ``(images (B, 1, 8, 8) in [−1, 1], labels (B,))``. For other token data:
+    :class:`TokenSequenceModule`.
+    """
+
+    layout: DigitTokens
+
+    def __init__(
+        self,
+        width: int = 64,
+        layers: int = 4,
+        heads: int = 4,
+        p_uncond: float = 0.1,
+        lr: float = 2e-3,
+        weight_decay: float = 0.01,
+        seed: int = 0,
+        activation: str = "gelu",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self._build(DigitTokens(), width, layers, heads, p_uncond)
+
+    def tokens(self, data: Tensor) -> Tensor:
+        return self.layout.image_tokens(data)
+
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """Guided token images: ``{"labels", "samples" (B, 1, 8, 8), "tokens" (B, 64)}``."""
         out = super().predict_step(batch, batch_idx, dataloader_idx)
         return {**out, "tokens": self.layout.image_tokens(out["samples"])}
 
-    @torch.no_grad()
     def sample(
         self, labels: Tensor, guidance: Guidance | float, *, generator: torch.Generator | None = None, ema: bool = True
     ) -> Tensor:
@@ -91,9 +178,4 @@ class TokenARModule(GuidedPredictions, L.LightningModule):
 
         ``ema`` is accepted for the shared contract; this module keeps no EMA (its trained weights serve).
         """
-        was_training = self.lm.training
-        self.lm.eval()
-        try:
-            return sample_digits(self.model, labels, guidance, layout=self.layout, generator=generator)
-        finally:
-            self.lm.train(was_training)
+        return self.layout.images(self.sample_tokens(labels, guidance, generator=generator))

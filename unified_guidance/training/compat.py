@@ -17,7 +17,7 @@ so a change upstream is one edit (``make test-latest`` shows it first):
 The progress bar (:mod:`.progress`) subclasses ``TQDMProgressBar`` and uses its
 ``init_train_tqdm``, ``train_progress_bar``, ``predict_progress_bar`` and ``get_metrics``;
 ``LastCheckpoint`` (:mod:`.checkpoints`) uses ``ModelCheckpoint.CHECKPOINT_NAME_LAST`` and
-``FILE_EXTENSION``; the recipes' CLI (``recipes/cli.py``) reads ``LightningCLI.config_init``.
+``FILE_EXTENSION``; the recipes' CLI (``training/recipe_cli.py``) reads ``LightningCLI.config_init``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,31 @@
+"""LightningCLI recipe for the class-conditional token model of the digits.
+
+Its YAML, ``ar_digits.yaml`` (shipped in the package), is the default configuration.
+
+    python -m unified_guidance.recipes.train_autoregressive fit  # or: ug-train-autoregressive fit
+    python -m unified_guidance.recipes.train_autoregressive fit --data my_module.MyDataModule --data.batch_size=64
+    python -m unified_guidance.recipes.train_autoregressive fit --ckpt_path <run>/checkpoints/last.ckpt
+    python -m unified_guidance.recipes.train_autoregressive predict --ckpt_path <.../last.ckpt>
+    python -m unified_guidance.recipes.train_autoregressive fit --print_config  # the whole configuration
+
+Configuration only; the model is :class:`unified_guidance.training.autoregressive.TokenARModule`,
+the data any LightningDataModule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..training.autoregressive import TokenARModule
+from ..training.recipe_cli import RecipeCLI, run_recipe
+
+CONFIG = Path(__file__).with_name("ar_digits.yaml")
+
+
+def main(args: list[str] | None = None, run: bool = True) -> RecipeCLI:
+    """Run the recipe on ``args`` (``None``: the command line); ``run=False`` only builds the model and data."""
+    return run_recipe(TokenARModule, CONFIG, "autoregressive", args=args, run=run)
+
+
+if __name__ == "__main__":
+    main()

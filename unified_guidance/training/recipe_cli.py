@@ -1,0 +1,79 @@
+"""The recipes' LightningCLI: Lightning's own, on any DataModule, with a progress bar that names the paradigm.
+
+``--data`` takes any :class:`~lightning.pytorch.LightningDataModule` by class path
+(LightningCLI's subclass mode): ``--data my_module.MyDataModule --data.batch_size=64``,
+or a ``data: {class_path: …, init_args: …}`` section in a ``--config``. The recipe's
+packaged YAML is the default configuration (the digits), so ``fit`` alone trains on them
+and every value can be overridden on the command line or by another ``--config``.
+
+Unless ``--trainer.enable_progress_bar=false`` (or a progress bar among the
+callbacks), fit shows one bar ``"<paradigm>: training"`` of steps done / total with
+an ETA, and predict one ``"<paradigm>: sampling"``
+(:class:`~unified_guidance.training.progress.StepProgressBar`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.cli import LightningCLI
+
+from .progress import StepProgressBar
+
+
+class RecipeCLI(LightningCLI):
+    """``LightningCLI(model_class, datamodule_class, ...)`` whose bars read ``label``."""
+
+    def __init__(self, *args: Any, label: str, **kwargs: Any) -> None:
+        self.label = label
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        super().__init__(*args, **kwargs)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = config["trainer"]
+        callbacks = list(trainer.get("callbacks") or [])
+        if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs.setdefault("callbacks", [*callbacks, StepProgressBar(self.label)])
+        return super().instantiate_trainer(**kwargs)
+
+
+def run_recipe(
+    model_class: type[L.LightningModule],
+    config: Path,
+    label: str,
+    args: list[str] | None = None,
+    run: bool = True,
+) -> RecipeCLI:
+    """The recipe's CLI: ``model_class`` configured by the YAML ``config`` (the default) and ``args``.
+
+    Args:
+        model_class: the Lightning module the recipe trains (its ``__init__`` signature is ``--model``).
+        config: the recipe's YAML, read before any ``--config`` and command-line value.
+        label: the paradigm, shown in the progress bar.
+        args: the command line (``None``: ``sys.argv``), e.g. ``["fit", "--data", "my.DataModule"]``.
+        run: run the subcommand; ``False`` only instantiates (no subcommand then).
+    """
+    if not config.is_file():
+        raise FileNotFoundError(f"config: expected the recipe's YAML file, got {config} (not a file)")
+    return RecipeCLI(
+        model_class,
+        L.LightningDataModule,
+        subclass_mode_data=True,
+        parser_kwargs=_default_config(config, run),
+        args=args,
+        run=run,
+        label=label,
+    )
+
+
+def _default_config(config: Path, run: bool) -> dict[str, Any]:
+    # With run=True the parser has one subparser per subcommand; each gets the YAML as its default.
+    kwargs = {"default_config_files": [str(config)]}
+    if not run:
+        return kwargs
+    return {sub: kwargs for sub in ("fit", "validate", "test", "predict")}
