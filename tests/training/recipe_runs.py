@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
+import lightning as L
 import torch
 
 from recipes import train_autoregressive, train_diffusion, train_flow
@@ -34,3 +37,14 @@ def training_state(module, trainer) -> list[torch.Tensor]:
     """Every tensor a continued run depends on: weights, EMA, buffers, optimiser moments."""
     opt = trainer.optimizers[0].state_dict()["state"]
     return [*module.state_dict().values(), *(v for s in opt.values() for v in s.values() if torch.is_tensor(v))]
+
+
+class SigintAtEpoch(L.Callback):
+    """Sends this process a real SIGINT (as Ctrl-C does) at batch ``batch`` of ``epoch``."""
+
+    def __init__(self, epoch: int, batch: int = 0) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), signal.SIGINT)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from recipe_runs import QUIET, cli
+from recipe_runs import QUIET, SigintAtEpoch, cli, training_state
 from two_d_points import TwoDPointsDataModule
 
 from unified_guidance.training.data import DigitsDataModule
@@ -55,3 +55,31 @@ def test_the_docs_worked_example_is_this_helper_module():
     helper = (root / "tests" / "training" / "two_d_points.py").read_text()
     assert block is not None and helper.endswith(block.group(1))
     assert "--data two_d_points.TwoDPointsDataModule" in docs
+
+
+@pytest.mark.parametrize("name", ["diffusion", "flow"])
+def test_a_run_on_own_data_interrupted_by_sigint_resumes_to_the_uninterrupted_one(name, tmp_path, sigint_restored):
+    """Two batches an epoch, a real SIGINT after the first batch of epoch 6, the shipped 5-epoch checkpoint:
+    the resumed run replays epoch 6 in the same order and ends where the uninterrupted one ends."""
+    data = [*POINTS, "--data.num_samples=100", "--trainer.max_epochs=7", "--trainer.max_steps=-1",
+            "--trainer.limit_val_batches=0"]  # fmt: skip
+    straight = cli(name, None, tmp_path / "straight", *data, run=False)
+    straight.trainer.fit(straight.model, straight.datamodule)
+    assert straight.trainer.global_step == 14
+
+    first = cli(name, None, tmp_path / "first", *data, run=False)
+    first.trainer.callbacks.append(SigintAtEpoch(6, batch=1))
+    with pytest.raises(SystemExit):
+        first.trainer.fit(first.model, first.datamodule)
+    assert first.trainer.interrupted and first.trainer.global_step == 13
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 10
+
+    torch.manual_seed(123)
+    resumed = cli(name, None, tmp_path / "resumed", *data, run=False)
+    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=last)
+    assert resumed.trainer.global_step == 14
+    a, b = training_state(straight.model, straight.trainer), training_state(resumed.model, resumed.trainer)
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)

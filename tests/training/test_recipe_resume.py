@@ -7,39 +7,12 @@ The recipes' YAMLs are used as shipped (checkpoint every 5 epochs, validation ev
 
 from __future__ import annotations
 
-import os
-import signal
-
-import lightning as L
 import pytest
 import torch
-from recipe_runs import cli, training_state
+from recipe_runs import SigintAtEpoch, cli, training_state
 
 EPOCHS = ["--trainer.max_epochs=7", "--trainer.max_steps=-1", "--trainer.limit_train_batches=1",
           "--trainer.limit_val_batches=0"]  # fmt: skip
-
-
-class SigintAtEpoch(L.Callback):
-    """Sends this process a real SIGINT (as Ctrl-C does) at the first batch of ``epoch``."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.current_epoch == self.epoch:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
-@pytest.fixture
-def sigint_restored():
-    """SIGINT as a terminal's foreground job has it (Python's KeyboardInterrupt), put back after.
-
-    A job started with ``&`` by a non-interactive shell (CI) runs with SIGINT ignored, and
-    Lightning ignores SIGINT after a Ctrl-C: both must not decide what the test sees."""
-    handler = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, handler)
 
 
 @pytest.mark.parametrize("name", ["diffusion", "flow", "autoregressive"])

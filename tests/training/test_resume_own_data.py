@@ -49,14 +49,6 @@ class SigintAtStep(L.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-@pytest.fixture
-def sigint_restored():
-    handler = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, handler)
-
-
 def module(init: int = 0) -> FlowMatchingModule:
     torch.manual_seed(init)  # initial weights
     return FlowMatchingModule(sample_shape=(2,), num_classes=3, width=8, sample_steps=2)

@@ -7,6 +7,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from unified_guidance.training.loaders import resuming_loader
+
 
 class TwoDPointsDataModule(L.LightningDataModule):
     """Three Gaussian blobs (std 0.5) centred on a circle of radius 4: ``(x (2,), label)`` batches."""
@@ -20,9 +22,9 @@ class TwoDPointsDataModule(L.LightningDataModule):
         self.labels = torch.randint(0, 3, (num_samples,), generator=gen)
         self.x = centres[self.labels] + 0.5 * torch.randn(num_samples, 2, generator=gen)
 
-    def train_dataloader(self) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(self.x, self.labels), batch_size=self.batch_size, shuffle=True, generator=gen)
+    def train_dataloader(self) -> DataLoader:  # shuffled by (seed, epoch): a resumed fit is exact
+        points = TensorDataset(self.x, self.labels)
+        return resuming_loader(points, self.batch_size, seed=self.seed, trainer=self.trainer)
 
     def predict_dataloader(self) -> DataLoader:  # one batch of labels per class: what predict samples
         return DataLoader(torch.arange(3).repeat_interleave(self.predict_per_class), batch_size=self.predict_per_class)
