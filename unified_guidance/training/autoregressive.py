@@ -24,7 +24,7 @@ from .sampling import GuidedPredictions
 from .seeding import step_generator
 
 
-class _NextToken(GuidedPredictions, L.LightningModule):
+class TokenModule(GuidedPredictions, L.LightningModule):
     """What both token modules share: ``layout``, ``model``, the loss, the optimiser, guided token sampling.
 
     A subclass sets :attr:`layout` and :attr:`model` in ``__init__`` and maps a batch's
@@ -84,7 +84,7 @@ class _NextToken(GuidedPredictions, L.LightningModule):
             self.lm.train(was_training)
 
 
-class TokenSequenceModule(_NextToken):
+class TokenSequenceModule(TokenModule):
     """Class-conditional autoregressive model of one's own token sequences.
 
     Args:
@@ -132,7 +132,7 @@ class TokenSequenceModule(_NextToken):
         return self.sample_tokens(labels, guidance, generator=generator)
 
 
-class TokenARModule(_NextToken):
+class TokenARModule(TokenModule):
     """Class-conditional autoregressive model of 8×8 digits as 64 tokens of 17 grey levels.
 
     Args:

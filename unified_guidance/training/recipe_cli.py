@@ -48,6 +48,8 @@ def run_recipe(
     label: str,
     args: list[str] | None = None,
     run: bool = True,
+    *,
+    any_model: bool = False,
 ) -> RecipeCLI:
     """The recipe's CLI: ``model_class`` configured by the YAML ``config`` (the default) and ``args``.
 
@@ -57,12 +59,15 @@ def run_recipe(
         label: the paradigm, shown in the progress bar.
         args: the command line (``None``: ``sys.argv``), e.g. ``["fit", "--data", "my.DataModule"]``.
         run: run the subcommand; ``False`` only instantiates (no subcommand then).
+        any_model: ``--model`` takes any subclass of ``model_class`` by class path (LightningCLI's
+            subclass mode; the YAML's ``model`` section then names its ``class_path``).
     """
     if not config.is_file():
         raise FileNotFoundError(f"config: expected the recipe's YAML file, got {config} (not a file)")
     return RecipeCLI(
         model_class,
         L.LightningDataModule,
+        subclass_mode_model=any_model,
         subclass_mode_data=True,
         parser_kwargs=_default_config(config, run),
         args=args,
