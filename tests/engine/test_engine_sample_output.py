@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import unified_guidance as ug
-from unified_guidance.analytic import two_d_mixture
+from unified_guidance.data import two_d_mixture
 from unified_guidance.guidance import SampleOutput, SampleStats
 from unified_guidance.schedules import Interval, LinearBetaSchedule, LinearFlowPath
 
