@@ -29,5 +29,10 @@ def main(args: list[str] | None = None, run: bool = True) -> RecipeCLI:
     return run_recipe(TokenModule, CONFIG, "autoregressive", args=args, run=run, any_model=True)
 
 
+def console() -> None:
+    """The console script ``ug-train-autoregressive``: :func:`main` on the command line, exit status 0 on success."""
+    main()
+
+
 if __name__ == "__main__":
     main()

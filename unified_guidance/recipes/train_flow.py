@@ -27,5 +27,10 @@ def main(args: list[str] | None = None, run: bool = True) -> RecipeCLI:
     return run_recipe(FlowMatchingModule, CONFIG, "flow", args=args, run=run)
 
 
+def console() -> None:
+    """The console script ``ug-train-flow``: :func:`main` on the command line, exit status 0 on success."""
+    main()
+
+
 if __name__ == "__main__":
     main()
