@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import pytest
 import torch
 
 from recipes import train_autoregressive, train_diffusion, train_flow
@@ -48,3 +50,31 @@ class SigintAtEpoch(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
             os.kill(os.getpid(), signal.SIGINT)
+
+
+def assert_sigint_resume_is_exact(name: str, root: Path, *args: str, steps: int, stop: SigintAtEpoch,
+                                  interrupted_at: int, saved_at: int) -> Any:  # fmt: skip
+    """Run the recipe ``name`` on ``args`` straight to ``steps``; again, stopped by a real SIGINT (``stop``)
+    at step ``interrupted_at`` with its last.ckpt at ``saved_at``; resume that in a fresh state and
+    assert every training tensor equals the straight run's exactly. Returns the resumed run."""
+    straight = cli(name, None, root / "straight", *args, run=False)
+    straight.trainer.fit(straight.model, straight.datamodule)
+    assert straight.trainer.global_step == steps
+
+    first = cli(name, None, root / "first", *args, run=False)
+    first.trainer.callbacks.append(stop)
+    with pytest.raises(SystemExit):  # Lightning tears down and exits on Ctrl-C
+        first.trainer.fit(first.model, first.datamodule)
+    assert first.trainer.interrupted and first.trainer.global_step == interrupted_at
+    last = root / "first" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == saved_at
+
+    torch.manual_seed(123)  # a fresh process: nothing but the checkpoint carries over
+    resumed = cli(name, None, root / "resumed", *args, run=False)
+    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=last)
+    assert resumed.trainer.global_step == steps
+    a, b = training_state(straight.model, straight.trainer), training_state(resumed.model, resumed.trainer)
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    return resumed

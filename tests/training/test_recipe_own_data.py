@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from recipe_runs import QUIET, SigintAtEpoch, cli, training_state
+from recipe_runs import QUIET, SigintAtEpoch, assert_sigint_resume_is_exact, cli
 from two_d_points import TwoDPointsDataModule
 
 from unified_guidance.training.data import DigitsDataModule
@@ -63,26 +63,8 @@ def test_a_run_on_own_data_interrupted_by_sigint_resumes_to_the_uninterrupted_on
     the resumed run replays epoch 6 in the same order and ends where the uninterrupted one ends."""
     data = [*POINTS, "--data.num_samples=100", "--trainer.max_epochs=7", "--trainer.max_steps=-1",
             "--trainer.limit_val_batches=0"]  # fmt: skip
-    straight = cli(name, None, tmp_path / "straight", *data, run=False)
-    straight.trainer.fit(straight.model, straight.datamodule)
-    assert straight.trainer.global_step == 14
-
-    first = cli(name, None, tmp_path / "first", *data, run=False)
-    first.trainer.callbacks.append(SigintAtEpoch(6, batch=1))
-    with pytest.raises(SystemExit):
-        first.trainer.fit(first.model, first.datamodule)
-    assert first.trainer.interrupted and first.trainer.global_step == 13
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["global_step"] == 10
-
-    torch.manual_seed(123)
-    resumed = cli(name, None, tmp_path / "resumed", *data, run=False)
-    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=last)
-    assert resumed.trainer.global_step == 14
-    a, b = training_state(straight.model, straight.trainer), training_state(resumed.model, resumed.trainer)
-    assert len(a) == len(b)
-    for x, y in zip(a, b, strict=True):
-        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    assert_sigint_resume_is_exact(name, tmp_path, *data, steps=14, stop=SigintAtEpoch(6, batch=1),
+                                  interrupted_at=13, saved_at=10)  # fmt: skip
 
 
 TOKENS = [
@@ -95,23 +77,6 @@ def test_the_token_recipe_takes_a_users_model_and_data_and_resumes_exactly_after
     """The autoregressive recipe on one's own token sequences: --model and --data by class path, two
     batches an epoch, a real SIGINT after the first batch of epoch 6, resumed from the 5-epoch checkpoint."""
     run = [*TOKENS, "--trainer.max_epochs=7", "--trainer.max_steps=-1", "--trainer.limit_val_batches=0"]
-    straight = cli("autoregressive", None, tmp_path / "straight", *run, run=False)
-    assert type(straight.model).__name__ == "TokenSequenceModule" and straight.model.layout.vocab == 5
-    straight.trainer.fit(straight.model, straight.datamodule)
-    assert straight.trainer.global_step == 14
-
-    first = cli("autoregressive", None, tmp_path / "first", *run, run=False)
-    first.trainer.callbacks.append(SigintAtEpoch(6, batch=1))
-    with pytest.raises(SystemExit):
-        first.trainer.fit(first.model, first.datamodule)
-    assert first.trainer.interrupted and first.trainer.global_step == 13
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["global_step"] == 10
-
-    torch.manual_seed(123)
-    resumed = cli("autoregressive", None, tmp_path / "resumed", *run, run=False)
-    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=last)
-    a, b = training_state(straight.model, straight.trainer), training_state(resumed.model, resumed.trainer)
-    assert resumed.trainer.global_step == 14 and len(a) == len(b)
-    for x, y in zip(a, b, strict=True):
-        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    resumed = assert_sigint_resume_is_exact("autoregressive", tmp_path, *run, steps=14, stop=SigintAtEpoch(6, batch=1),
+                                            interrupted_at=13, saved_at=10)  # fmt: skip
+    assert type(resumed.model).__name__ == "TokenSequenceModule" and resumed.model.layout.vocab == 5

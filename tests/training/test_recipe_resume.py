@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from recipe_runs import SigintAtEpoch, cli, training_state
+from recipe_runs import SigintAtEpoch, assert_sigint_resume_is_exact, cli, training_state
 
 EPOCHS = ["--trainer.max_epochs=7", "--trainer.max_steps=-1", "--trainer.limit_train_batches=1",
           "--trainer.limit_val_batches=0"]  # fmt: skip
@@ -17,26 +17,8 @@ EPOCHS = ["--trainer.max_epochs=7", "--trainer.max_steps=-1", "--trainer.limit_t
 
 @pytest.mark.parametrize("name", ["diffusion", "flow", "autoregressive"])
 def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(name, tmp_path, sigint_restored):
-    straight = cli(name, None, tmp_path / "straight", *EPOCHS, run=False)
-    straight.trainer.fit(straight.model, straight.datamodule)
-    assert straight.trainer.global_step == 7
-
-    first = cli(name, None, tmp_path / "first", *EPOCHS, run=False)
-    first.trainer.callbacks.append(SigintAtEpoch(6))
-    with pytest.raises(SystemExit):  # Lightning tears down and exits on Ctrl-C
-        first.trainer.fit(first.model, first.datamodule)
-    assert first.trainer.interrupted and first.trainer.global_step == 6
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["global_step"] == 5  # the shipped 5-epoch interval
-
-    torch.manual_seed(123)  # a fresh process: nothing but the checkpoint carries over
-    resumed = cli(name, None, tmp_path / "resumed", *EPOCHS, run=False)
-    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=last)
-    assert resumed.trainer.global_step == 7
-    a, b = training_state(straight.model, straight.trainer), training_state(resumed.model, resumed.trainer)
-    assert len(a) == len(b)
-    for x, y in zip(a, b, strict=True):
-        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    """SIGINT at epoch 6 of one-batch epochs; the shipped 5-epoch checkpoint (step 5) resumes to step 7."""
+    assert_sigint_resume_is_exact(name, tmp_path, *EPOCHS, steps=7, stop=SigintAtEpoch(6), interrupted_at=6, saved_at=5)
 
 
 def test_diffusion_recipe_checkpoints_every_5_epochs_though_it_validates_every_25(tmp_path):
