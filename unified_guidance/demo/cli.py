@@ -20,24 +20,16 @@ def _paradigms(text: str) -> tuple[str, ...]:
 
 
 def _devices(text: str) -> int | str:
-    if text == "auto":
-        return text
+    return text if text == "auto" else _positive(text, expected="a positive integer or 'auto'")
+
+
+def _positive(text: str, expected: str = "a positive integer") -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     return value
 
 
