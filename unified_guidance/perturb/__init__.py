@@ -7,11 +7,16 @@ always removes it. :class:`~unified_guidance.guidance.Reference` puts one into a
 """
 
 from .hooks import Rows, perturbed
-from .spec import Perturbation, pag, seg, slg
+from .nag import NagSpan, normalized
+from .spec import NormalizedAttention, Perturbation, nag, pag, seg, slg
 
 __all__ = [
+    "NagSpan",
+    "NormalizedAttention",
     "Perturbation",
     "Rows",
+    "nag",
+    "normalized",
     "pag",
     "perturbed",
     "seg",

@@ -4,7 +4,9 @@
   ``softmax(QKᵀ/√d)`` is replaced by the identity, so each query's output is its own value;
 * blurred queries (SEG, Hong, arXiv 2408.00760): ``Q`` is smoothed with a Gaussian of
   width σ over the token grid before attention; σ = ∞ replaces every query by their mean;
-* a skipped block (SLG/STG, arXiv 2411.18664) needs no function: its output is its input.
+* a skipped block (SLG/STG, arXiv 2411.18664) needs no function: its output is its input;
+* normalized attention (NAG, Chen et al., arXiv 2505.21179): attention outputs of a positive and a
+  negative context extrapolated, their per-token L1-norm ratio bounded, blended back.
 """
 
 from __future__ import annotations
@@ -78,3 +80,29 @@ def square_grid(tokens: int) -> tuple[int, int] | None:
     """``(n, n)`` where ``tokens = n²``, else ``None``."""
     n = math.isqrt(tokens)
     return (n, n) if n * n == tokens else None
+
+
+def normalized_attention(z_pos: Tensor, z_neg: Tensor, scale: Tensor | float, tau: float, alpha: float) -> Tensor:
+    """Normalized attention guidance (NAG, Chen et al., arXiv 2505.21179) on attention outputs.
+
+    ``z_pos``, ``z_neg`` ``(B, H, L, d)``: the attention outputs Z⁺, Z⁻ of the same queries read
+    against the positive and the negative context (or ``(B, L, d)`` without a head axis).
+    ``scale`` w: a number or ``(B,)``, in CFG's convention (w = 1 changes nothing); the paper's
+    φ = w − 1. Per token, with ‖·‖₁ over its features (every head's channels)::
+
+        Z̃ = Z⁺ + (w − 1)(Z⁺ − Z⁻)             extrapolation
+        r = ‖Z̃‖₁ / ‖Z⁺‖₁,  Ẑ = Z̃ · min(r, τ)/r   the norm ratio bounded by τ
+        Z = Z⁺ + α(Ẑ − Z⁺)                      the paper's α·Ẑ + (1 − α)·Z⁺
+
+    w = 1 or α = 0 return Z⁺ exactly (τ ≥ 1), τ = ∞ skips the bound. Returns the shape of ``z_pos``.
+    """
+    if z_pos.shape != z_neg.shape:
+        raise ValueError(f"z_neg: expected the shape of z_pos {tuple(z_pos.shape)}, got {tuple(z_neg.shape)}")
+    if isinstance(scale, Tensor) and scale.ndim > 0:
+        scale = scale.to(z_pos.dtype).reshape((-1,) + (1,) * (z_pos.ndim - 1))
+    features = (-3, -1) if z_pos.ndim == 4 else (-1,)
+    extrapolated = z_pos + (scale - 1) * (z_pos - z_neg)
+    if not math.isinf(tau):
+        ratio = extrapolated.abs().sum(features, keepdim=True) / z_pos.abs().sum(features, keepdim=True)
+        extrapolated = extrapolated * torch.where(ratio > tau, tau / ratio, torch.ones_like(ratio))
+    return z_pos + alpha * (extrapolated - z_pos)

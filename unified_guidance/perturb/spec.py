@@ -11,6 +11,8 @@ kind                 what the selected modules do               paper
 ``IdentityAttention``  attention map → identity (output = values)   PAG, arXiv 2403.17377
 ``BlurredQueries``     queries blurred by a Gaussian of σ (∞: mean) SEG, arXiv 2408.00760
 ``SkipBlocks``         block output → its input                    SLG/STG, arXiv 2411.18664
+``NormalizedAttention``  cross-attention read against a negative    NAG, arXiv 2505.21179
+                       context too, outputs extrapolated (§ NAG)
 ===================  =========================================  ============================
 
 The attention kinds act on the ``torch.nn.functional.scaled_dot_product_attention`` calls
@@ -115,6 +117,42 @@ class SkipBlocks(Perturbation):
     """
 
 
+@dataclass(frozen=True)
+class NormalizedAttention(Perturbation):
+    """NAG: each selected cross-attention also reads the negative context; its output becomes
+    :func:`~.ops.normalized_attention` of the two reads (Chen et al., arXiv 2505.21179).
+
+    Unlike the other kinds it acts *inside the conditional forward* (no reference rows are run),
+    at the scale w of its :class:`~unified_guidance.guidance.Reference` (w = 1: nothing changes).
+    Select modules called as ``module(hidden_states, encoder_hidden_states, ...)`` that make one
+    ``scaled_dot_product_attention`` call per read: ``attn2`` of diffusers' UNet blocks, Wan's
+    ``attn2``, ``blocks.i.cross`` of a :class:`~unified_guidance.networks.TinyDiT` with
+    ``cond_mode="cross"``.
+
+    Args:
+        tau: τ ≥ 1, the bound on the per-token L1-norm ratio ‖Z̃‖₁/‖Z⁺‖₁ (``math.inf``: no bound).
+        alpha: α ∈ [0, 1], the weight of the normalized output against Z⁺ (0: nothing changes).
+        context: the path pattern of the module that maps the condition the network is given to
+            the context its cross-attentions read (TinyDiT: ``"context"``; Wan:
+            ``"condition_embedder.text_embedder"``); ``None``: the condition is the context itself
+            (``UNet2DConditionModel``'s ``encoder_hidden_states``). A dict condition gives its
+            ``"encoder_hidden_states"``.
+    """
+
+    tau: float = 2.5
+    alpha: float = 0.25
+    context: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) or not self.tau >= 1:
+            raise ValueError(f"tau: expected τ ≥ 1 (or math.inf), got {self.tau!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha: expected α in [0, 1], got {self.alpha!r}")
+        if self.context is not None and (not isinstance(self.context, str) or not self.context):
+            raise ValueError(f"context: expected a module path pattern or None, got {self.context!r}")
+
+
 def pag(*modules: str) -> IdentityAttention:
     """Perturbed-attention guidance's perturbation on the self-attention ``modules``."""
     return IdentityAttention(modules)
@@ -128,6 +166,11 @@ def seg(*modules: str, sigma: float = math.inf, grid: tuple[int, int] | None = N
 def slg(*modules: str) -> SkipBlocks:
     """Skip-layer guidance's perturbation: the blocks ``modules`` are skipped."""
     return SkipBlocks(modules)
+
+
+def nag(*modules: str, tau: float = 2.5, alpha: float = 0.25, context: str | None = None) -> NormalizedAttention:
+    """Normalized attention guidance on the cross-attention ``modules`` (defaults: the authors' τ, α)."""
+    return NormalizedAttention(modules, tau=tau, alpha=alpha, context=context)
 
 
 def _ends_with(path: str, pattern: str) -> bool:
