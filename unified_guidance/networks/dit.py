@@ -109,6 +109,8 @@ class TinyDiT(nn.Module):
         heads: attention heads.
         patch_size: p; the token grid is ``(H/p, W/p)``.
         mlp_ratio: hidden width of each block's MLP, in units of D.
+        guidance_input: also take the guidance strength β = 1/s (``beta`` of forward; a
+            guidance-free model, :class:`~.embedding.ConditioningEmbedding`).
 
     Shapes: ``x (B, C, H, W)``, ``t (B,)`` or scalar, ``labels (B,)`` → ``(B, C, H, W)``.
     Attributes: ``grid`` (token rows, cols); ``blocks`` (an ``nn.ModuleList`` of :class:`DiTBlock`).
@@ -124,6 +126,7 @@ class TinyDiT(nn.Module):
         heads: int = 4,
         patch_size: int = 2,
         mlp_ratio: int = 4,
+        guidance_input: bool = False,
     ) -> None:
         super().__init__()
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -134,7 +137,8 @@ class TinyDiT(nn.Module):
         self.in_channels, self.image_size, self.num_classes = in_channels, size, num_classes
         self.patch_size = patch_size
         self.grid: tuple[int, int] = (size[0] // patch_size, size[1] // patch_size)
-        self.embed = ConditioningEmbedding(num_classes, width)
+        self.embed = ConditioningEmbedding(num_classes, width, guidance_input)
+        self.guidance_input = self.embed.guidance_input
         self.patch = nn.Conv2d(in_channels, width, patch_size, stride=patch_size)
         self.register_buffer("position", sincos_position_2d(*self.grid, width).float()[None], persistent=False)
         self.blocks = nn.ModuleList([DiTBlock(width, heads, self.grid, mlp_ratio) for _ in range(depth)])
@@ -151,11 +155,11 @@ class TinyDiT(nn.Module):
         x = tokens.reshape(tokens.shape[0], rows, cols, p, p, c)
         return x.permute(0, 5, 1, 3, 2, 4).reshape(tokens.shape[0], c, rows * p, cols * p)
 
-    def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor, beta: Tensor | None = None) -> Tensor:
         expected = (self.in_channels, *self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x: expected shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
-        emb = self.embed(x, t, labels)
+        emb = self.embed(x, t, labels, beta)
         h = self.patch(x).flatten(2).transpose(1, 2) + self.position  # (B, L, D), row-major tokens
         for block in self.blocks:
             h = block(h, emb)
