@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .conditions import Cond, NullSpec, batch_size_of, expand_null
 from .path import Path, PathCoefficients
-from .shapes import as_time
+from .shapes import as_time, check_strength
 from .spaces import check_space
 
 
@@ -37,6 +37,11 @@ class ConditionalModel(nn.Module):
     Subclasses implement :meth:`predict`, which never sees ``cond=None``. Each
     forward is counted (:attr:`stats`), so tests and benchmarks can see the
     forwards that guidance saves.
+
+    A *guidance-free* model (:attr:`guidance_input` true: GFT, guidance distillation) also
+    takes the guidance strength β = 1/s: ``model(x, t, cond, beta=β)`` is the guided prediction
+    at scale s in one forward, and β = 1 (the default) the conditional model. Its subclass
+    implements ``predict(x, t, cond, beta=None)``.
 
     Args:
         space: the prediction space of the output (see :mod:`~unified_guidance.core.spaces`).
@@ -63,15 +68,30 @@ class ConditionalModel(nn.Module):
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
         """The network's prediction for ``x`` ``(B, ...)`` at time ``t`` (scalar or ``(B,)``)."""
 
-    def forward(self, x: Tensor, t: Tensor | float, cond: Cond | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, t: Tensor | float, cond: Cond | None = None, *, beta: Tensor | float | None = None
+    ) -> Tensor:
         t = as_time(t, x)
         if cond is None:
             cond = self.null_condition(x.shape[0], device=x.device)
         elif batch_size_of(cond) != x.shape[0]:
             raise ValueError(f"cond: expected batch size {x.shape[0]} (that of x), got {batch_size_of(cond)}")
+        if beta is not None and not self.guidance_input:
+            raise ValueError(
+                f"beta: {type(self).__name__} takes no guidance strength (its network was built without "
+                "guidance_input); guide it with a reference branch instead"
+            )
+        strength = None if beta is None else check_strength(beta, x)
         self._calls += 1
         self._rows += x.shape[0]
-        return self.predict(x, t, cond)
+        if strength is None:
+            return self.predict(x, t, cond)
+        return self.predict(x, t, cond, beta=strength)  # type: ignore[call-arg]
+
+    @property
+    def guidance_input(self) -> bool:
+        """Whether the model takes the guidance strength β = 1/s (a guidance-free model)."""
+        return False
 
     def null_condition(self, batch_size: int, *, device: torch.device | None = None) -> Cond:
         """∅ expanded to ``batch_size`` rows."""

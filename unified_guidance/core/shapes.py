@@ -49,14 +49,29 @@ def as_time(t: Tensor | float, x: Tensor) -> Tensor:
     return torch.as_tensor(t, device=x.device)
 
 
-def batch_time(t: Tensor | float, batch_size: int, *, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """Return ``t`` as a ``(B,)`` tensor: a scalar is repeated, a ``(B,)`` tensor is checked."""
+def batch_time(
+    t: Tensor | float, batch_size: int, *, device: torch.device, dtype: torch.dtype, name: str = "t"
+) -> Tensor:
+    """Return ``t`` as a ``(B,)`` tensor: a scalar is repeated, a ``(B,)`` tensor is checked
+    (``name``: the argument named by the error)."""
     t = torch.as_tensor(t, device=device, dtype=dtype)
     if t.ndim == 0:
         return t.expand(batch_size)
     if t.shape != (batch_size,):
-        raise ValueError(f"t: expected a scalar or shape ({batch_size},), got shape {tuple(t.shape)}")
+        raise ValueError(f"{name}: expected a scalar or shape ({batch_size},), got shape {tuple(t.shape)}")
     return t
+
+
+def check_strength(beta: Tensor | float, x: Tensor) -> Tensor:
+    """The guidance strength β = 1/s of a guidance-free model as a ``(B,)`` tensor in the time dtype
+    of ``x``; raise ``ValueError`` naming ``beta`` unless it lies in (0, 1] (s ≥ 1; one read-back)."""
+    if isinstance(beta, bool) or not isinstance(beta, (Tensor, int, float)):
+        raise TypeError(f"beta: expected a number or a tensor, got {type(beta).__name__}")
+    b = batch_time(beta, x.shape[0], device=x.device, dtype=time_dtype(x.dtype), name="beta")
+    check_unit_interval("beta", b)
+    if reads_back() and not bool((b > 0).all()):
+        raise ValueError("beta: expected values in (0, 1] (β = 1/s for a guidance scale s ≥ 1), got 0")
+    return b
 
 
 def check_finite(name: str, value: Tensor | float) -> None:

@@ -62,13 +62,18 @@ class EpsModel(ConditionalModel):
         self.sample_shape = None if sample_shape is None else tuple(int(d) for d in sample_shape)
         self.time_scale = float(time_scale)
 
-    def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
+    @property
+    def guidance_input(self) -> bool:
+        """Whether ``net`` takes the guidance strength (its ``guidance_input`` attribute)."""
+        return bool(getattr(self.net, "guidance_input", False))
+
+    def predict(self, x: Tensor, t: Tensor, cond: Cond, beta: Tensor | None = None) -> Tensor:
         if self.sample_shape is not None and tuple(x.shape[1:]) != self.sample_shape:
             raise ValueError(f"x: expected samples of shape {self.sample_shape}, got {tuple(x.shape[1:])}")
         self._check_cond(cond, x.shape[0])
         check_module_input("x", x, self.net)
         t = batch_time(t, x.shape[0], device=x.device, dtype=time_dtype(x.dtype))
-        out = self.net(x, t * self.time_scale, cond)
+        out = self.net(x, t * self.time_scale, cond) if beta is None else self.net(x, t * self.time_scale, cond, beta)
         if not isinstance(out, Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(f"net: expected an output of the shape of x {tuple(x.shape)}, got {got}")

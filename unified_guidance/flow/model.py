@@ -49,11 +49,17 @@ class VelocityModel(ConditionalModel):
         super().__init__(space="velocity", path=path if path is not None else LinearFlowPath(), null_cond=null_cond)
         self.net = net
 
-    def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
+    @property
+    def guidance_input(self) -> bool:
+        """Whether ``net`` takes the guidance strength (its ``guidance_input`` attribute)."""
+        return bool(getattr(self.net, "guidance_input", False))
+
+    def predict(self, x: Tensor, t: Tensor, cond: Cond, beta: Tensor | None = None) -> Tensor:
         check_unit_interval("t", t.detach())
         check_module_input("x", x, self.net)
         t = batch_time(t, x.shape[0], device=x.device, dtype=x.dtype)
-        return check_output("net", self.net(x, t, cond), x)
+        out = self.net(x, t, cond) if beta is None else self.net(x, t, cond, beta)
+        return check_output("net", out, x)
 
 
 class Reparametrized(ConditionalModel):

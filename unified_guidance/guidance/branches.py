@@ -23,12 +23,14 @@ from .spec import ModelReference, Source
 @dataclass(frozen=True)
 class Branch:
     """One forward's worth of rows: ``x`` ``(b, ...)``, ``t`` (scalar or ``(b,)``), ``cond``, and
-    the perturbation acting on them (``None``: the model as it is)."""
+    the perturbation acting on them (``None``: the model as it is), and the guidance strength β
+    ``(b,)`` handed to a guidance-free model (``None``: none, the model's default β = 1)."""
 
     x: Tensor
     t: Tensor
     cond: Cond
     perturbation: Perturbation | None = None
+    beta: Tensor | None = None
 
 
 def run_branches(
@@ -48,22 +50,44 @@ def run_branches(
     xs = torch.cat([b.x for b in branches])
     ts = branches[0].t if branches[0].t.ndim == 0 else torch.cat([b.t for b in branches])
     conds = cat_batch([b.cond for b in branches])
-    out = _perturbed_forward(model, xs, ts, conds, entries, cache) if entries else model(xs, ts, conds)
+    beta = _stacked_beta(branches)
+    out = (
+        _perturbed_forward(model, xs, ts, conds, entries, cache, beta) if entries else _call(model, xs, ts, conds, beta)
+    )
     if out.shape[0] != total:
         raise ValueError(f"model: expected an output with batch {total} (the stacked input), got {out.shape[0]}")
     return list(out.split(sizes))
 
 
+def _stacked_beta(branches: list[Branch]) -> Tensor | None:
+    """The strengths of stacked branches ``(Σb,)``: β = 1 for the branches that set none."""
+    if all(b.beta is None for b in branches):
+        return None
+    ones = lambda b: torch.ones(b.x.shape[0], dtype=_dtype(branches), device=b.x.device)  # noqa: E731
+    return torch.cat([ones(b) if b.beta is None else b.beta for b in branches])
+
+
+def _dtype(branches: list[Branch]) -> torch.dtype:
+    return next(b.beta.dtype for b in branches if b.beta is not None)
+
+
 def _one(model: ConditionalModel, b: Branch, cache: Selections | None) -> Tensor:
     if b.perturbation is None:
-        return model(b.x, b.t, b.cond)
-    return _perturbed_forward(model, b.x, b.t, b.cond, [(b.perturbation, Rows.all(b.x.shape[0]))], cache)
+        return _call(model, b.x, b.t, b.cond, b.beta)
+    return _perturbed_forward(model, b.x, b.t, b.cond, [(b.perturbation, Rows.all(b.x.shape[0]))], cache, b.beta)
 
 
 @torch.compiler.disable  # hooks installed per call cannot be traced: this forward runs eagerly
-def _perturbed_forward(model: ConditionalModel, x: Tensor, t: Tensor, cond: Cond, entries, cache) -> Tensor:
+def _perturbed_forward(
+    model: ConditionalModel, x: Tensor, t: Tensor, cond: Cond, entries, cache, beta: Tensor | None = None
+) -> Tensor:
     with perturbed(model, entries, cache):
-        return model(x, t, cond)
+        return _call(model, x, t, cond, beta)
+
+
+def _call(model: ConditionalModel, x: Tensor, t: Tensor, cond: Cond, beta: Tensor | None) -> Tensor:
+    """One forward; β is handed over only where set (a model without the input keeps its signature)."""
+    return model(x, t, cond) if beta is None else model(x, t, cond, beta=beta)
 
 
 def reference_branch(

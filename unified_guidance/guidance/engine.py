@@ -6,19 +6,27 @@ model, perturbation: :mod:`.branches`) is kept apart from how they are combined
 conditional and reference branches run as one forward over a stacked batch by
 default; where a reference's scale is exactly 1 its forward is not run at all,
 and the saving is counted.
+
+A guidance-free model (:attr:`~unified_guidance.core.ConditionalModel.guidance_input`:
+GFT, guidance distillation) *folds* its CFG reference on ∅ into the conditional call: that
+call hands the network β = 1/w(τ) and returns the guided prediction in one forward of B
+rows; the reference is not run and adds nothing to ĝ = c + Σ(g_j − c). Where the model
+cannot express the guidance in that forward (another rule, a negative or several
+conditions, a post-process that reads c), the reference runs as for any model, at β = 1.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..core.checks import DeferredChecks
+from ..core.checks import DeferredChecks, reads_back
 from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
-from ..core.shapes import as_time, check_pair
+from ..core.shapes import as_time, batch_time, check_pair
 from ..core.spaces import convert
 from ..perturb.hooks import Selections
 from ..schedules.scale import Schedule
@@ -181,11 +189,15 @@ class GuidedModel(nn.Module):
                 "model or a perturbation); add Reference(None, scale) to the guidance or drop the negative"
             )
         rows = [r.rule.reference_rows(state, batch) for r, state in zip(refs, self.states, strict=True)]
-        run = [j for j in range(len(refs)) if self._runs(refs[j], cond, spec, unit[j] or zero[j], rows[j])]
-        for j in set(range(len(refs))) - set(run):  # a composition runs ∅ all the same: no rows saved there
+        fold = self._fold(cond, spec, [u or z for u, z in zip(unit, zero, strict=True)])
+        run = [
+            j for j in range(len(refs)) if j != fold and self._runs(refs[j], cond, spec, unit[j] or zero[j], rows[j])
+        ]
+        for j in set(range(len(refs))) - set(run) - {fold}:  # a composition runs ∅ all the same: no rows saved there
             self._count_skip(0 if refs[j].source is None and not spec.is_single else batch)
         subsets = {j: _subset(rows[j]) for j in run}
-        conds, preds = self._branches(x, t, spec, run, subsets, checks)
+        beta = None if fold is None else _strength(scales[fold], x)
+        conds, preds = self._branches(x, t, spec, run, subsets, checks, beta)
         combined = self._compose(x, t, spec, conds, preds)
         refs_out = [preds.get(j) for j in range(len(refs))]
         result = combine(refs, self.guidance.post, combined, refs_out, scales, tau, self.states,
@@ -195,6 +207,19 @@ class GuidedModel(nn.Module):
         checks.verify()
         self.states = list(result.states)
         return GuidedPrediction(result.guided, combined, tuple(refs_out))
+
+    def _fold(self, cond: Any, spec: Conditions, idle: list[bool]) -> int | None:
+        """The reference a guidance-free model takes as its input β = 1/w instead of running it: the
+        first one on ∅ with plain CFG, for a call with one condition and no negative, when no
+        post-process reads the conditional prediction (which the folded call does not give)."""
+        if not self.model.guidance_input or cond is None or not spec.is_single or spec.negative is not None:
+            return None
+        if any(p.reads_cond for p in self.guidance.post):
+            return None
+        for j, r in enumerate(self.guidance.references):
+            if r.source is None and type(r.rule) is CFG and not idle[j]:
+                return j
+        return None
 
     def _runs(self, ref: Reference, cond: Any, spec: Conditions, idle: bool, rows: Tensor | None) -> bool:
         """Whether a reference must run: its scale is not 1 and its rule does not output zero, some
@@ -219,7 +244,14 @@ class GuidedModel(nn.Module):
     # -- branches ---------------------------------------------------------------------------
 
     def _branches(
-        self, x: Tensor, t: Tensor, spec: Conditions, run: list[int], subsets: dict, checks: DeferredChecks
+        self,
+        x: Tensor,
+        t: Tensor,
+        spec: Conditions,
+        run: list[int],
+        subsets: dict,
+        checks: DeferredChecks,
+        beta: Tensor | None = None,
     ) -> tuple[list[Tensor], dict]:
         """The conditional predictions (one per condition) and the predictions of the references ``run``
         (and of ∅, keyed ``_NULL``, for a composition of conditions).
@@ -227,10 +259,11 @@ class GuidedModel(nn.Module):
         The model's own branches (conditions, ∅ or the negative, perturbed references) run as one
         stacked forward; another model's, as its own. ``subsets[j]`` ``(k,)``: run reference j for
         these samples only; the others get the first conditional prediction in its place (a rule
-        that stopped guiding them ignores it).
+        that stopped guiding them ignores it). ``beta`` ``(B,)``: the folded strength, handed with the
+        conditional rows and with the perturbed references that take the same condition.
         """
         refs, n = self.guidance.references, len(spec.conds)
-        own = [Branch(x, t, c) for c in spec.conds]
+        own = [Branch(x, t, c, beta=beta) for c in spec.conds]
         slots: dict[Any, tuple[str, int]] = {}  # equal sources over equal rows run once
         others: list[tuple[ConditionalModel, Branch]] = []
         wanted: list[tuple[int | str, Any, Tensor | None]] = [(j, refs[j].source, subsets[j]) for j in run]
@@ -241,6 +274,8 @@ class GuidedModel(nn.Module):
             key = (source, None if subset is None else j)
             if key not in slots:
                 branch = reference_branch(self.model, x, t, spec, source, subset)
+                if beta is not None and isinstance(source, PerturbedReference) and source.condition == "same":
+                    branch = replace(branch, beta=beta if subset is None else beta.index_select(0, subset))
                 if isinstance(source, ModelReference):
                     slots[key] = ("other", len(others))
                     others.append((source.model, branch))
@@ -277,6 +312,17 @@ class GuidedModel(nn.Module):
     def _count_skip(self, rows: int) -> None:
         self._skipped += 1
         self._skipped_rows += rows
+
+
+def _strength(scale: Tensor, x: Tensor) -> Tensor:
+    """β = 1/w ``(B,)`` for a folded reference at scale w ≥ 1 (a scale below 1 is refused by name)."""
+    w = batch_time(scale, x.shape[0], device=x.device, dtype=scale.dtype, name="scale")
+    if reads_back() and not bool((w >= 1.0).all()):
+        raise ValueError(
+            "scale: a guidance-free model takes its guidance as β = 1/s, so its CFG scale must be ≥ 1, "
+            f"got {float(w.min()):g}"
+        )
+    return 1.0 / w
 
 
 def _describe(value: Any) -> str:

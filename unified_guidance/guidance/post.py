@@ -21,6 +21,9 @@ class PostProcess(ABC):
     """Adjusts a guided prediction, knowing the conditional one."""
 
     space: str | None = None
+    reads_cond: bool = True
+    """Whether the adjustment reads the conditional prediction (a guidance-free model's folded call
+    has none to give it, so its reference runs instead)."""
 
     @abstractmethod
     def __call__(self, guided: Tensor, cond: Tensor) -> Tensor: ...
@@ -51,6 +54,7 @@ class DynamicThreshold(PostProcess):
     percentile: float = 0.995
     max_value: float = float("inf")
     space = "x0"
+    reads_cond = False
 
     def __post_init__(self) -> None:
         check_number("percentile", self.percentile, lo=0.0, hi=1.0)
@@ -67,6 +71,7 @@ class StaticClip(PostProcess):
 
     bound: float = 1.0
     space = "x0"
+    reads_cond = False
 
     def __post_init__(self) -> None:
         check_number("bound", self.bound, lo=0.0)

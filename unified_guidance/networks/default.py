@@ -17,17 +17,28 @@ ARCHS: tuple[str, ...] = ("unet", "dit")
 (:class:`~unified_guidance.networks.dit.TinyDiT`: 2×2 patches, 4 blocks, 4 heads, token width ``width``)."""
 
 
-def default_net(shape: tuple[int, ...], num_classes: int, width: int, arch: str = "unet") -> nn.Module:
+def default_net(
+    shape: tuple[int, ...], num_classes: int, width: int, arch: str = "unet", guidance_input: bool = False
+) -> nn.Module:
     """:class:`~unified_guidance.networks.unet.TinyUNet` (``arch="unet"``) or
     :class:`~unified_guidance.networks.dit.TinyDiT` (``arch="dit"``) for images ``(C, H, W)``,
     :class:`~unified_guidance.networks.mlp.MLPNet` for vectors ``(D,)`` (``arch`` is then unused);
-    label ``num_classes`` is ∅."""
+    label ``num_classes`` is ∅; ``guidance_input``: the network also takes β = 1/s (a guidance-free model)."""
+    gi = bool(guidance_input)
     if arch not in ARCHS:
         raise ValueError(f"arch: expected one of {', '.join(ARCHS)}, got {arch!r}")
     if len(shape) == 3 and arch == "dit":
-        return TinyDiT(in_channels=shape[0], image_size=(shape[1], shape[2]), num_classes=num_classes, width=width)
+        return TinyDiT(
+            in_channels=shape[0],
+            image_size=(shape[1], shape[2]),
+            num_classes=num_classes,
+            width=width,
+            guidance_input=gi,
+        )
     if len(shape) == 3 and shape[1] == shape[2]:
-        return TinyUNet(in_channels=shape[0], image_size=shape[1], num_classes=num_classes, width=width)
+        return TinyUNet(
+            in_channels=shape[0], image_size=shape[1], num_classes=num_classes, width=width, guidance_input=gi
+        )
     if len(shape) == 1:
-        return MLPNet(dim=shape[0], num_classes=num_classes, width=width)
+        return MLPNet(dim=shape[0], num_classes=num_classes, width=width, guidance_input=gi)
     raise ValueError(f"sample_shape: expected (C, H, H) images or (D,) vectors, got {shape}")

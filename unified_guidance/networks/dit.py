@@ -157,6 +157,8 @@ class TinyDiT(nn.Module):
         cond_mode: ``"adaln"`` (the label in the adaLN vector) or ``"cross"`` (the label as
             ``context_tokens`` context tokens read by a cross-attention in every block).
         context_tokens: T, the length of the label's context sequence (``"cross"`` only).
+        guidance_input: also take the guidance strength β = 1/s (``beta`` of forward; a
+            guidance-free model, :class:`~.embedding.ConditioningEmbedding`).
 
     Shapes: ``x (B, C, H, W)``, ``t (B,)`` or scalar, ``labels (B,)`` → ``(B, C, H, W)``.
     Attributes: ``grid`` (token rows, cols); ``blocks`` (an ``nn.ModuleList`` of :class:`DiTBlock`).
@@ -174,6 +176,7 @@ class TinyDiT(nn.Module):
         mlp_ratio: int = 4,
         cond_mode: str = "adaln",
         context_tokens: int = 4,
+        guidance_input: bool = False,
     ) -> None:
         super().__init__()
         if cond_mode not in ("adaln", "cross"):
@@ -189,7 +192,8 @@ class TinyDiT(nn.Module):
         self.patch_size = patch_size
         self.grid: tuple[int, int] = (size[0] // patch_size, size[1] // patch_size)
         self.cond_mode = cond_mode
-        self.embed = ConditioningEmbedding(num_classes, width)
+        self.embed = ConditioningEmbedding(num_classes, width, guidance_input)
+        self.guidance_input = self.embed.guidance_input
         self.context = LabelTokens(num_classes, width, context_tokens) if cond_mode == "cross" else None
         self.patch = nn.Conv2d(in_channels, width, patch_size, stride=patch_size)
         self.register_buffer("position", sincos_position_2d(*self.grid, width).float()[None], persistent=False)
@@ -208,7 +212,7 @@ class TinyDiT(nn.Module):
         x = tokens.reshape(tokens.shape[0], rows, cols, p, p, c)
         return x.permute(0, 5, 1, 3, 2, 4).reshape(tokens.shape[0], c, rows * p, cols * p)
 
-    def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor, beta: Tensor | None = None) -> Tensor:
         expected = (self.in_channels, *self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x: expected shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
@@ -216,9 +220,9 @@ class TinyDiT(nn.Module):
         if self.context is not None:  # the label as context tokens; adaLN sees time (and ∅'s constant)
             check_labels("labels", labels, x.shape[0], self.num_classes)
             context = self.context(labels)
-            emb = self.embed(x, t, torch.full_like(labels, self.num_classes))
+            emb = self.embed(x, t, torch.full_like(labels, self.num_classes), beta)
         else:
-            emb = self.embed(x, t, labels)
+            emb = self.embed(x, t, labels, beta)
         h = self.patch(x).flatten(2).transpose(1, 2) + self.position  # (B, L, D), row-major tokens
         for block in self.blocks:
             h = block(h, emb, context)

@@ -4,7 +4,12 @@ Time ``t`` (a ``(B,)`` or scalar float in [0, 1]) becomes sinusoidal features of
 (:func:`timestep_embedding`) passed through a two-layer MLP; the label (a ``(B,)`` long
 tensor, index ``num_classes`` = the learned null token ∅) a learned vector; their sum,
 SiLU-activated, conditions every block of :class:`~.unet.TinyUNet`, :class:`~.mlp.MLPNet`
-and :class:`~.dit.TinyDiT`. A further conditioning input of every network belongs here.
+and :class:`~.dit.TinyDiT`. A further conditioning input of every network belongs here: with
+``guidance_input=True`` the guidance strength β = 1/s of a guidance-free model (GFT, Chen et al.,
+arXiv 2501.15420; guidance distillation, Meng et al., arXiv 2210.03142) is embedded the same way
+as time and added. Its last layer starts at zero, so a network given the input starts as the
+network without it: a trained CFG checkpoint loads into it (``strict=False``) unchanged, the
+fine-tuning path of GFT.
 """
 
 from __future__ import annotations
@@ -29,24 +34,32 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
 
 
 class ConditioningEmbedding(nn.Module):
-    """Time and label (with a null token) → one conditioning vector ``(B, width)``.
+    """Time, label (with a null token) and, optionally, guidance strength → one vector ``(B, width)``.
 
     Args:
         num_classes: number of classes; label ``num_classes`` is ∅.
         width: width of the vector.
+        guidance_input: also take β = 1/s ∈ (0, 1] (``beta`` of :meth:`forward`; 1 when not given:
+            the conditional model).
 
-    ``forward(x (B, ...), t (B,) or scalar, labels (B,) long) -> (B, width)``, SiLU-activated;
-    ``x`` gives only the batch size, device and dtype of the time.
+    ``forward(x (B, ...), t (B,) or scalar, labels (B,) long, beta (B,) or scalar) -> (B, width)``,
+    SiLU-activated; ``x`` gives only the batch size, device and dtype of the time.
     """
 
-    def __init__(self, num_classes: int, width: int) -> None:
+    def __init__(self, num_classes: int, width: int, guidance_input: bool = False) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.labels = nn.Embedding(num_classes + 1, width)
         self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         self.width = width
+        self.guidance_input = bool(guidance_input)
+        self.strength = None
+        if self.guidance_input:
+            self.strength = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+            nn.init.zeros_(self.strength[-1].weight)  # type: ignore[arg-type]
+            nn.init.zeros_(self.strength[-1].bias)  # type: ignore[arg-type]
 
-    def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor, beta: Tensor | float | None = None) -> Tensor:
         if labels.dtype != torch.long or labels.shape != (x.shape[0],):
             raise ValueError(
                 f"labels: expected a long tensor of shape ({x.shape[0]},), got {labels.dtype} {tuple(labels.shape)}"
@@ -56,4 +69,9 @@ class ConditioningEmbedding(nn.Module):
         t = batch_time(t, x.shape[0], device=x.device, dtype=time_dtype(x.dtype))
         features = timestep_embedding(t, self.width).to(self.labels.weight.dtype)  # the network's dtype
         emb = self.time(features) + self.labels(labels)
+        if self.strength is not None:
+            b = batch_time(1.0 if beta is None else beta, x.shape[0], device=x.device, dtype=t.dtype)
+            emb = emb + self.strength(timestep_embedding(b, self.width).to(emb.dtype))
+        elif beta is not None:
+            raise ValueError("beta: this network was built without guidance_input, so it takes no guidance strength")
         return nn.functional.silu(emb)

@@ -36,16 +36,26 @@ class TinyUNet(nn.Module):
         image_size: H = W, divisible by 2.
         num_classes: number of classes; label ``num_classes`` is ∅.
         width: channels at full resolution (doubled at half resolution).
+        guidance_input: also take the guidance strength β = 1/s (``beta`` of forward; a
+            guidance-free model, :class:`~.embedding.ConditioningEmbedding`).
 
     Shapes: ``x (B, C, H, W)``, ``t (B,)`` or scalar, ``labels (B,)`` → ``(B, C, H, W)``.
     """
 
-    def __init__(self, in_channels: int = 1, image_size: int = 8, num_classes: int = 10, width: int = 64) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 8,
+        num_classes: int = 10,
+        width: int = 64,
+        guidance_input: bool = False,
+    ) -> None:
         super().__init__()
         if image_size % 2:
             raise ValueError(f"image_size: expected an even size, got {image_size}")
         self.in_channels, self.image_size, self.num_classes = in_channels, image_size, num_classes
-        self.embed = ConditioningEmbedding(num_classes, width)
+        self.embed = ConditioningEmbedding(num_classes, width, guidance_input)
+        self.guidance_input = self.embed.guidance_input
         self.inp = nn.Conv2d(in_channels, width, 3, padding=1)
         self.down = _ResBlock(width, width)
         self.pool = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
@@ -57,11 +67,11 @@ class TinyUNet(nn.Module):
             nn.init.zeros_(p)
         self.out = nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), head)
 
-    def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor, beta: Tensor | None = None) -> Tensor:
         expected = (self.in_channels, self.image_size, self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x: expected shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
-        emb = self.embed(x, t, labels)
+        emb = self.embed(x, t, labels, beta)
         h0 = self.down(self.inp(x), emb)
         h = self.pool(h0)
         for block in self.mid:
