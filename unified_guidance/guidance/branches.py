@@ -4,11 +4,13 @@ A branch is ``(x, t, cond)`` and, for a perturbed reference, the perturbation th
 its rows. The branches of one model run as one forward over their stacked rows (each
 perturbation installed on its own row span, :func:`~unified_guidance.perturb.perturbed`), or
 one after another where the guidance asks for it (memory); both give the same predictions.
+A branch may also carry NAG acting inside its forward (:func:`~unified_guidance.perturb.normalized`,
+its spans re-based onto the branch's rows of the stacked forward).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -16,6 +18,7 @@ from torch import Tensor
 from ..core.conditions import Cond, Conditions, cat_batch, take_rows
 from ..core.model import ConditionalModel
 from ..perturb.hooks import Rows, Selections, perturbed
+from ..perturb.nag import NagSpan, normalized
 from ..perturb.spec import Perturbation
 from .spec import ModelReference, Source
 
@@ -24,13 +27,15 @@ from .spec import ModelReference, Source
 class Branch:
     """One forward's worth of rows: ``x`` ``(b, ...)``, ``t`` (scalar or ``(b,)``), ``cond``, and
     the perturbation acting on them (``None``: the model as it is), and the guidance strength β
-    ``(b,)`` handed to a guidance-free model (``None``: none, the model's default β = 1)."""
+    ``(b,)`` handed to a guidance-free model (``None``: none, the model's default β = 1), and the
+    NAG acting inside its forward (spans over ``Rows.all(b)``)."""
 
     x: Tensor
     t: Tensor
     cond: Cond
     perturbation: Perturbation | None = None
     beta: Tensor | None = None
+    nag: tuple[NagSpan, ...] = ()
 
 
 def run_branches(
@@ -42,18 +47,17 @@ def run_branches(
     if len(branches) == 1 or not stacked:
         return [_one(model, b, cache) for b in branches]
     sizes = [b.x.shape[0] for b in branches]
-    total, entries, at = sum(sizes), [], 0
+    total, entries, spans, at = sum(sizes), [], [], 0
     for b, size in zip(branches, sizes, strict=True):
         if b.perturbation is not None:
             entries.append((b.perturbation, Rows(at, at + size, total)))
+        spans += [replace(span, rows=Rows(at, at + size, total)) for span in b.nag]
         at += size
     xs = torch.cat([b.x for b in branches])
     ts = branches[0].t if branches[0].t.ndim == 0 else torch.cat([b.t for b in branches])
     conds = cat_batch([b.cond for b in branches])
     beta = _stacked_beta(branches)
-    out = (
-        _perturbed_forward(model, xs, ts, conds, entries, cache, beta) if entries else _call(model, xs, ts, conds, beta)
-    )
+    out = _perturbed_forward(model, xs, ts, conds, entries, cache, beta, spans)
     if out.shape[0] != total:
         raise ValueError(f"model: expected an output with batch {total} (the stacked input), got {out.shape[0]}")
     return list(out.split(sizes))
@@ -72,16 +76,22 @@ def _dtype(branches: list[Branch]) -> torch.dtype:
 
 
 def _one(model: ConditionalModel, b: Branch, cache: Selections | None) -> Tensor:
-    if b.perturbation is None:
-        return _call(model, b.x, b.t, b.cond, b.beta)
-    return _perturbed_forward(model, b.x, b.t, b.cond, [(b.perturbation, Rows.all(b.x.shape[0]))], cache, b.beta)
+    entries = [] if b.perturbation is None else [(b.perturbation, Rows.all(b.x.shape[0]))]
+    return _perturbed_forward(model, b.x, b.t, b.cond, entries, cache, b.beta, list(b.nag))
+
+
+def _perturbed_forward(
+    model: ConditionalModel, x: Tensor, t: Tensor, cond: Cond, entries, cache, beta: Tensor | None, spans
+) -> Tensor:
+    """One forward with the perturbations ``entries`` and the NAG ``spans`` installed (if any)."""
+    if not entries and not spans:
+        return _call(model, x, t, cond, beta)
+    return _hooked_forward(model, x, t, cond, entries, cache, beta, spans)
 
 
 @torch.compiler.disable  # hooks installed per call cannot be traced: this forward runs eagerly
-def _perturbed_forward(
-    model: ConditionalModel, x: Tensor, t: Tensor, cond: Cond, entries, cache, beta: Tensor | None = None
-) -> Tensor:
-    with perturbed(model, entries, cache):
+def _hooked_forward(model: ConditionalModel, x: Tensor, t: Tensor, cond: Cond, entries, cache, beta, spans) -> Tensor:
+    with perturbed(model, entries, cache), normalized(model, spans, cache):
         return _call(model, x, t, cond, beta)
 
 

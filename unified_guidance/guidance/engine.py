@@ -33,6 +33,7 @@ from ..schedules.scale import Schedule
 from .branches import Branch, reference_branch, run_branches
 from .calls import compiling, is_unit, progress_at, scale_at
 from .combine import combine
+from .inside import acts_inside, carry_inside, check_inside, inside_spans
 from .plan import Plan, StepPlan
 from .rules import CFG
 from .spec import (
@@ -83,6 +84,7 @@ class GuidedModel(nn.Module):
                     f"reference: the reference model predicts {other.space!r} but the model predicts "
                     f"{model.space!r}; both branches are mixed in one space, so they must agree"
                 )
+        check_inside(guidance.references)
         self._selected: Selections = {}  # the modules each perturbation acts on, found once
         for r in guidance.references:
             if isinstance(r.source, PerturbedReference):  # an empty selection is refused here, not at a step
@@ -183,21 +185,29 @@ class GuidedModel(nn.Module):
         if spec is None:
             assert not isinstance(cond, Conditions)
             spec = Conditions.single(self.model.null_condition(batch, device=x.device) if cond is None else cond)
-        elif spec.negative is not None and spec.is_single and all(r.source is not None for r in refs):
+        elif (
+            spec.negative is not None
+            and spec.is_single
+            and all(r.source is not None and not acts_inside(r) for r in refs)
+        ):
             raise ValueError(
                 "cond: a negative condition takes the place of ∅, but no reference is on ∅ (all run another "
                 "model or a perturbation); add Reference(None, scale) to the guidance or drop the negative"
             )
         rows = [r.rule.reference_rows(state, batch) for r, state in zip(refs, self.states, strict=True)]
+        nag, spec = inside_spans(self.model, refs, scales, unit, cond, spec, x)  # NAG takes the negative
         fold = self._fold(cond, spec, [u or z for u, z in zip(unit, zero, strict=True)])
+        inside = {j for j, r in enumerate(refs) if acts_inside(r)} | {fold}
         run = [
-            j for j in range(len(refs)) if j != fold and self._runs(refs[j], cond, spec, unit[j] or zero[j], rows[j])
+            j
+            for j in range(len(refs))
+            if j not in inside and self._runs(refs[j], cond, spec, unit[j] or zero[j], rows[j])
         ]
-        for j in set(range(len(refs))) - set(run) - {fold}:  # a composition runs ∅ all the same: no rows saved there
+        for j in set(range(len(refs))) - set(run) - inside:  # a composition runs ∅ all the same: no rows saved there
             self._count_skip(0 if refs[j].source is None and not spec.is_single else batch)
         subsets = {j: _subset(rows[j]) for j in run}
         beta = None if fold is None else _strength(scales[fold], x)
-        conds, preds = self._branches(x, t, spec, run, subsets, checks, beta)
+        conds, preds = self._branches(x, t, spec, run, subsets, checks, beta, nag)
         combined = self._compose(x, t, spec, conds, preds)
         refs_out = [preds.get(j) for j in range(len(refs))]
         result = combine(refs, self.guidance.post, combined, refs_out, scales, tau, self.states,
@@ -252,6 +262,7 @@ class GuidedModel(nn.Module):
         subsets: dict,
         checks: DeferredChecks,
         beta: Tensor | None = None,
+        nag: tuple = (),
     ) -> tuple[list[Tensor], dict]:
         """The conditional predictions (one per condition) and the predictions of the references ``run``
         (and of ∅, keyed ``_NULL``, for a composition of conditions).
@@ -259,11 +270,12 @@ class GuidedModel(nn.Module):
         The model's own branches (conditions, ∅ or the negative, perturbed references) run as one
         stacked forward; another model's, as its own. ``subsets[j]`` ``(k,)``: run reference j for
         these samples only; the others get the first conditional prediction in its place (a rule
-        that stopped guiding them ignores it). ``beta`` ``(B,)``: the folded strength, handed with the
-        conditional rows and with the perturbed references that take the same condition.
+        that stopped guiding them ignores it). ``beta`` ``(B,)``: the folded strength, and ``nag``: the NAG
+        spans (:mod:`.inside`), both handed with the conditional rows and with the perturbed
+        references that take the same condition.
         """
         refs, n = self.guidance.references, len(spec.conds)
-        own = [Branch(x, t, c, beta=beta) for c in spec.conds]
+        own = [Branch(x, t, c, beta=beta, nag=nag) for c in spec.conds]
         slots: dict[Any, tuple[str, int]] = {}  # equal sources over equal rows run once
         others: list[tuple[ConditionalModel, Branch]] = []
         wanted: list[tuple[int | str, Any, Tensor | None]] = [(j, refs[j].source, subsets[j]) for j in run]
@@ -274,8 +286,10 @@ class GuidedModel(nn.Module):
             key = (source, None if subset is None else j)
             if key not in slots:
                 branch = reference_branch(self.model, x, t, spec, source, subset)
-                if beta is not None and isinstance(source, PerturbedReference) and source.condition == "same":
-                    branch = replace(branch, beta=beta if subset is None else beta.index_select(0, subset))
+                if isinstance(source, PerturbedReference) and source.condition == "same":
+                    branch = carry_inside(branch, nag, subset)
+                    if beta is not None:
+                        branch = replace(branch, beta=beta if subset is None else beta.index_select(0, subset))
                 if isinstance(source, ModelReference):
                     slots[key] = ("other", len(others))
                     others.append((source.model, branch))
