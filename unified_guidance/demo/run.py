@@ -9,9 +9,11 @@ Order of work, with what each step writes under ``out``:
 3. the trade-off and Bayes-view figures;
 4. the text section (:mod:`.text`, when ``text`` is set): a pretrained chat LM under logit
    guidance, its rows (``paradigm: "text"``), ``text_samples.json``, ``figures/text_tradeoff.png``;
-5. ``report.json`` and ``report.md``, each written whole or not at all.
+5. "a class, not another class" (:mod:`.negative`, when ``negative`` is set): NAG against CFG with a
+   negative-class reference on a cross-attention TinyDiT (``meta["negative"]``, its own table);
+6. ``report.json`` and ``report.md``, each written whole or not at all.
 
-With ``jobs > 1``, steps 2–4 (each paradigm, the Bayes-view figure, the text section) run
+With ``jobs > 1``, steps 2–5 (each paradigm, the Bayes-view figure, the text and negative sections) run
 side by side in worker processes (:mod:`.jobs`); the trade-off figure waits for them all.
 """
 
@@ -43,6 +45,7 @@ from .intervals import bootstrap_draws, intervals, replicates
 from .io import atomic_write_json, atomic_write_text, prepare_output_dir
 from .jobs import Job, run_jobs
 from .leaderboard import compare, resolved_evidence
+from .negative import NEGATIVE_COST, run_negative
 from .report import ROW_FIELDS, evidence, markdown
 from .runners import PARADIGMS, Runner, get_runner
 from .sweep import CFG_SCALES, HIGH_SCALES, Setting, settings, work_items
@@ -75,6 +78,8 @@ class DemoOptions:
         bayes_scales, bayes_samples, bayes_steps: the Bayes-view figure's scales, samples and DDIM steps.
         text: the text section (:class:`~unified_guidance.demo.text.TextOptions`); ``None`` leaves it
             out (the CLI runs it unless ``--no-text``).
+        negative: the "a class, not another class" section (NAG vs CFG against a negative class;
+            the CLI runs it unless ``--no-negative``).
         bootstrap: bootstrap draws for the 95 % intervals (default 100 quick, 200 full).
         jobs: worker processes for the paradigms, the Bayes-view figure and the text section (1: all
             in this process, one after another; more: each part in its own process, this many at
@@ -101,6 +106,7 @@ class DemoOptions:
     bayes_samples: int = 300
     bayes_steps: int = 40
     text: TextOptions | None = None
+    negative: bool = False
     bootstrap: int | None = None
     jobs: int = 1
 
@@ -243,6 +249,9 @@ def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[s
     if opts.figures:
         bayes = partial(figures.bayes_view, scales=opts.bayes_scales, n=opts.bayes_samples, steps=opts.bayes_steps)
         jobs.append(Job("bayes_view", bayes, (out / "figures/bayes_view.png",), BAYES_COST))
+    if opts.negative:
+        negative = (opts.quick, opts.per_class, opts.seed, opts.draws, evaluator, cache)
+        jobs.append(Job("negative", run_negative, negative, NEGATIVE_COST))
     if opts.text is not None:
         text = partial(text_section, quick=opts.quick, progress=True, figures=opts.figures)
         jobs.append(Job("text", text, (opts.text, out), TEXT_COST))
@@ -257,13 +266,17 @@ def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[s
         trade = figures.tradeoff(rows, meta["paradigms"], out / "figures/tradeoff.png")
         meta["figures"]["tradeoff"] = str(trade.relative_to(out))
         meta["figures"]["bayes_view"] = str(results[len(runners)].relative_to(out))
-    text_rows, text_md = [], ""
+    text_rows, text_md, negative_md = [], "", ""
     if opts.text is not None:
         text_rows, meta["text"], text_md = results[-1]
+    if opts.negative:
+        rows_neg, meta["negative"], negative_md = results[len(runners) + int(opts.figures)]
+        meta["negative"]["rows"] = rows_neg
     meta["evidence"] = {name: evidence(rows, name) for name in meta["paradigms"]}
     meta["seconds"] = time.perf_counter() - start
     report = {"rows": rows + text_rows, "meta": meta}
-    atomic_write_text(out / "report.md", markdown(report) + ("\n" + text_md if text_md else ""))
+    extra = "".join("\n" + md for md in (text_md, negative_md) if md)
+    atomic_write_text(out / "report.md", markdown(report) + extra)
     safe = json_safe(report)
     atomic_write_json(out / "report.json", safe)
     return safe

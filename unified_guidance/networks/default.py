@@ -12,9 +12,10 @@ from .dit import TinyDiT
 from .mlp import MLPNet
 from .unet import TinyUNet
 
-ARCHS: tuple[str, ...] = ("unet", "dit")
-"""Image architectures: ``"unet"`` (:class:`~unified_guidance.networks.unet.TinyUNet`) and ``"dit"``
-(:class:`~unified_guidance.networks.dit.TinyDiT`: 2×2 patches, 4 blocks, 4 heads, token width ``width``)."""
+ARCHS: tuple[str, ...] = ("unet", "dit", "dit_cross")
+"""Image architectures: ``"unet"`` (:class:`~unified_guidance.networks.unet.TinyUNet`), ``"dit"``
+(:class:`~unified_guidance.networks.dit.TinyDiT`: 2×2 patches, 4 blocks, 4 heads, token width ``width``)
+and ``"dit_cross"`` (the same TinyDiT with the label read by cross-attention, ``cond_mode="cross"``: NAG)."""
 
 
 def default_net(
@@ -27,13 +28,14 @@ def default_net(
     gi = bool(guidance_input)
     if arch not in ARCHS:
         raise ValueError(f"arch: expected one of {', '.join(ARCHS)}, got {arch!r}")
-    if len(shape) == 3 and arch == "dit":
+    if len(shape) == 3 and arch in ("dit", "dit_cross"):
         return TinyDiT(
             in_channels=shape[0],
             image_size=(shape[1], shape[2]),
             num_classes=num_classes,
             width=width,
             guidance_input=gi,
+            cond_mode="cross" if arch == "dit_cross" else "adaln",
         )
     if len(shape) == 3 and shape[1] == shape[2]:
         return TinyUNet(

@@ -50,8 +50,9 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         sample_shape: shape of one sample (digits: ``(1, 8, 8)``).
         num_classes: classes; label ``num_classes`` is ∅.
         width: width of the default network.
-        arch: the default network for images: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`)
-            or ``"dit"`` (:class:`~unified_guidance.networks.TinyDiT`, an attention network for PAG/SEG/SLG).
+        arch: the default network for images: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`),
+            ``"dit"`` (:class:`~unified_guidance.networks.TinyDiT`, an attention network for PAG/SEG/SLG)
+            or ``"dit_cross"`` (the TinyDiT reading its label by cross-attention, for NAG).
         schedule: ``"linear_beta"`` or ``"cosine"``.
         prediction: what the network predicts (``"eps"``, ``"x0"``, ``"v"``); the loss is ε-MSE.
         p_uncond: probability of replacing a sample's label by ∅.

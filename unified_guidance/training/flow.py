@@ -51,8 +51,9 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         sample_shape: one sample's shape (``(1, 8, 8)`` for digits, ``(2,)`` for the 2-D mixture).
         sample_method, sample_steps: the torchdiffeq method of :meth:`sample` (steps for fixed-grid methods).
         width: width of the default network.
-        arch: the default network for images: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`)
-            or ``"dit"`` (:class:`~unified_guidance.networks.TinyDiT`, an attention network for PAG/SEG/SLG).
+        arch: the default network for images: ``"unet"`` (:class:`~unified_guidance.networks.TinyUNet`),
+            ``"dit"`` (:class:`~unified_guidance.networks.TinyDiT`, an attention network for PAG/SEG/SLG)
+            or ``"dit_cross"`` (the TinyDiT reading its label by cross-attention, for NAG).
         seed: seeds the per-step generator.
         clip: clamp samples to [−1, 1] (``True``), never (``False``), or, by default (``None``), only
             image shapes ``(C, H, W)`` (:func:`~unified_guidance.training.sampling.clip_samples`, the
