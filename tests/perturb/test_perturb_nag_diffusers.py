@@ -8,6 +8,7 @@ one forward of B rows.
 
 from __future__ import annotations
 
+import pytest
 import torch
 from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 
@@ -15,6 +16,7 @@ from tests.diffusion.diffusers_unets import tiny_text_unet
 from tests.perturb.test_perturb_nag import TOL, attention, paper_nag
 from unified_guidance.diffusion.interop import wrap_unet
 from unified_guidance.flow.interop import wrap_transformer
+from unified_guidance.guidance import Guidance, Reference, guide
 from unified_guidance.perturb import NagSpan, Rows, nag, normalized
 
 K = 499
@@ -95,3 +97,17 @@ def test_nag_on_wan_cross_attention_reads_the_negative_through_the_text_embedder
         ours = model(x, sigma, {"encoder_hidden_states": text})
     torch.testing.assert_close(ours, oracle, **TOL)
     assert model.stats.rows == 2
+
+
+def test_nag_on_sd3_joint_attention_is_refused_by_name_and_installs_nothing():
+    from tests.perturb.test_perturb_diffusers import sd3
+
+    transformer, case = sd3()
+    model = wrap_transformer(transformer, FlowMatchEulerDiscreteScheduler(), null_cond=case["null"])
+    with pytest.raises(ValueError, match=r"transformer_blocks.0.attn' also reads added keys and values"):
+        guide(model, Guidance(references=[Reference(nag("transformer_blocks.0.attn"), 3.0)]))
+    negative = {k: v.flip(0) for k, v in case["cond"].items()}
+    span = NagSpan(nag("transformer_blocks.*.attn"), Rows.all(2), 3.0, negative)
+    with pytest.raises(ValueError, match="joint text–image attention"), normalized(model, [span]):
+        model(case["x"], torch.tensor([0.5, 0.5], dtype=torch.float64), case["cond"])
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in transformer.modules())

@@ -152,6 +152,18 @@ class NormalizedAttention(Perturbation):
         if self.context is not None and (not isinstance(self.context, str) or not self.context):
             raise ValueError(f"context: expected a module path pattern or None, got {self.context!r}")
 
+    def select(self, root: nn.Module) -> list[tuple[str, nn.Module]]:
+        """As :meth:`Perturbation.select`; attention that also reads added keys and values (SD3/Flux
+        joint attention, Wan's image context) is refused: its context is not the condition's."""
+        chosen = super().select(root)
+        for path, module in chosen:
+            if getattr(module, "add_k_proj", None) is not None:
+                raise ValueError(
+                    f"modules: {path!r} also reads added keys and values (joint text–image attention, or an "
+                    "image context); NAG covers plain cross-attention (docs/nag.md)"
+                )
+        return chosen
+
 
 def pag(*modules: str) -> IdentityAttention:
     """Perturbed-attention guidance's perturbation on the self-attention ``modules``."""
