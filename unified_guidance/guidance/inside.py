@@ -68,12 +68,12 @@ def inside_spans(
         return (), spec
     batch = x.shape[0]
     negative: Cond = spec.negative if spec.negative is not None else model.null_condition(batch, device=x.device)
-    spans = tuple(
-        NagSpan(r.source.perturbation, Rows.all(batch), scales[j], negative)  # type: ignore[union-attr]
-        for j, r in enumerate(refs)
-        if acts_inside(r) and not idle[j] and cond is not None
-    )
-    return spans, Conditions(spec.conds, spec.weights)
+    spans = []
+    for j, r in enumerate(refs):
+        pert = r.source.perturbation if isinstance(r.source, PerturbedReference) else None
+        if isinstance(pert, NormalizedAttention) and not idle[j] and cond is not None:
+            spans.append(NagSpan(pert, Rows.all(batch), scales[j], negative))
+    return tuple(spans), Conditions(spec.conds, spec.weights)
 
 
 def carry_inside(branch: Branch, spans: tuple[NagSpan, ...], subset: Tensor | None) -> Branch:

@@ -86,7 +86,7 @@ def perturbed(
                 raise TypeError(f"perturbation: expected a known kind, got {type(pert).__name__}")
     handles: list[Any] = []
     modes: list[_AttentionMode] = []
-    try:
+    with removed_after(handles, modes):
         for path, (module, acts) in attention.items():
             mode = _AttentionMode(path, module, acts, modes)
             handles.append(module.register_forward_pre_hook(mode.enter))
@@ -94,10 +94,18 @@ def perturbed(
         for path, (module, spans_) in skips.items():
             handles.append(module.register_forward_hook(_SkipHook(path, spans_), with_kwargs=True))
         yield
+
+
+@contextlib.contextmanager
+def removed_after(handles: list[Any], modes: list[Any]) -> Iterator[None]:
+    """Run the block; then, whatever happened, remove every hook in ``handles`` and leave every
+    ``TorchFunctionMode`` still in ``modes`` (entered by a forward that died between its hooks)."""
+    try:
+        yield
     finally:
         for handle in handles:
             handle.remove()
-        while modes:  # left entered only if a forward died between the hooks
+        while modes:
             modes.pop().__exit__(None, None, None)
 
 

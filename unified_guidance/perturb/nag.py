@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.conditions import Cond
-from .hooks import Rows, Selections
+from .hooks import Rows, Selections, removed_after
 from .ops import normalized_attention
 from .spec import NormalizedAttention
 
@@ -64,17 +64,12 @@ def normalized(root: nn.Module, spans: Sequence[NagSpan], cache: Selections | No
             sites.setdefault(path, (module, []))[1].append((span, context))
     handles: list[Any] = []
     modes: list[_NagSite] = []
-    try:
+    with removed_after(handles, modes):
         for path, (module, acts) in sites.items():
             site = _NagSite(path, module, acts, modes)
             handles.append(module.register_forward_pre_hook(site.enter, with_kwargs=True))
             handles.append(module.register_forward_hook(site.leave, always_call=True))
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
-        while modes:  # left entered only if a forward died between the hooks
-            modes.pop().__exit__(None, None, None)
 
 
 def negative_context(root: nn.Module, pert: NormalizedAttention, negative: Cond) -> Tensor:
