@@ -106,3 +106,12 @@ def test_ended_rows_leave_every_block_including_the_perturbed_one():
         )
     assert torch.equal(runs[True][0], runs[False][0])
     assert runs[True][1].stats.rows < runs[False][1].stats.rows
+
+
+def test_nag_on_a_language_model_is_refused_by_name():
+    from unified_guidance.perturb import nag
+
+    lm = CausalLMModel(tiny_llama(), pad_token_id=PAD)
+    g = Guidance(scale=1.0, also=[Reference(nag("layers.0.self_attn"), scale=3.0)])
+    with pytest.raises(ValueError, match=r"NAG acts inside the conditional forward .* causal LMs are not covered"):
+        generate(lm, prompts(2, 4), guidance=g, max_new_tokens=2, eos_token_id=[])

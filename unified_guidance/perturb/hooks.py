@@ -28,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 from ..compat import diffusers as dcompat
 from ..compat import transformers as hf
 from .ops import blur_queries, identity_attention, square_grid
-from .spec import BlurredQueries, IdentityAttention, Perturbation, SkipBlocks
+from .spec import BlurredQueries, IdentityAttention, NormalizedAttention, Perturbation, SkipBlocks
 
 _SDPA_ARGS = ("query", "key", "value", "attn_mask")
 Selections = dict[Perturbation, list[tuple[str, nn.Module]]]
@@ -82,6 +82,11 @@ def perturbed(
                 if dcompat.is_cross_attention(module):
                     raise ValueError(f"modules: {path!r} is cross-attention; {pert.kind} acts on self-attention")
                 attention.setdefault(path, (module, []))[1].append((pert, rows))
+            elif isinstance(pert, NormalizedAttention):
+                raise ValueError(
+                    "perturbation: NAG acts inside the conditional forward of a guided diffusion or flow model "
+                    "(guide(), normalized()), not on reference rows; causal LMs are not covered (docs/nag.md)"
+                )
             else:
                 raise TypeError(f"perturbation: expected a known kind, got {type(pert).__name__}")
     handles: list[Any] = []
