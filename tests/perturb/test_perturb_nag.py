@@ -132,3 +132,16 @@ def test_nag_acts_on_its_rows_only_and_the_hooks_go_when_the_forward_raises():
     with pytest.raises(ValueError, match="labels"), normalized(model, [NagSpan(pert, Rows.all(4), 5.0, labels)]):
         model(x, t, torch.tensor([0, 1, 2, 9]))
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+
+
+def test_a_context_module_that_is_not_there_and_a_negative_of_another_shape_are_named():
+    model = EpsModel(cross_dit(), null_cond=3, num_classes=3)
+    x, t, labels = torch.zeros(2, 1, 8, 8, dtype=torch.float64), torch.tensor(0.5), torch.tensor([0, 1])
+    lost = nag("blocks.*.cross", context="text_encoder")
+    with pytest.raises(ValueError, match="context: 'text_encoder' selects 0 modules of EpsModel"):
+        with normalized(model, [NagSpan(lost, Rows.all(2), 3.0, labels)]):
+            model(x, t, labels)
+    raw = nag("blocks.*.cross")  # no context module: the labels themselves would be the context
+    with pytest.raises(ValueError, match=r"cond: the negative context in '.*blocks.0.cross' has shape \(\) per row"):
+        with normalized(model, [NagSpan(raw, Rows.all(2), 3.0, labels)]):
+            model(x, t, labels)

@@ -13,6 +13,7 @@ call hands the network β = 1/w(τ) and returns the guided prediction in one for
 rows; the reference is not run and adds nothing to ĝ = c + Σ(g_j − c). Where the model
 cannot express the guidance in that forward (another rule, a negative or several
 conditions, a post-process that reads c), the reference runs as for any model, at β = 1.
+A NAG reference acts inside the conditional forward too and runs no rows (:mod:`.inside`).
 """
 
 from __future__ import annotations

@@ -70,12 +70,7 @@ def perturbed(
     attention: dict[str, tuple[nn.Module, list[tuple[Perturbation, Rows]]]] = {}
     skips: dict[str, tuple[nn.Module, list[Rows]]] = {}
     for pert, rows in entries:
-        chosen = cache.get(pert) if cache is not None else None
-        if chosen is None:
-            chosen = pert.select(root)
-            if cache is not None:
-                cache[pert] = chosen
-        for path, module in chosen:
+        for path, module in selection(pert, root, cache):
             if isinstance(pert, SkipBlocks):
                 skips.setdefault(path, (module, []))[1].append(rows)
             elif isinstance(pert, (IdentityAttention, BlurredQueries)):
@@ -99,6 +94,16 @@ def perturbed(
         for path, (module, spans_) in skips.items():
             handles.append(module.register_forward_hook(_SkipHook(path, spans_), with_kwargs=True))
         yield
+
+
+def selection(pert: Perturbation, root: nn.Module, cache: Selections | None) -> list[tuple[str, nn.Module]]:
+    """The modules of ``root`` that ``pert`` selects, looked up in (and kept in) ``cache``."""
+    chosen = cache.get(pert) if cache is not None else None
+    if chosen is None:
+        chosen = pert.select(root)
+        if cache is not None:
+            cache[pert] = chosen
+    return chosen
 
 
 @contextlib.contextmanager

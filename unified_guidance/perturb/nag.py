@@ -26,9 +26,9 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.conditions import Cond
-from .hooks import Rows, Selections, removed_after
+from .hooks import Rows, Selections, removed_after, selection
 from .ops import normalized_attention
-from .spec import NormalizedAttention
+from .spec import NormalizedAttention, path_ends_with
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,8 @@ def normalized(root: nn.Module, spans: Sequence[NagSpan], cache: Selections | No
     block's forwards; the hooks are always removed. ``cache`` as in :func:`~.hooks.perturbed`."""
     sites: dict[str, tuple[nn.Module, list[tuple[NagSpan, Tensor]]]] = {}
     for span in spans:
-        pert = span.perturbation
-        chosen = cache.get(pert) if cache is not None else None
-        if chosen is None:
-            chosen = pert.select(root)
-            if cache is not None:
-                cache[pert] = chosen
-        context = negative_context(root, pert, span.negative)
+        chosen = selection(span.perturbation, root, cache)
+        context = negative_context(root, span.perturbation, span.negative)
         if context.shape[0] != span.rows.stop - span.rows.start:
             raise ValueError(
                 f"cond: the negative condition has {context.shape[0]} rows, NAG acts on "
@@ -83,10 +78,13 @@ def negative_context(root: nn.Module, pert: NormalizedAttention, negative: Cond)
         )
     if pert.context is None:
         return given
-    found = NormalizedAttention(pert.context).select(root)
+    found = [module for name, module in root.named_modules() if name and path_ends_with(name, pert.context)]
     if len(found) != 1:
-        raise ValueError(f"context: {pert.context!r} selects {len(found)} modules, expected one")
-    return found[0][1](given)
+        raise ValueError(
+            f"context: {pert.context!r} selects {len(found)} modules of {type(root).__name__}, expected one "
+            "(the module that maps the condition to the context the cross-attentions read)"
+        )
+    return found[0](given)
 
 
 class _NagSite(TorchFunctionMode):

@@ -65,7 +65,7 @@ class Perturbation:
     def _matches(self, name: str, module: nn.Module) -> bool:
         if callable(self.modules):
             return bool(self.modules(name, module))
-        return any(_ends_with(name, pattern) for pattern in self.modules)
+        return any(path_ends_with(name, pattern) for pattern in self.modules)
 
     def _describe(self) -> str:
         if callable(self.modules):
@@ -185,7 +185,7 @@ def nag(*modules: str, tau: float = 2.5, alpha: float = 0.25, context: str | Non
     return NormalizedAttention(modules, tau=tau, alpha=alpha, context=context)
 
 
-def _ends_with(path: str, pattern: str) -> bool:
+def path_ends_with(path: str, pattern: str) -> bool:
     """Whether the dotted ``path`` ends with ``pattern``, segment by segment (``*``: one segment)."""
     names, wanted = path.split("."), pattern.split(".")
     if len(wanted) > len(names):
