@@ -23,4 +23,4 @@ def test_negative_part_rows_costs_and_intervals(tmp_path):
             assert lo <= r[m] + 1e-12 and r[m] <= hi + 1e-12
     assert rows[0]["method"] == "cond" and rows[0]["vs_cond"]["adherence"] == pytest.approx([0.0, 0.0])
     assert meta["negatives"] == list(NEGATIVES) and all(a != b for a, b in enumerate(NEGATIVES))
-    assert md.count("\n| nag |") == 6 and "| cfg_neg | 1.5 | 2 | 4 |" in md
+    assert md.count("\n| nag |") == 7 and "| cfg_neg | 1.5 | — | 2 | 4 |" in md and "| nag | 4 | 1 | 2 | 2 |" in md

@@ -7,9 +7,9 @@ Model: the diffusion TinyDiT whose label is read by cross-attention (``arch="dit
 look-alike class b as the negative (:data:`NEGATIVES`), the same noise per sample in every setting:
 
 * ``cond``: the conditional model (s = 1), one forward of B rows a step;
-* ``nag`` w: NAG in every block's cross-attention against b (the authors' τ = 2.5, α = 0.25), one
-  forward of B rows a step, plus a second attention read in each cross-attention (not counted in
-  the rows);
+* ``nag`` w: NAG in every block's cross-attention against b (the authors' τ = 2.5, α = 0.25; one
+  row at α = 1, the normalized read alone), one forward of B rows a step, plus a second attention
+  read in each cross-attention (not counted in the rows);
 * ``cfg_neg`` s: ĝ = r_b + s(c_a − r_b), CFG with the negative class as its reference, 2B rows a step.
 
 Cost: every setting at N DDIM steps ("equal steps": NAG at half CFG's rows), and NAG again at 2N
@@ -64,22 +64,24 @@ class CrossDiTRunner(DiffusionDiTRunner):
 
 @dataclass(frozen=True)
 class NegativeSetting:
-    """A method (``cond``, ``nag``, ``cfg_neg``) at a scale and a number of DDIM steps."""
+    """A method (``cond``, ``nag``, ``cfg_neg``) at a scale and a number of DDIM steps (NAG: its α)."""
 
     method: str
     scale: float
     steps: int
+    alpha: float = 0.25
 
     def guidance(self) -> Guidance:
         if self.method == "nag":
-            return Guidance(references=[Reference(nag(NAG_MODULES, context="context"), self.scale)])
+            pert = nag(NAG_MODULES, alpha=self.alpha, context="context")
+            return Guidance(references=[Reference(pert, self.scale)])
         return Guidance(scale=self.scale)  # cond: s = 1 (the reference is never run); cfg_neg: against b
 
 
 def negative_settings(steps: int) -> list[NegativeSetting]:
     """``cond``, NAG and CFG-against-b at ``steps``; NAG again at ``2·steps`` (CFG's rows)."""
     out = [NegativeSetting("cond", 1.0, steps)]
-    out += [NegativeSetting("nag", w, steps) for w in NAG_SCALES]
+    out += [NegativeSetting("nag", w, steps) for w in NAG_SCALES] + [NegativeSetting("nag", 4.0, steps, 1.0)]
     out += [NegativeSetting("cfg_neg", s, steps) for s in CFG_NEG_SCALES]
     return out + [NegativeSetting("nag", w, 2 * steps) for w in NAG_SCALES]
 
@@ -148,6 +150,7 @@ def run_negative(
         values = measures(evaluator, samples, labels, boot)
         base = values if base is None else base  # the first setting is cond: the paired baseline
         row: dict[str, Any] = {"method": setting.method, "scale": setting.scale, "steps": setting.steps}
+        row |= {"alpha": setting.alpha} if setting.method == "nag" else {}
         row |= {m: float(values[0, i]) for i, m in enumerate(METRICS)}
         row["forward_rows_per_sample"] = spent / samples.shape[0]
         row["ci"] = {m: _interval(values[:, i]) for i, m in enumerate(METRICS)}
@@ -162,10 +165,13 @@ def negative_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """The section's table: each setting's metrics with 95 % intervals and its difference from ``cond``."""
     buf = io.StringIO()
     buf.write("## A class, not another class (NAG vs CFG against the negative class)\n\n")
-    buf.write("| method | scale | steps | rows/sample | adherence | Δ vs cond | negative rate | Δ vs cond | p_b |\n")
-    buf.write("|---|---|---|---|---|---|---|---|---|\n")
+    buf.write(
+        "| method | scale | α | steps | rows/sample | adherence | Δ vs cond | negative rate | Δ vs cond | p_b |\n"
+    )
+    buf.write("|---|---|---|---|---|---|---|---|---|---|\n")
     for r in rows:
-        cells = [r["method"], f"{r['scale']:g}", str(r["steps"]), f"{r['forward_rows_per_sample']:g}"]
+        alpha = f"{r['alpha']:g}" if "alpha" in r else "—"
+        cells = [r["method"], f"{r['scale']:g}", alpha, str(r["steps"]), f"{r['forward_rows_per_sample']:g}"]
         for m in METRICS[:2]:
             cells += [_cell(r[m], r["ci"][m]), _cell(r[m] - rows[0][m], r["vs_cond"][m])]
         cells.append(_cell(r["p_negative"], r["ci"]["p_negative"]))
