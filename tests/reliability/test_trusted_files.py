@@ -64,7 +64,7 @@ def test_a_file_without_digest_is_refused_or_loaded_with_a_warning(tmp_path):
     with pytest.warns(UnverifiedFileWarning, match=r"old\.ckpt': it has no digest file.*loading it unchecked"):
         assert torch.equal(load_verified(path, remedy="x", require_digest=False)["bias"], weights()["bias"])
     digest_path(path).write_bytes(b"")  # an empty digest file
-    with pytest.raises(DamagedFileError, match="its digest file old.ckpt.sha256 is unreadable"):
+    with pytest.raises(DamagedFileError, match=r"its digest file old\.ckpt\.sha256 is unreadable"):
         load_verified(path, remedy="x")
 
 

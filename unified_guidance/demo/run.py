@@ -35,8 +35,8 @@ from ..evaluation.classifier import DigitsClassifier, train_digits_classifier
 from ..evaluation.metrics import saturation
 from ..training.predict import SampleResult, predict_sweep
 from ..training.resume import resumable
-from ..training.verified import remove_verified
 from ..training.stages import track
+from ..training.verified import remove_verified
 from . import figures
 from .cache import CheckpointCache
 from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
