@@ -40,5 +40,11 @@ def make_nan(path: Path, tensor: torch.Tensor) -> None:
     path.write_bytes(bytes(data))
 
 
+def a_weight(path: Path) -> torch.Tensor:
+    """A float weight of the Lightning checkpoint at ``path`` (its first with at least 8 entries)."""
+    state = torch.load(path, weights_only=False)["state_dict"]
+    return next(v for v in state.values() if v.is_floating_point() and v.numel() >= 8)
+
+
 DAMAGES = {"truncated": truncate, "sign bit": flip_sign, "exponent bits (NaN)": make_nan}
 """name → ``damage(path, tensor)``; ``tensor``: a weight whose stored bytes the flips act on."""

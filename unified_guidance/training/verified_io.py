@@ -30,10 +30,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from .verified import load_verified, read_verified, remove_verified, save_verified
 
-REMEDY = (
-    "resume from another checkpoint (an epoch=E-step=S.ckpt beside it, or an earlier copy), "
-    "or train again without --ckpt_path"
-)
+REMEDY = "use another checkpoint (an epoch=E-step=S.ckpt beside it, or an earlier copy), or train again"
 """What to do about a damaged recipe checkpoint (the last part of the error)."""
 
 M = TypeVar("M", bound=L.LightningModule)
