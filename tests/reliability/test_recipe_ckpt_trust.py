@@ -12,8 +12,8 @@ import pytest
 import torch
 from damage import DAMAGES, a_weight
 
-from recipes import train_flow
 from unified_guidance import Guidance
+from unified_guidance.recipes import train_flow
 from unified_guidance.training.checkpoints import LastCheckpoint
 from unified_guidance.training.data import DigitsDataModule
 from unified_guidance.training.flow import FlowMatchingModule
@@ -24,8 +24,10 @@ QUIET = ["--trainer.logger=false", "--trainer.enable_progress_bar=false", "--tra
 SHORT = ["--trainer.max_steps=2", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=0"]
 
 
-def recipe(subcommand: str, root, *args: str):
-    return train_flow.main([subcommand, f"--trainer.default_root_dir={root}", *QUIET, *args])
+def recipe(subcommand: str, root, *args: str, config: bool = False):
+    """The flow recipe; ``config``: its YAML given again as a ``--config`` (besides being the default)."""
+    again = ["--config", str(train_flow.CONFIG)] if config else []
+    return train_flow.main([subcommand, *again, f"--trainer.default_root_dir={root}", *QUIET, *args])
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +86,12 @@ def test_a_checkpoint_without_digest_is_used_with_a_warning(last, tmp_path):
     assert (tmp_path / "predict" / "predictions" / "samples.pt").exists() and cli.model.hparams.width == 8
 
 
-def test_predict_overrides_win_over_the_checkpoint_and_the_checkpoint_over_the_yaml(last, tmp_path):
+@pytest.mark.parametrize("override", [["--model.sample_steps=7"], ["--model.sample_steps", "7"]])
+def test_predict_overrides_win_over_the_checkpoint_and_the_checkpoint_over_the_yaml(last, tmp_path, override):
     out = tmp_path / "predict"
-    cli = recipe("predict", out, f"--ckpt_path={last}", "--data.predict_per_class=2", "--model.sample_steps=7")
+    cli = recipe("predict", out, *override, f"--ckpt_path={last}", "--data.predict_per_class=2", config=True)
     assert cli.model.hparams.sample_steps == 7  # the command line (the checkpoint says 2)
-    assert cli.model.hparams.width == 8  # the checkpoint (the recipe's YAML says 32; not on the command line)
+    assert cli.model.hparams.width == 8  # the checkpoint (the YAML, here also a --config, says 32)
     saved = torch.load(out / "predictions" / "samples.pt", weights_only=False)
     module = FlowMatchingModule.load_from_checkpoint(last)
     gen = torch.Generator().manual_seed(module.hparams.seed * 100_003)  # the predict generator of batch 0
@@ -97,3 +100,14 @@ def test_predict_overrides_win_over_the_checkpoint_and_the_checkpoint_over_the_y
     torch.testing.assert_close(saved["samples"][:2], seven, rtol=0, atol=0)
     two = module.sample(labels, guidance, generator=torch.Generator().manual_seed(module.hparams.seed * 100_003))
     assert not torch.equal(saved["samples"][:2], two)  # 7 steps, not the checkpoint's 2
+
+
+def test_a_removed_checkpoint_takes_its_digest_with_it(last, tmp_path):
+    """``ModelCheckpoint`` drops older ``epoch=E-step=S.ckpt`` files through the IO: no digest is left orphaned."""
+    from unified_guidance.training.verified_io import VerifiedCheckpointIO
+
+    copy = tmp_path / "epoch=0-step=1.ckpt"
+    shutil.copy(last, copy)
+    shutil.copy(digest_path(last), digest_path(copy))
+    VerifiedCheckpointIO().remove_checkpoint(copy)
+    assert list(tmp_path.iterdir()) == []

@@ -1,12 +1,13 @@
 """A ``--ckpt_path``'s hyper-parameters in a recipe's configuration, under the command line's.
 
 A checkpoint must rebuild the network it was trained with (its ``width``, ``arch``, classes),
-whatever the YAML says; but what the user types now must win over what the checkpoint says
-(``predict --ckpt_path … --model.sample_steps=7``). Lightning's LightningCLI applies the
-checkpoint's hyper-parameters over the whole parsed configuration, command line included.
-Here they go in as a ``--config`` right after the subcommand, so the order of precedence is
-jsonargparse's own: the recipe's YAML < the checkpoint < later ``--config`` files < the
-command-line values. The checkpoint is read through :func:`~.verified.load_verified`: a
+whatever the YAML or a ``--config`` file says; but a model setting the user types now must
+win over what the checkpoint says (``predict --ckpt_path … --model.sample_steps=7``).
+Lightning's LightningCLI applies the checkpoint's hyper-parameters over the whole parsed
+configuration, command line included. Here they go in as a last ``--config``, followed by
+the command line's own ``--model`` arguments once more, so the order of precedence is: the
+recipe's YAML < ``--config`` files < the checkpoint < ``--model.*`` on the command line.
+The checkpoint is read through :func:`~.verified.load_verified`: a
 damaged one is refused before anything is built, in argparse's format (exit status 2).
 """
 
@@ -36,7 +37,7 @@ def checkpoint_hparams(path: str | Path) -> dict[str, Any]:
 
 
 def with_checkpoint_hparams(parser: Any, config: Any, args: Any) -> Any:
-    """``config`` parsed again with the ``--ckpt_path`` checkpoint's hyper-parameters under the user's values.
+    """``config`` parsed again with the ``--ckpt_path`` checkpoint's hyper-parameters under the ``--model`` values.
 
     Args:
         parser: the LightningCLI's parser; ``config``: what it parsed from ``args``.
@@ -56,8 +57,24 @@ def with_checkpoint_hparams(parser: Any, config: Any, args: Any) -> Any:
         given = args.as_dict() if hasattr(args, "as_dict") else dict(args)
         return parser.parse_object(_merged({sub: {"model": model}}, given))
     argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
-    at = argv.index(sub) + 1
-    return parser.parse_args([*argv[:at], "--config", json.dumps({"model": model}), *argv[at:]])
+    typed = model_arguments(argv[argv.index(sub) + 1 :])
+    return parser.parse_args([*argv, "--config", json.dumps({"model": model}), *typed])
+
+
+def model_arguments(argv: list[str]) -> list[str]:
+    """The ``--model`` and ``--model.NAME`` arguments of a command line, each with its value
+    (``--model.x=1`` or ``--model.x 1``)."""
+    typed: list[str] = []
+    i = 0
+    while i < len(argv):
+        name = argv[i].split("=", 1)[0]
+        if name != "--model" and not name.startswith("--model."):
+            i += 1
+            continue
+        width = 1 if "=" in argv[i] else 2
+        typed += argv[i : i + width]
+        i += width
+    return typed
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -17,9 +17,10 @@ checkpoints with a digest and checks a ``--ckpt_path`` before restoring it
 format, naming the file (exit status 2).
 
 ``--ckpt_path`` and the model's settings (:mod:`.ckpt_hparams`): the checkpoint's
-hyper-parameters replace the YAML's, and ``--model.*`` values and ``--config`` files given
-after the subcommand replace the checkpoint's — ``predict --ckpt_path … --model.sample_steps=7``
-samples with 7 steps. (Lightning's own LightningCLI applies the checkpoint's over everything.)
+hyper-parameters replace those of the YAML and of ``--config`` files (they rebuild the network
+it was trained with), and ``--model.*`` values on the command line replace the checkpoint's —
+``predict --ckpt_path … --model.sample_steps=7`` samples with 7 steps. (Lightning's own
+LightningCLI applies the checkpoint's over everything.)
 """
 
 from __future__ import annotations
