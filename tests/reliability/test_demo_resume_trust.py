@@ -72,7 +72,7 @@ def rerun_state(runs, tmp_path, damage=None):
 def test_a_rerun_resumes_from_the_kept_step_and_says_so(runs, tmp_path):
     ran, said, resume = rerun_state(runs, tmp_path)
     assert ran == STEPS - EVERY
-    assert said.splitlines()[0] == f"flow: resuming the training from step {EVERY} of {resume}"
+    assert said.splitlines()[0] == f"flow: resuming training at step {EVERY} from {resume} (kept by a stopped run)"
 
 
 @pytest.mark.parametrize("damage", DAMAGES)

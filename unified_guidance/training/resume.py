@@ -26,6 +26,7 @@ import lightning as L
 from ..core.numbers import check_int
 from .stages import note
 from .verified import DamagedFileError, check_finite, load_verified, remove_verified
+from .verified_io import install_verified_io
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -77,18 +78,28 @@ class PeriodicCheckpoint(L.Callback):
             self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
-        """Through the trainer's :class:`~.verified_io.VerifiedCheckpointIO` (atomic, with a digest)."""
-        self.spec.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(self.spec.path, weights_only=False)  # optimiser and loop states: an exact resume
+        save_atomically(trainer, self.spec.path)  # optimiser and loop states too: an exact resume
         self.kept_step = trainer.global_step
+
+
+def save_atomically(trainer: L.Trainer, target: Path, *, weights_only: bool = False) -> None:
+    """``trainer.save_checkpoint(target)`` through a :class:`~.verified_io.VerifiedCheckpointIO` (installed
+    where the trainer has Lightning's plain IO): a temporary file fsynced and renamed over ``target``, then
+    its digest ``TARGET.sha256`` the same way, so a kill at any moment leaves the previous file or the new
+    one, never half of one that passes the check. Every rank calls it (the save ends in a barrier); rank 0
+    writes, as Lightning's own saving does."""
+    install_verified_io(trainer)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(target, weights_only=weights_only)
 
 
 def resume_point(spec: ResumeSpec | None, label: str | None = None) -> Path | None:
     """The checkpoint a fit resumes from: ``spec.path`` when it exists and passes its checks.
 
     Either way one line on the progress output (:func:`~.stages.note`) says what happens:
-    ``"flow: resuming the training from step 100 of PATH"``, or, for a damaged file, why it
-    cannot be used and that it was deleted (the training then starts from step 0).
+    ``"flow: resuming training at step 100 from PATH (kept by a stopped run)"``, or, for a
+    damaged file, why it cannot be used and that it was deleted (the training then starts from
+    step 0).
     """
     if spec is None or not spec.path.exists():
         return None
@@ -101,7 +112,7 @@ def resume_point(spec: ResumeSpec | None, label: str | None = None) -> Path | No
         remove_verified(spec.path)
         note(f"{who}{err}")
         return None
-    note(f"{who}resuming the training from step {ckpt.get('global_step', '?')} of {spec.path}")
+    note(f"{who}resuming training at step {ckpt.get('global_step', '?')} from {spec.path} (kept by a stopped run)")
     return spec.path
 
 

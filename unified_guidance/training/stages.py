@@ -159,15 +159,6 @@ def current() -> Sink | None:
     return _sink
 
 
-def note(text: str) -> None:
-    """A line of its own on the progress output: the current sink's (it does not break a bar), else stderr."""
-    sink = current()
-    if sink is not None:
-        sink.write(text)
-    else:
-        print(text, file=sys.stderr, flush=True)
-
-
 @contextmanager
 def reporting(sink: Sink) -> Iterator[Sink]:
     """Send the stage updates of the block to ``sink`` (closed at the end)."""
@@ -178,6 +169,15 @@ def reporting(sink: Sink) -> Iterator[Sink]:
     finally:
         _sink = previous
         sink.close()
+
+
+def note(text: str) -> None:
+    """A line of its own for the user: to the current sink (it does not break a bar), else to stderr."""
+    sink = current()
+    if sink is not None:
+        sink.write(text)
+    else:
+        print(text, file=sys.stderr, flush=True)
 
 
 class Stage:
