@@ -19,6 +19,7 @@ from unified_guidance.training.stages import LineSink, reporting
 from unified_guidance.training.verified import (
     DamagedFileError,
     UnverifiedFileWarning,
+    atomic_write_bytes,
     check_finite,
     digest_path,
     load_verified,
@@ -143,3 +144,14 @@ def test_a_sign_flip_in_the_evaluator_cache_is_caught(tmp_path):
     with pytest.warns(CorruptCheckpointWarning, match="evaluator: checksum mismatch"):
         model, _ = cache.load_or_train("evaluator", {}, c.build, c.train)
     assert torch.equal(model.bias, weights()["bias"])
+
+
+def test_a_kill_between_the_file_and_its_digest_fails_the_check(tmp_path):
+    """New bytes renamed in, the process killed before the digest followed: the old digest refuses them."""
+    path = tmp_path / "model.pt"
+    save_verified(weights(), path)
+    buffer = io.BytesIO()
+    torch.save({k: v + 1 for k, v in weights().items()}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())  # the first of write_verified's two renames only
+    with pytest.raises(DamagedFileError, match="checksum mismatch"):
+        load_verified(path, remedy="x")

@@ -14,9 +14,11 @@ Lightning checkpoints (through :class:`~.verified_io.VerifiedCheckpointIO`):
   the file, what is wrong and what to do. :func:`load_verified` then ``torch.load`` s the checked
   bytes, and :func:`check_finite` refuses a state dict with NaN or ±inf weights.
 
-A file without a digest file (written by an earlier build of unified_guidance, or by a Trainer
-without the verified checkpoint IO) cannot be checked: ``require_digest=True`` refuses it (the demo: it then
-retrains), ``False`` loads it with an :class:`UnverifiedFileWarning` (a user's own ``ckpt_path``).
+A file without a digest file (written by an earlier build of unified_guidance, or by a
+Trainer without the verified checkpoint IO) cannot be checked: ``require_digest=True`` refuses
+it (the demo: it then retrains), ``False`` loads it with an :class:`UnverifiedFileWarning` (a
+user's own ``ckpt_path``). :func:`atomic_write_bytes` alone (no digest) also writes the demo's
+reports and figures and the sweep's result files (which carry their own checksum inside).
 """
 
 from __future__ import annotations
