@@ -25,7 +25,7 @@ def test_diffusion_recipe_checkpoints_every_5_epochs_though_it_validates_every_2
     run = cli("diffusion", "fit", tmp_path, *EPOCHS[:3], "--trainer.limit_val_batches=1", "--trainer.max_epochs=6")
     assert run.trainer.check_val_every_n_epoch == 25
     saved = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert saved == ["epoch=4-step=5.ckpt", "last.ckpt"]
+    assert saved == ["epoch=4-step=5.ckpt", "epoch=4-step=5.ckpt.sha256", "last.ckpt", "last.ckpt.sha256"]  # digests
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6  # fit end
 
 

@@ -1,15 +1,20 @@
 """A checkpoint cache that never silently uses a damaged file.
 
-Each entry is ``KEY.pt`` (a state dict) and ``KEY.json`` (the configuration that
-produced it and the SHA-256 of the ``.pt`` bytes). An entry is used only when the
-metadata parses, the configuration matches and the checksum matches; otherwise
-it is reported and the model is retrained and the entry rewritten.
+Each entry is ``KEY.pt`` (a state dict), its digest ``KEY.pt.sha256`` and ``KEY.json`` (the
+configuration that produced it, and the same SHA-256 for the report), each written atomically,
+the ``.pt`` through :func:`~unified_guidance.training.verified.write_verified` (digest last). An
+entry is used only when the metadata parses, the configuration matches, the ``.pt`` passes its
+digest check (:func:`~unified_guidance.training.verified.load_verified`), loads, holds only
+finite weights and fits the model; otherwise it is reported — a
+:class:`CorruptCheckpointWarning` and a line on the progress output, naming the file — and the
+model is retrained and the entry rewritten. An entry without a digest file (written before
+digests existed) is retrained too: an earlier build could cache a model trained from a damaged
+resume checkpoint under a valid checksum. A model whose weights are not finite is never cached.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import warnings
 from collections.abc import Callable, Mapping
@@ -20,7 +25,9 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from .io import atomic_write, atomic_write_json
+from ..training.stages import current, note
+from ..training.verified import DamagedFileError, check_finite, load_verified, nonfinite_entries, save_verified
+from .io import atomic_write_json
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -66,28 +73,37 @@ class CheckpointCache:
             return None, "no cached checkpoint"
         try:
             meta = json.loads(meta_path.read_text())
-            data = ckpt.read_bytes()
+            if not ckpt.exists():
+                raise FileNotFoundError(f"no {ckpt.name} beside it")
         except (OSError, ValueError) as err:
             return None, f"unreadable cache entry ({type(err).__name__}: {err})"
-        if meta.get("config") != json.loads(json.dumps(dict(config))):
+        if not isinstance(meta, dict) or meta.get("config") != json.loads(json.dumps(dict(config))):
             return None, "configuration changed"
-        if meta.get("sha256") != _sha256(data):
-            return None, "checksum mismatch (corrupt or modified checkpoint)"
+        what, remedy = "cached model", "retraining it"
         try:
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as err:
-            return None, f"checkpoint does not load ({type(err).__name__})"
+            state = load_verified(ckpt, what=what, remedy=remedy)
+            if not isinstance(state, dict):
+                raise DamagedFileError(ckpt, f"it holds a {type(state).__name__}, not a state dict", remedy, what)
+            check_finite(state, ckpt, what=what, remedy=remedy)
+        except (OSError, DamagedFileError) as err:
+            return None, err.reason if isinstance(err, DamagedFileError) else f"unreadable ({err})"
         return state, "checksum and configuration match"
 
     def save(self, key: str, config: Mapping[str, Any], state: Mapping[str, Any]) -> str:
-        """Write the state dict, then its metadata (both atomically); return the checksum."""
+        """Write the state dict and its digest, then its metadata (all atomically); return the checksum.
+
+        Raises:
+            ValueError: a weight is NaN or infinite (the training diverged): nothing is cached.
+        """
+        bad = nonfinite_entries(state)
+        if bad:
+            raise ValueError(
+                f"state: expected finite weights to cache as {key!r}, got NaN or inf in {', '.join(bad[:3])}; "
+                "the training diverged (lower the learning rate or check the data), nothing was cached"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         ckpt, meta_path = self.paths(key)
-        buffer = io.BytesIO()
-        torch.save(dict(state), buffer)
-        data = buffer.getvalue()
-        atomic_write(ckpt, lambda f: f.write(data))
-        digest = _sha256(data)
+        digest = save_verified(dict(state), ckpt)
         atomic_write_json(meta_path, {"config": dict(config), "sha256": digest, "torch": torch.__version__})
         return digest
 
@@ -110,7 +126,10 @@ class CheckpointCache:
             except (RuntimeError, KeyError) as err:
                 reason = f"state dict does not fit the model ({type(err).__name__})"
         if reason != "no cached checkpoint":
-            warnings.warn(f"checkpoint cache: {key}: {reason}; retraining", CorruptCheckpointWarning, stacklevel=2)
+            message = f"checkpoint cache: {key}: {reason} ({self.paths(key)[0]}); retraining"
+            warnings.warn(message, CorruptCheckpointWarning, stacklevel=2)
+            if current() is not None:  # the demo's progress output, where the retraining shows
+                note(message)
         module = build()
         train(module)
         digest = self.save(key, config, module.state_dict())

@@ -7,12 +7,15 @@ the previous file or none, never half of one.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from ..training.verified import atomic_write_bytes
 
 
 class OutputDirError(OSError):
@@ -21,12 +24,6 @@ class OutputDirError(OSError):
 
 class WriteError(OSError):
     """A file could not be written (disk full, quota, permissions); nothing partial was left behind."""
-
-
-def write_error(path: str | os.PathLike, err: OSError) -> WriteError:
-    """A one-line error naming ``path`` and the system's reason (e.g. "No space left on device")."""
-    reason = err.strerror or str(err) or type(err).__name__
-    return WriteError(err.errno, f"cannot write {str(path)!r}: {reason}; nothing partial was left behind")
 
 
 def prepare_output_dir(path: str | os.PathLike, *, argument: str = "--out") -> Path:
@@ -46,32 +43,14 @@ def prepare_output_dir(path: str | os.PathLike, *, argument: str = "--out") -> P
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it to ``path``."""
-    target = Path(path)
+    """Call ``write(f)`` on an in-memory binary file, then write its bytes to a temporary file beside
+    ``path``, fsync it and rename it to ``path`` (:func:`~unified_guidance.training.verified.atomic_write_bytes`)."""
+    buffer = io.BytesIO()
+    write(buffer)  # an error here leaves nothing on disk
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as err:
-        raise write_error(target, err) from err
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make reports private
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and not isinstance(err, WriteError):
-            raise write_error(target, err) from err
-        raise
-    return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        return atomic_write_bytes(path, buffer.getbuffer())
+    except OSError as err:  # already one line naming the file
+        raise WriteError(err.errno, err.strerror) from err
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

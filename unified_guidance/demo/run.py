@@ -38,6 +38,7 @@ from ..evaluation.metrics import saturation
 from ..training.predict import SampleResult, predict_sweep
 from ..training.resume import resumable
 from ..training.stages import track
+from ..training.verified import remove_verified
 from . import figures
 from .cache import CheckpointCache
 from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
@@ -171,7 +172,7 @@ def run_paradigm(
         module, cached = cache.load_or_train(
             runner.name, config, lambda: runner.make(config), lambda m: runner.train(m, config, progress=opts.progress)
         )
-    resume.unlink(missing_ok=True)  # trained and cached: the resume point is spent
+    remove_verified(resume)  # trained and cached: the resume point (and its digest) is spent
     train_seconds = time.perf_counter() - start
     methods = [m for m in runner.methods if opts.methods is None or m in opts.methods]
     sweep = settings(methods, opts.scales, opts.high_scales, runner.method_scales)

@@ -10,6 +10,9 @@ more when the fit ends (at the batch that reaches ``max_steps``, or at the end o
 the last epoch). Every one of these resumes exactly: the modules draw their
 randomness from the global step, the data order depends on (seed, epoch), and
 the digits' loader skips the batches a mid-epoch checkpoint had already run.
+
+Each file gets a ``.sha256`` digest file and is checked before a restore: the callback installs
+:class:`~.verified_io.VerifiedCheckpointIO` on a trainer with Lightning's plain checkpoint IO.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from .verified_io import install_verified_io
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -43,6 +48,10 @@ class LastCheckpoint(ModelCheckpoint):
         if self.dirpath is None:
             raise RuntimeError("last_path: the checkpoint directory is not known before the fit starts")
         return Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        install_verified_io(trainer)  # before Lightning restores a ckpt_path: that one is checked too
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)

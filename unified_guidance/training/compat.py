@@ -17,7 +17,11 @@ so a change upstream is one edit (``make test-latest`` shows it first):
 The progress bar (:mod:`.progress`) subclasses ``TQDMProgressBar`` and uses its
 ``init_train_tqdm``, ``train_progress_bar``, ``predict_progress_bar`` and ``get_metrics``;
 ``LastCheckpoint`` (:mod:`.checkpoints`) uses ``ModelCheckpoint.CHECKPOINT_NAME_LAST`` and
-``FILE_EXTENSION``; the recipes' CLI (``training/recipe_cli.py``) reads ``LightningCLI.config_init``.
+``FILE_EXTENSION``; the recipes' CLI (``training/recipe_cli.py``) reads ``LightningCLI.config_init``,
+extends ``parse_arguments`` and turns off ``_parse_ckpt_path`` (LightningCLI's step that puts a
+checkpoint's hyper-parameters over the command line; if it is renamed, the override test of
+``tests/training/test_recipe_ckpt_trust.py`` fails). :mod:`.verified_io` subclasses
+``TorchCheckpointIO`` (``lightning.fabric.plugins.io.torch_io``) and sets ``strategy.checkpoint_io``.
 """
 
 from __future__ import annotations

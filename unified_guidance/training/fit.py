@@ -7,7 +7,8 @@ import lightning as L
 from .compat import quiet_pytree_deprecation, was_interrupted
 from .predict import quiet_lightning
 from .progress import StepProgressBar, progress_callbacks
-from .resume import PeriodicCheckpoint, active, interrupted
+from .resume import PeriodicCheckpoint, active, interrupted, resume_point
+from .verified_io import VerifiedCheckpointIO
 
 
 def fit(
@@ -24,10 +25,12 @@ def fit(
     """``Trainer.fit`` for exactly ``max_steps`` optimiser steps, seeded, without logs or checkpoints.
 
     Validation is off (the demo judges models by their samples); the caller caches the weights.
-    Inside :func:`~.resume.resumable` it checkpoints periodically, resumes from that
-    checkpoint, and raises :class:`~.resume.TrainingInterrupted` (saying what was kept) on
-    Ctrl-C; the resume is exact when the datamodule's training loader is a
-    :func:`~.loaders.resuming_loader` (a ``shuffle=True`` DataLoader draws a warning). The
+    Inside :func:`~.resume.resumable` it checkpoints periodically (with a digest:
+    :mod:`.verified`), resumes from that checkpoint when it passes its checks (one line on the
+    progress output says so; a damaged one is deleted, said, and the training starts over), and
+    raises :class:`~.resume.TrainingInterrupted` (saying what was kept) on Ctrl-C; the resume is
+    exact when the datamodule's training loader is a :func:`~.loaders.resuming_loader` (a
+    ``shuffle=True`` DataLoader draws a warning). The
     progress bar reads ``"<label>: training"`` and counts steps done / total with an ETA
     (reported to the stage sink instead where one is installed, :mod:`.stages`). Lightning's
     ``LeafSpec`` deprecation (its pytree helper under torch 2.13) is silenced for the fit.
@@ -56,8 +59,9 @@ def _fit(module, datamodule, max_steps, accelerator, devices, progress, label) -
         limit_val_batches=0,
         num_sanity_val_steps=0,
         callbacks=shown + ([saver] if saver is not None else []),
+        plugins=[VerifiedCheckpointIO(require_digest=True)],
     )
-    resume = str(spec.path) if spec is not None and spec.path.exists() else None
+    resume = resume_point(spec, label)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     except SystemExit:

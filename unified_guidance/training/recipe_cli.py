@@ -10,6 +10,17 @@ Unless ``--trainer.enable_progress_bar=false`` (or a progress bar among the
 callbacks), fit shows one bar ``"<paradigm>: training"`` of steps done / total with
 an ETA, and predict one ``"<paradigm>: sampling"``
 (:class:`~unified_guidance.training.progress.StepProgressBar`).
+
+Checkpoints are trusted only after a check: every trainer the CLI builds writes its
+checkpoints with a digest and checks a ``--ckpt_path`` before restoring it
+(:mod:`~unified_guidance.training.verified_io`); a damaged one is refused in argparse's
+format, naming the file (exit status 2).
+
+``--ckpt_path`` and the model's settings (:mod:`.ckpt_hparams`): the checkpoint's
+hyper-parameters replace those of the YAML and of ``--config`` files (they rebuild the network
+it was trained with), and ``--model.*`` values on the command line replace the checkpoint's —
+``predict --ckpt_path … --model.sample_steps=7`` samples with 7 steps. (Lightning's own
+LightningCLI applies the checkpoint's over everything.)
 """
 
 from __future__ import annotations
@@ -22,7 +33,9 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from .ckpt_hparams import with_checkpoint_hparams
 from .progress import StepProgressBar
+from .verified_io import install_verified_io
 
 
 class RecipeCLI(LightningCLI):
@@ -39,7 +52,17 @@ class RecipeCLI(LightningCLI):
         callbacks = list(trainer.get("callbacks") or [])
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs.setdefault("callbacks", [*callbacks, StepProgressBar(self.label)])
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        install_verified_io(trainer)
+        return trainer
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        self.config = with_checkpoint_hparams(parser, self.config, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's step that puts the checkpoint's hyper-parameters over the command line:
+        :meth:`parse_arguments` has done it already, the command line winning (see ``training/compat.py``)."""
 
 
 def run_recipe(

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from .verified import atomic_write_bytes
 
 
 class DamagedResultWarning(UserWarning):
@@ -48,21 +48,7 @@ def save_fields(path: Path, fields: dict[str, Any]) -> None:
     """
     buffer = io.BytesIO()
     torch.save({**fields, "sha256": fields_digest(fields)}, buffer)  # in memory: write errors stay OSErrors
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError):
-            message = f"cannot write {str(path)!r}: {err.strerror or err}; nothing partial was left behind"
-            raise OSError(err.errno, message) from err
-        raise
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def load_fields(path: Path) -> dict[str, Any] | None:

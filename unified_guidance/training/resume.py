@@ -3,8 +3,11 @@
 Inside ``with resumable(path, every_n_steps=50):`` every :func:`~.fit.fit` saves a full
 Lightning checkpoint (weights, optimiser, loop counters) to ``path`` every
 ``every_n_steps`` optimiser steps — written to a temporary file and renamed over
-``path``, so a kill at any moment leaves the previous checkpoint or the new one —
-and resumes from ``path`` when it exists. On Ctrl-C, Lightning shuts down and
+``path``, its SHA-256 digest beside it in ``PATH.sha256`` (:mod:`.verified`), so a kill at
+any moment leaves the previous checkpoint or the new one — and resumes from ``path`` when it
+exists and passes its checks, saying so on the progress output (:func:`resume_point`). A
+damaged one (digest mismatch, no digest, non-finite weights) is deleted and the training
+starts again from step 0, with one line saying why. On Ctrl-C, Lightning shuts down and
 exits; :func:`~.fit.fit` turns that into :class:`TrainingInterrupted`, whose
 message says which checkpoint was kept (or that none was yet).
 """
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,9 @@ from pathlib import Path
 import lightning as L
 
 from ..core.numbers import check_int
+from .stages import note
+from .verified import DamagedFileError, check_finite, load_verified, remove_verified
+from .verified_io import install_verified_io
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -73,18 +78,42 @@ class PeriodicCheckpoint(L.Callback):
             self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
-        target = self.spec.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            trainer.save_checkpoint(tmp, weights_only=False)  # optimiser and loop states too: an exact resume
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        save_atomically(trainer, self.spec.path)  # optimiser and loop states too: an exact resume
         self.kept_step = trainer.global_step
+
+
+def save_atomically(trainer: L.Trainer, target: Path, *, weights_only: bool = False) -> None:
+    """``trainer.save_checkpoint(target)`` through a :class:`~.verified_io.VerifiedCheckpointIO` (installed
+    where the trainer has Lightning's plain IO): a temporary file fsynced and renamed over ``target``, then
+    its digest ``TARGET.sha256`` the same way, so a kill at any moment leaves the previous file or the new
+    one, never half of one that passes the check. Every rank calls it (the save ends in a barrier); rank 0
+    writes, as Lightning's own saving does."""
+    install_verified_io(trainer)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(target, weights_only=weights_only)
+
+
+def resume_point(spec: ResumeSpec | None, label: str | None = None) -> Path | None:
+    """The checkpoint a fit resumes from: ``spec.path`` when it exists and passes its checks.
+
+    Either way one line on the progress output (:func:`~.stages.note`) says what happens:
+    ``"flow: resuming training at step 100 from PATH (kept by a stopped run)"``, or, for a
+    damaged file, why it cannot be used and that it was deleted (the training then starts from
+    step 0).
+    """
+    if spec is None or not spec.path.exists():
+        return None
+    who = f"{label}: " if label else ""
+    remedy = "deleted it; the training starts again from step 0"
+    try:
+        ckpt = load_verified(spec.path, what="resume checkpoint", remedy=remedy)
+        check_finite(ckpt.get("state_dict", {}), spec.path, what="resume checkpoint", remedy=remedy)
+    except DamagedFileError as err:
+        remove_verified(spec.path)
+        note(f"{who}{err}")
+        return None
+    note(f"{who}resuming training at step {ckpt.get('global_step', '?')} from {spec.path} (kept by a stopped run)")
+    return spec.path
 
 
 def interrupted(trainer: L.Trainer, saver: PeriodicCheckpoint | None) -> TrainingInterrupted:
