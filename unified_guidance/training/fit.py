@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 
-from .compat import quiet_pytree_deprecation, was_interrupted
+from .compat import quiet_pytree_deprecation, sigterm_exception, was_interrupted
 from .predict import quiet_lightning
 from .progress import StepProgressBar, progress_callbacks
 from .resume import PeriodicCheckpoint, active, interrupted
@@ -25,11 +25,12 @@ def fit(
 
     Validation is off (the demo judges models by their samples); the caller caches the weights.
     Inside :func:`~.resume.resumable` it checkpoints periodically, resumes from that
-    checkpoint, and raises :class:`~.resume.TrainingInterrupted` (saying what was kept) on
-    Ctrl-C; the resume is exact when the datamodule's training loader is a
-    :func:`~.loaders.resuming_loader` (a ``shuffle=True`` DataLoader draws a warning). The
-    progress bar reads ``"<label>: training"`` and counts steps done / total with an ETA
-    (reported to the stage sink instead where one is installed, :mod:`.stages`). Lightning's
+    checkpoint (saying so), and raises :class:`~.resume.TrainingInterrupted` (saying what was
+    kept) on Ctrl-C, or on SIGTERM after saving the step reached (its ``exit_status``: 143); the
+    resume is exact when the datamodule's training loader is a :func:`~.loaders.resuming_loader`
+    (a ``shuffle=True`` DataLoader draws a warning). The progress bar reads ``"<label>: training"``
+    and counts steps done / total with an ETA (reported to the stage sink instead where one is
+    installed, :mod:`.stages`). Lightning's
     ``LeafSpec`` deprecation (its pytree helper under torch 2.13) is silenced for the fit.
     Returns the number of optimiser steps taken.
     """
@@ -60,8 +61,8 @@ def _fit(module, datamodule, max_steps, accelerator, devices, progress, label) -
     resume = str(spec.path) if spec is not None and spec.path.exists() else None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-    except SystemExit:
-        if was_interrupted(trainer):  # Lightning's answer to Ctrl-C: shut down, then sys.exit(1)
-            raise interrupted(trainer, saver) from None
+    except SystemExit as stop:
+        if was_interrupted(trainer):  # Lightning's answer to Ctrl-C (sys.exit(1)) or to SIGTERM (its SystemExit)
+            raise interrupted(trainer, saver, sigterm=isinstance(stop, sigterm_exception())) from None
         raise
     return trainer.global_step

@@ -10,10 +10,16 @@ Unless ``--trainer.enable_progress_bar=false`` (or a progress bar among the
 callbacks), fit shows one bar ``"<paradigm>: training"`` of steps done / total with
 an ETA, and predict one ``"<paradigm>: sampling"``
 (:class:`~unified_guidance.training.progress.StepProgressBar`).
+
+SIGTERM stops a subcommand with exit status 143 (:mod:`.signals`) and one line on stderr; a
+fit keeps ``last.ckpt`` at the step it reached first (the recipes' :class:`~.checkpoints.LastCheckpoint`)
+and the line names it: ``fit stopped by SIGTERM at step 37; kept <run>/checkpoints/last.ckpt:
+resume with fit --ckpt_path <that path>``.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,10 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from .checkpoints import LastCheckpoint
+from .compat import sigterm_exception
 from .progress import StepProgressBar
+from .signals import SIGTERM_EXIT_STATUS, sigterm_message
 
 
 class RecipeCLI(LightningCLI):
@@ -40,6 +49,19 @@ class RecipeCLI(LightningCLI):
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs.setdefault("callbacks", [*callbacks, StepProgressBar(self.label)])
         return super().instantiate_trainer(**kwargs)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except sigterm_exception():  # Lightning's stop on SIGTERM is a SystemExit without a status (0)
+            print(_sigterm_line(self.trainer, subcommand), file=sys.stderr, flush=True)
+            raise SystemExit(SIGTERM_EXIT_STATUS) from None
+
+
+def _sigterm_line(trainer: Trainer, subcommand: str) -> str:
+    kept = next((c.sigterm_saved for c in trainer.callbacks if isinstance(c, LastCheckpoint) and c.sigterm_saved), None)
+    step = trainer.global_step if subcommand == "fit" else None
+    return sigterm_message(subcommand, step, kept, f"resume with fit --ckpt_path {kept}")
 
 
 def run_recipe(

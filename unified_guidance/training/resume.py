@@ -1,12 +1,13 @@
-"""Periodic, atomic, resumable checkpoints for the demo's training, and what Ctrl-C kept.
+"""Periodic, atomic, resumable checkpoints for the demo's training, and what Ctrl-C or SIGTERM kept.
 
 Inside ``with resumable(path, every_n_steps=50):`` every :func:`~.fit.fit` saves a full
 Lightning checkpoint (weights, optimiser, loop counters) to ``path`` every
 ``every_n_steps`` optimiser steps — written to a temporary file and renamed over
 ``path``, so a kill at any moment leaves the previous checkpoint or the new one —
-and resumes from ``path`` when it exists. On Ctrl-C, Lightning shuts down and
+and resumes from ``path`` when it exists, saying so. On Ctrl-C, Lightning shuts down and
 exits; :func:`~.fit.fit` turns that into :class:`TrainingInterrupted`, whose
-message says which checkpoint was kept (or that none was yet).
+message says which checkpoint was kept (or that none was yet). On SIGTERM the checkpoint
+is saved at the step reached first (:mod:`.signals`), and the error carries exit status 143.
 """
 
 from __future__ import annotations
@@ -22,17 +23,22 @@ from pathlib import Path
 import lightning as L
 
 from ..core.numbers import check_int
+from .signals import SIGTERM_EXIT_STATUS, stopped_by_sigterm
+from .stages import note
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on Ctrl-C; ``checkpoint`` is what was kept (``None``: nothing yet)."""
+    """Training stopped on Ctrl-C or SIGTERM; ``checkpoint`` is what was kept (``None``: nothing yet);
+    ``exit_status`` what the command exits with (130 after Ctrl-C, 143 after SIGTERM)."""
 
-    def __init__(self, message: str, step: int, checkpoint: Path | None, kept_step: int | None) -> None:
+    def __init__(
+        self, message: str, step: int, checkpoint: Path | None, kept_step: int | None, exit_status: int = 130
+    ) -> None:
         super().__init__(message)
-        self.step, self.checkpoint, self.kept_step = step, checkpoint, kept_step
+        self.step, self.checkpoint, self.kept_step, self.exit_status = step, checkpoint, kept_step, exit_status
 
     def __reduce__(self):  # pickles whole (the demo's worker processes send it back)
-        return type(self), (str(self), self.step, self.checkpoint, self.kept_step)
+        return type(self), (str(self), self.step, self.checkpoint, self.kept_step, self.exit_status)
 
 
 @dataclass(frozen=True)
@@ -61,11 +67,20 @@ def active() -> ResumeSpec | None:
 
 
 class PeriodicCheckpoint(L.Callback):
-    """Save a resumable checkpoint atomically every ``every_n_steps`` optimiser steps."""
+    """Save a resumable checkpoint atomically every ``every_n_steps`` optimiser steps, and at the step
+    reached when SIGTERM stops the fit; say so when a fit resumes from it."""
 
     def __init__(self, spec: ResumeSpec) -> None:
         self.spec = spec
         self.kept_step: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        if trainer.ckpt_path is not None:
+            note(f"resuming training at step {trainer.global_step} from {self.spec.path} (kept by a stopped run)")
+
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+        if stopped_by_sigterm(trainer, exception) and trainer.global_step != self.kept_step:
+            self.save(trainer)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -73,32 +88,39 @@ class PeriodicCheckpoint(L.Callback):
             self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
-        target = self.spec.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            trainer.save_checkpoint(tmp, weights_only=False)  # optimiser and loop states too: an exact resume
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        save_atomically(trainer, self.spec.path)  # optimiser and loop states too: an exact resume
         self.kept_step = trainer.global_step
 
 
-def interrupted(trainer: L.Trainer, saver: PeriodicCheckpoint | None) -> TrainingInterrupted:
-    """The error that says what Ctrl-C kept; restores the SIGINT handler Lightning switched off."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    step = trainer.global_step
+def save_atomically(trainer: L.Trainer, target: Path, *, weights_only: bool = False) -> None:
+    """``trainer.save_checkpoint(target)`` through a temporary file renamed over ``target``: a kill at
+    any moment leaves the previous file or the new one, never half of one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        trainer.save_checkpoint(tmp, weights_only=weights_only)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def interrupted(trainer: L.Trainer, saver: PeriodicCheckpoint | None, *, sigterm: bool = False) -> TrainingInterrupted:
+    """The error that says what Ctrl-C (or SIGTERM) kept; after Ctrl-C, restores the SIGINT handler
+    Lightning switched off."""
+    if not sigterm:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    step, status = trainer.global_step, SIGTERM_EXIT_STATUS if sigterm else 130
+    stopped = f"training {'stopped by SIGTERM' if sigterm else 'interrupted'} at step {step}"
     if saver is not None and saver.spec.path.exists():
         kept = saver.kept_step
         where = f"step {kept}" if kept is not None else "an earlier run"
         message = (
-            f"training interrupted at step {step}; kept the checkpoint of {where} at {saver.spec.path}: "
+            f"{stopped}; kept the checkpoint of {where} at {saver.spec.path}: "
             "run the same command again to resume from it"
         )
-        return TrainingInterrupted(message, step, saver.spec.path, kept)
+        return TrainingInterrupted(message, step, saver.spec.path, kept, status)
     every = f" (one is written every {saver.spec.every_n_steps} steps)" if saver is not None else ""
-    message = f"training interrupted at step {step}; no checkpoint was kept yet{every}"
-    return TrainingInterrupted(message, step, None, None)
+    return TrainingInterrupted(f"{stopped}; no checkpoint was kept yet{every}", step, None, None, status)

@@ -171,6 +171,15 @@ def reporting(sink: Sink) -> Iterator[Sink]:
         sink.close()
 
 
+def note(text: str) -> None:
+    """A line of its own for the user: to the current sink (it does not break a bar), else to stderr."""
+    sink = current()
+    if sink is not None:
+        sink.write(text)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
 class Stage:
     """One stage reported to the current sink: ``Stage("flow: sampling", 40).update(done)``."""
 
