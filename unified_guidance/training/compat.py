@@ -19,7 +19,8 @@ so a change upstream is one edit (``make test-latest`` shows it first):
 The progress bar (:mod:`.progress`) subclasses ``TQDMProgressBar`` and uses its
 ``init_train_tqdm``, ``train_progress_bar``, ``predict_progress_bar`` and ``get_metrics``;
 ``LastCheckpoint`` (:mod:`.checkpoints`) uses ``ModelCheckpoint.CHECKPOINT_NAME_LAST`` and
-``FILE_EXTENSION``; the recipes' CLI (``training/recipe_cli.py``) reads ``LightningCLI.config_init``.
+``FILE_EXTENSION``; the recipes' CLI (``training/recipe_cli.py``) reads ``LightningCLI.config_init`` and wraps
+``LightningCLI._run_subcommand`` (a subcommand stopped by SIGTERM exits with status 143).
 """
 
 from __future__ import annotations

@@ -59,9 +59,10 @@ class RecipeCLI(LightningCLI):
 
 
 def _sigterm_line(trainer: Trainer, subcommand: str) -> str:
+    if subcommand != "fit":  # validate, test: nothing to keep (Lightning's predict loop runs on to its end)
+        return f"{subcommand} stopped by SIGTERM"
     kept = next((c.sigterm_saved for c in trainer.callbacks if isinstance(c, LastCheckpoint) and c.sigterm_saved), None)
-    step = trainer.global_step if subcommand == "fit" else None
-    return sigterm_message(subcommand, step, kept, f"resume with fit --ckpt_path {kept}")
+    return sigterm_message("fit", trainer.global_step, kept, f"resume with fit --ckpt_path {kept}")
 
 
 def run_recipe(

@@ -32,9 +32,8 @@ def stopped_by_sigterm(trainer: L.Trainer, exception: BaseException) -> bool:
     return isinstance(exception, sigterm_exception()) and fitting and trainer.global_step > 0
 
 
-def sigterm_message(what: str, step: int | None, kept: Path | None, resume: str) -> str:
+def sigterm_message(what: str, step: int, kept: Path | None, resume: str) -> str:
     """``"fit stopped by SIGTERM at step 37; kept <kept>: <resume>"`` (or that nothing was kept)."""
-    at = f" at step {step}" if step is not None else ""
     if kept is None:
-        return f"{what} stopped by SIGTERM{at}; no checkpoint was kept"
-    return f"{what} stopped by SIGTERM{at}; kept {kept}: {resume}"
+        return f"{what} stopped by SIGTERM at step {step}; no checkpoint was kept"
+    return f"{what} stopped by SIGTERM at step {step}; kept {kept}: {resume}"
