@@ -12,8 +12,9 @@ so a change upstream is one edit (``make test-latest`` shows it first):
   (batches already run when a fit resumes mid-epoch);
 * the fit loop's progress in a checkpoint (``checkpoint["loops"]["fit_loop"]``: ``epoch_progress`` and the
   ``epoch_loop.*`` progress records), rewritten at an epoch end (:func:`epoch_end_as_next_epoch`);
-* ``trainer.received_sigterm`` and ``SIGTERMException`` (stopping a predict sweep on SIGTERM);
-* ``trainer.interrupted`` (Lightning's answer to Ctrl-C: shut down, then ``sys.exit(1)``);
+* ``trainer.received_sigterm`` and ``SIGTERMException`` (stopping a predict sweep on SIGTERM; a fit's
+  stop on SIGTERM, a ``SystemExit`` without a status, made exit status 143 by :mod:`.signals`);
+* ``trainer.interrupted`` (Lightning's answer to Ctrl-C: shut down, then ``sys.exit(1)``; set on SIGTERM too);
 * the per-batch ``LeafSpec`` deprecation Lightning 2.6's pytree helper trips under torch 2.13.
 
 The progress bar (:mod:`.progress`) subclasses ``TQDMProgressBar`` and uses its

@@ -61,7 +61,8 @@ class RecipeCLI(LightningCLI):
 def _sigterm_line(trainer: Trainer, subcommand: str) -> str:
     if subcommand != "fit":  # validate, test: nothing to keep (Lightning's predict loop runs on to its end)
         return f"{subcommand} stopped by SIGTERM"
-    kept = next((c.sigterm_saved for c in trainer.callbacks if isinstance(c, LastCheckpoint) and c.sigterm_saved), None)
+    saved = (c.sigterm_saved for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint))
+    kept = next((path for path in saved if path is not None), None)
     return sigterm_message("fit", trainer.global_step, kept, f"resume with fit --ckpt_path {kept}")
 
 
