@@ -35,6 +35,9 @@ class LastCheckpoint(ModelCheckpoint):
         save_top_k: how many ``epoch=E-step=S.ckpt`` files to keep besides ``last.ckpt`` (the latest ones).
     """
 
+    sigterm_saved: Path | None = None
+    """Where the fit's SIGTERM checkpoint went (``None``: SIGTERM did not stop this fit)."""
+
     def __init__(self, every_n_epochs: int = 1, dirpath: str | None = None, save_top_k: int = 1) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs: expected a positive number of epochs, got {every_n_epochs}")
@@ -49,8 +52,6 @@ class LastCheckpoint(ModelCheckpoint):
         if self.dirpath is None:
             raise RuntimeError("last_path: the checkpoint directory is not known before the fit starts")
         return Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
-
-    sigterm_saved: Path | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)

@@ -30,9 +30,8 @@ def fit(
     resume is exact when the datamodule's training loader is a :func:`~.loaders.resuming_loader`
     (a ``shuffle=True`` DataLoader draws a warning). The progress bar reads ``"<label>: training"``
     and counts steps done / total with an ETA (reported to the stage sink instead where one is
-    installed, :mod:`.stages`). Lightning's
-    ``LeafSpec`` deprecation (its pytree helper under torch 2.13) is silenced for the fit.
-    Returns the number of optimiser steps taken.
+    installed, :mod:`.stages`). Lightning's ``LeafSpec`` deprecation (its pytree helper under
+    torch 2.13) is silenced for the fit. Returns the number of optimiser steps taken.
     """
     if max_steps < 1:
         raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps}")

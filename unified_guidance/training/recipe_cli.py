@@ -31,7 +31,7 @@ from lightning.pytorch.cli import LightningCLI
 from .checkpoints import LastCheckpoint
 from .compat import sigterm_exception
 from .progress import StepProgressBar
-from .signals import SIGTERM_EXIT_STATUS, sigterm_message
+from .signals import SIGTERM_EXIT_STATUS
 
 
 class RecipeCLI(LightningCLI):
@@ -63,7 +63,10 @@ def _sigterm_line(trainer: Trainer, subcommand: str) -> str:
         return f"{subcommand} stopped by SIGTERM"
     saved = (c.sigterm_saved for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint))
     kept = next((path for path in saved if path is not None), None)
-    return sigterm_message("fit", trainer.global_step, kept, f"resume with fit --ckpt_path {kept}")
+    stopped = f"fit stopped by SIGTERM at step {trainer.global_step}"
+    if kept is None:  # no LastCheckpoint among the callbacks
+        return f"{stopped}; no checkpoint was kept"
+    return f"{stopped}; kept {kept}: resume with fit --ckpt_path {kept}"
 
 
 def run_recipe(

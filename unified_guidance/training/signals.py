@@ -15,7 +15,6 @@ come in the middle of an optimiser step, so it keeps the last periodic checkpoin
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
@@ -23,17 +22,10 @@ from lightning.pytorch.trainer.states import TrainerFn
 from .compat import sigterm_exception
 
 SIGTERM_EXIT_STATUS = 128 + signal.SIGTERM
-"""The exit status of a fit (or predict) stopped by SIGTERM: 143."""
+"""The exit status of a recipe or the demo stopped by SIGTERM: 143."""
 
 
 def stopped_by_sigterm(trainer: L.Trainer, exception: BaseException) -> bool:
     """Whether ``exception`` is Lightning's stop on SIGTERM during a fit that has taken a step (a state to keep)."""
     fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
     return isinstance(exception, sigterm_exception()) and fitting and trainer.global_step > 0
-
-
-def sigterm_message(what: str, step: int, kept: Path | None, resume: str) -> str:
-    """``"fit stopped by SIGTERM at step 37; kept <kept>: <resume>"`` (or that nothing was kept)."""
-    if kept is None:
-        return f"{what} stopped by SIGTERM at step {step}; no checkpoint was kept"
-    return f"{what} stopped by SIGTERM at step {step}; kept {kept}: {resume}"
