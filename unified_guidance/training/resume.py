@@ -94,7 +94,11 @@ class PeriodicCheckpoint(L.Callback):
 
 def save_atomically(trainer: L.Trainer, target: Path, *, weights_only: bool = False) -> None:
     """``trainer.save_checkpoint(target)`` through a temporary file renamed over ``target``: a kill at
-    any moment leaves the previous file or the new one, never half of one."""
+    any moment leaves the previous file or the new one, never half of one. Every rank calls it (the
+    save ends in a barrier); rank 0 writes the file and renames it, as Lightning's own saving does."""
+    if not trainer.is_global_zero:
+        trainer.save_checkpoint(target, weights_only=weights_only)  # writes nothing here: takes part
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
