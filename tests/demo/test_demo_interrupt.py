@@ -98,3 +98,17 @@ def test_the_console_script_says_what_ctrl_c_kept(tmp_path, monkeypatch, capsys)
         capsys.readouterr().err
         == f"unified-guidance demo: training interrupted at step 7; kept the checkpoint of step 5 at {tmp_path}\n"
     )
+
+
+def test_the_console_script_exits_143_when_sigterm_stopped_the_training(tmp_path, monkeypatch, capsys):
+    import unified_guidance.demo.run as run
+    from unified_guidance.demo.cli import main
+
+    message = f"training stopped by SIGTERM at step 7; kept the checkpoint of step 7 at {tmp_path}"
+
+    def stop(opts):
+        raise TrainingInterrupted(message, 7, tmp_path, 7, exit_status=143)
+
+    monkeypatch.setattr(run, "run_demo", stop)
+    assert main(["demo", "--out", str(tmp_path)]) == 143
+    assert capsys.readouterr().err == f"unified-guidance demo: {message}\n"

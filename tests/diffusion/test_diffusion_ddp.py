@@ -8,11 +8,14 @@ with a subprocess launcher).
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from unified_guidance.training.checkpoints import LastCheckpoint
 from unified_guidance.training.data import DigitsDataModule
 from unified_guidance.training.diffusion import DiffusionModule
 
@@ -58,3 +61,27 @@ def test_ddp_on_two_cpu_processes_with_gloo(tmp_path):
     assert not torch.allclose(r0["weights"], before)
     torch.testing.assert_close(r0["weights"], r1["weights"], rtol=0, atol=0)
     torch.testing.assert_close(r0["ema"], r1["ema"], rtol=0, atol=0)
+
+
+def test_last_checkpoint_under_ddp_is_written_by_rank_0_alone(tmp_path, monkeypatch):
+    """LastCheckpoint writes through a temporary file renamed over last.ckpt: on rank 0 only (the other
+    rank takes part in the save's barrier; a rename of its own would put an empty file in place)."""
+    renames, rename = tmp_path / "renames.txt", os.replace
+
+    def logged(src, dst):  # each rank (a forked process) notes its renames, then renames
+        with open(renames, "a") as f:
+            f.write(f"{os.getpid()} {dst}\n")
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", logged)
+    L.seed_everything(0, verbose=False)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_fork", max_steps=3, limit_train_batches=2, limit_val_batches=0,
+        logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+        callbacks=[LastCheckpoint(every_n_epochs=1, dirpath=str(tmp_path / "checkpoints"))],
+    )  # fmt: skip
+    trainer.fit(DiffusionModule(width=8), DigitsDataModule(batch_size=32))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 3
+    writers = {line.split()[0] for line in renames.read_text().splitlines() if line.endswith(str(last))}
+    assert len(writers) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from recipe_runs import QUIET, SigintAtEpoch, assert_sigint_resume_is_exact, cli
+from recipe_runs import QUIET, SignalAt, assert_signal_resume_is_exact, cli
 from two_d_points import TwoDPointsDataModule
 
 from unified_guidance.training.data import DigitsDataModule
@@ -63,7 +63,7 @@ def test_a_run_on_own_data_interrupted_by_sigint_resumes_to_the_uninterrupted_on
     the resumed run replays epoch 6 in the same order and ends where the uninterrupted one ends."""
     data = [*POINTS, "--data.num_samples=100", "--trainer.max_epochs=7", "--trainer.max_steps=-1",
             "--trainer.limit_val_batches=0"]  # fmt: skip
-    assert_sigint_resume_is_exact(name, tmp_path, *data, steps=14, stop=SigintAtEpoch(6, batch=1),
+    assert_signal_resume_is_exact(name, tmp_path, *data, steps=14, stop=SignalAt(6, batch=1),
                                   interrupted_at=13, saved_at=10)  # fmt: skip
 
 
@@ -77,6 +77,6 @@ def test_the_token_recipe_takes_a_users_model_and_data_and_resumes_exactly_after
     """The autoregressive recipe on one's own token sequences: --model and --data by class path, two
     batches an epoch, a real SIGINT after the first batch of epoch 6, resumed from the 5-epoch checkpoint."""
     run = [*TOKENS, "--trainer.max_epochs=7", "--trainer.max_steps=-1", "--trainer.limit_val_batches=0"]
-    resumed = assert_sigint_resume_is_exact("autoregressive", tmp_path, *run, steps=14, stop=SigintAtEpoch(6, batch=1),
+    resumed = assert_signal_resume_is_exact("autoregressive", tmp_path, *run, steps=14, stop=SignalAt(6, batch=1),
                                             interrupted_at=13, saved_at=10)  # fmt: skip
     assert type(resumed.model).__name__ == "TokenSequenceModule" and resumed.model.layout.vocab == 5

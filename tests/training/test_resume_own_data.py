@@ -1,6 +1,7 @@
 """Exact resume on a user's own data (2-D points, not digits): the documented loader resumes a
-fit interrupted by a real SIGINT in the middle of an epoch to the uninterrupted run exactly; a
-plain ``DataLoader(shuffle=True)`` gets a warning that names the fix when a fit resumes with it.
+fit interrupted by a real SIGINT in the middle of an epoch, or stopped by a real SIGTERM (which
+keeps the step reached), to the uninterrupted run exactly; a plain ``DataLoader(shuffle=True)``
+gets a warning that names the fix when a fit resumes with it.
 """
 
 from __future__ import annotations
@@ -38,15 +39,15 @@ class Points(L.LightningDataModule):
         return DataLoader(self.data, batch_size=8, shuffle=True)
 
 
-class SigintAtStep(L.Callback):
-    """Sends this process a real SIGINT (as Ctrl-C does) before the batch of global step ``step``."""
+class SignalAtStep(L.Callback):
+    """Sends this process a real SIGINT (as Ctrl-C does) or SIGTERM before the batch of global step ``step``."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, step: int, signum: int = signal.SIGINT) -> None:
+        self.step, self.signum = step, signum
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.signum)
 
 
 def module(init: int = 0) -> FlowMatchingModule:
@@ -55,20 +56,43 @@ def module(init: int = 0) -> FlowMatchingModule:
 
 
 def test_a_sigint_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path, sigint_restored, monkeypatch):
-    straight = module()
-    with resumable(tmp_path / "straight.ckpt", every_n_steps=3):
-        assert fit(straight, Points(documented=True), max_steps=12, seed=0, progress=False) == 12
-
-    first = module()
     # SIGINT before step 8 (epoch 1, batch 3 of 5); the last checkpoint is step 6 (epoch 1, batch 1)
-    monkeypatch.setattr(L.Trainer, "fit", _with_callback(L.Trainer.fit, SigintAtStep(8)))
-    with resumable(tmp_path / "run.ckpt", every_n_steps=3), pytest.raises(TrainingInterrupted) as stop:
-        fit(first, Points(documented=True), max_steps=12, seed=0, progress=False)
-    monkeypatch.undo()
-    assert (stop.value.step, stop.value.kept_step) == (8, 6)
+    stop = _stopped(tmp_path, monkeypatch, SignalAtStep(8), every_n_steps=3)
+    assert (stop.step, stop.kept_step, stop.exit_status) == (8, 6, 130)
+    _assert_resumes_exactly(tmp_path, every_n_steps=3)
 
+
+@pytest.mark.parametrize("before", [7, 9], ids=["mid-epoch", "epoch-end"])
+def test_sigterm_keeps_the_step_reached_says_so_and_resumes_exactly(before, tmp_path, monkeypatch, capsys):
+    """SIGTERM before step 8 (epoch 1, batch 3 of 5) or step 10 (its last batch): the demo's fit keeps a
+    checkpoint of that step (not only the periodic one of step 6 or 9), exits with 143 and, rerun, says it resumes."""
+    stop = _stopped(tmp_path, monkeypatch, SignalAtStep(before, signal.SIGTERM), every_n_steps=3)
+    kept = before + 1  # Lightning finishes the batch in progress
+    assert (stop.step, stop.kept_step, stop.exit_status, stop.checkpoint) == (kept, kept, 143, tmp_path / "run.ckpt")
+    assert str(stop).startswith(f"training stopped by SIGTERM at step {kept}; kept the checkpoint of step {kept} at ")
+    assert torch.load(tmp_path / "run.ckpt", weights_only=False)["global_step"] == kept
+    assert not list(tmp_path.glob("*.tmp"))
+    capsys.readouterr()
+    _assert_resumes_exactly(tmp_path, every_n_steps=3)
+    assert f"resuming training at step {kept} from {tmp_path / 'run.ckpt'}" in capsys.readouterr().err
+
+
+def _stopped(tmp_path, monkeypatch, signaller: L.Callback, every_n_steps: int) -> TrainingInterrupted:
+    """Fit to 12 steps with ``signaller`` among the callbacks, checkpointing to ``run.ckpt``: what it raised."""
+    monkeypatch.setattr(L.Trainer, "fit", _with_callback(L.Trainer.fit, signaller))
+    with resumable(tmp_path / "run.ckpt", every_n_steps=every_n_steps), pytest.raises(TrainingInterrupted) as stop:
+        fit(module(), Points(documented=True), max_steps=12, seed=0, progress=False)
+    monkeypatch.undo()
+    return stop.value
+
+
+def _assert_resumes_exactly(tmp_path, every_n_steps: int) -> None:
+    """Resume ``run.ckpt`` to step 12 in a fresh module; every training tensor equals the uninterrupted run's."""
+    straight = module()
+    with resumable(tmp_path / "straight.ckpt", every_n_steps=every_n_steps):
+        assert fit(straight, Points(documented=True), max_steps=12, seed=0, progress=False) == 12
     resumed = module(init=123)  # nothing but the checkpoint carries over
-    with resumable(tmp_path / "run.ckpt", every_n_steps=3), warnings.catch_warnings():
+    with resumable(tmp_path / "run.ckpt", every_n_steps=every_n_steps), warnings.catch_warnings():
         warnings.filterwarnings("error", message="resume is not exact")  # none for the documented loader
         assert fit(resumed, Points(documented=True), max_steps=12, seed=0, progress=False) == 12
     a = training_state(straight, straight.trainer)

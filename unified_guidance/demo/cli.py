@@ -190,9 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # disk full, quota, permissions while writing: one line, no traceback
         print(f"unified-guidance demo: error: {err.strerror or err}", file=sys.stderr)
         return 1
-    except TrainingInterrupted as err:
+    except TrainingInterrupted as err:  # Ctrl-C: 130, SIGTERM: 143
         print(f"unified-guidance demo: {err}", file=sys.stderr)
-        return 130
+        return err.exit_status
     except KeyboardInterrupt:
         print(
             "unified-guidance demo: interrupted; trained models and finished sweep items are kept in the cache "

@@ -10,8 +10,11 @@ so a change upstream is one edit (``make test-latest`` shows it first):
   only ``unified_guidance/training`` imports lightning, the CLI asks here);
 * ``trainer.fit_loop.restarting`` and ``fit_loop.epoch_loop.batch_progress.current.processed``
   (batches already run when a fit resumes mid-epoch);
-* ``trainer.received_sigterm`` and ``SIGTERMException`` (stopping a predict sweep on SIGTERM);
-* ``trainer.interrupted`` (Lightning's answer to Ctrl-C: shut down, then ``sys.exit(1)``);
+* the fit loop's progress in a checkpoint (``checkpoint["loops"]["fit_loop"]``: ``epoch_progress`` and the
+  ``epoch_loop.*`` progress records), rewritten at an epoch end (:func:`epoch_end_as_next_epoch`);
+* ``trainer.received_sigterm`` and ``SIGTERMException`` (stopping a predict sweep on SIGTERM; a fit's
+  stop on SIGTERM, a ``SystemExit`` without a status, made exit status 143 by :mod:`.signals`);
+* ``trainer.interrupted`` (Lightning's answer to Ctrl-C: shut down, then ``sys.exit(1)``; set on SIGTERM too);
 * the per-batch ``LeafSpec`` deprecation Lightning 2.6's pytree helper trips under torch 2.13.
 
 The progress bar (:mod:`.progress`) subclasses ``TQDMProgressBar`` and uses its
@@ -22,6 +25,7 @@ extends ``parse_arguments`` and turns off ``_parse_ckpt_path`` (LightningCLI's s
 checkpoint's hyper-parameters over the command line; if it is renamed, the override test of
 ``tests/training/test_recipe_ckpt_trust.py`` fails). :mod:`.verified_io` subclasses
 ``TorchCheckpointIO`` (``lightning.fabric.plugins.io.torch_io``) and sets ``strategy.checkpoint_io``.
+The CLI also wraps ``LightningCLI._run_subcommand`` (a subcommand stopped by SIGTERM exits with status 143).
 """
 
 from __future__ import annotations
@@ -66,6 +70,66 @@ def batches_processed_on_restart(trainer: Any) -> int:
     if trainer is None or done == 0 or not trainer.fit_loop.restarting:
         return 0
     return done
+
+
+def epoch_end_as_next_epoch(checkpoint: dict) -> bool:
+    """Rewrite a checkpoint saved at the end of a training epoch as the start of the next epoch; whether it did.
+
+    At an epoch end (its last batch run, the epoch counted processed, counted completed or not yet)
+    Lightning 2.6 resumes right under ``max_epochs``, but under ``max_steps`` it restarts the finished
+    epoch: it runs one batch more in it and hands the samplers an epoch number one ahead, so the
+    resumed fit trains on other batches than the uninterrupted one. The rewritten state is what an
+    uninterrupted fit holds when its next epoch begins: the epoch completed, the epoch loop's
+    per-epoch counters (batches, optimiser and scheduler steps) and the validation loop's at zero;
+    the totals, hence ``global_step``, unchanged. A state that is not at an epoch end is left alone.
+    """
+    fit = (checkpoint.get("loops") or {}).get("fit_loop") or {}
+    epochs = fit.get("epoch_progress")
+    if not epochs or not all(_epoch_ended(epochs[k]) for k in ("total", "current")):
+        return False
+    for k in ("total", "current"):
+        epochs[k]["completed"] = epochs[k]["processed"]
+    for key in _EPOCH_COUNTERS:
+        if key in fit:
+            _zero_current(fit[key])
+    if "epoch_loop.batch_progress" in fit:
+        fit["epoch_loop.batch_progress"]["is_last_batch"] = False
+    validation = fit.get("epoch_loop.val_loop.batch_progress")
+    if validation:  # its total counts this epoch's validation batches (the epoch loop resets it per epoch)
+        for k in ("total", "current"):
+            _zero(validation.get(k, {}))
+        validation["is_last_batch"] = False
+    return True
+
+
+_EPOCH_COUNTERS = (
+    "epoch_loop.batch_progress",
+    "epoch_loop.scheduler_progress",
+    "epoch_loop.automatic_optimization.optim_progress",
+    "epoch_loop.manual_optimization.optim_step_progress",
+)
+
+
+def _epoch_ended(progress: dict) -> bool:
+    ready, started, processed, completed = (progress.get(k) for k in ("ready", "started", "processed", "completed"))
+    if processed is None or processed < 1:
+        return False
+    return ready == started == processed and completed in (processed - 1, processed)
+
+
+def _zero(counters: dict) -> None:
+    for k, v in counters.items():
+        if isinstance(v, int) and not isinstance(v, bool):
+            counters[k] = 0
+
+
+def _zero_current(progress: dict) -> None:
+    """Zero every ``current`` counter in a (nested) progress record."""
+    for key, value in progress.items():
+        if key == "current" and isinstance(value, dict):
+            _zero(value)
+        elif isinstance(value, dict):
+            _zero_current(value)
 
 
 def sigterm_exception() -> type[BaseException]:

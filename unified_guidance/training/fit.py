@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 
-from .compat import quiet_pytree_deprecation, was_interrupted
+from .compat import quiet_pytree_deprecation, sigterm_exception, was_interrupted
 from .predict import quiet_lightning
 from .progress import StepProgressBar, progress_callbacks
 from .resume import PeriodicCheckpoint, active, interrupted, resume_point
@@ -28,7 +28,8 @@ def fit(
     Inside :func:`~.resume.resumable` it checkpoints periodically (with a digest:
     :mod:`.verified`), resumes from that checkpoint when it passes its checks (one line on the
     progress output says so; a damaged one is deleted, said, and the training starts over), and
-    raises :class:`~.resume.TrainingInterrupted` (saying what was kept) on Ctrl-C; the resume is
+    raises :class:`~.resume.TrainingInterrupted` (saying what was kept) on Ctrl-C, or on SIGTERM after
+    saving the step reached (its ``exit_status``: 143); the resume is
     exact when the datamodule's training loader is a :func:`~.loaders.resuming_loader` (a
     ``shuffle=True`` DataLoader draws a warning). The
     progress bar reads ``"<label>: training"`` and counts steps done / total with an ETA
@@ -64,8 +65,8 @@ def _fit(module, datamodule, max_steps, accelerator, devices, progress, label) -
     resume = resume_point(spec, label)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-    except SystemExit:
-        if was_interrupted(trainer):  # Lightning's answer to Ctrl-C: shut down, then sys.exit(1)
-            raise interrupted(trainer, saver) from None
+    except SystemExit as stop:
+        if was_interrupted(trainer):  # Lightning's answer to Ctrl-C (sys.exit(1)) or to SIGTERM (its SystemExit)
+            raise interrupted(trainer, saver, sigterm=isinstance(stop, sigterm_exception())) from None
         raise
     return trainer.global_step

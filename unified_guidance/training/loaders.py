@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from ..core.numbers import check_int
-from .compat import batches_processed_on_restart
+from .compat import batches_processed_on_restart, epoch_end_as_next_epoch
 
 FIX = (
     "return unified_guidance.training.loaders.resuming_loader(dataset, batch_size, seed=..., trainer=self.trainer) "
@@ -34,25 +34,27 @@ class EpochShuffle(Sampler[int]):
     Lightning calls :meth:`set_epoch` at every epoch, so a run resumed from a
     checkpoint sees the order an uninterrupted one would; a DataLoader
     ``generator`` restarts whenever the loader is rebuilt and would replay epoch 0.
-    After :meth:`skip`, the next pass leaves out the first samples of the epoch's
-    order: the batches a run resumed mid-epoch had already trained on.
+    After :meth:`skip`, the next pass over that epoch leaves out the first samples of
+    its order: the batches a run resumed mid-epoch had already trained on.
     """
 
     def __init__(self, n: int, seed: int = 0) -> None:
-        self.n, self.seed, self.epoch, self.skipped = n, seed, 0, 0
+        self.n, self.seed, self.epoch = n, seed, 0
+        self.skipped: tuple[int, int] | None = None  # (epoch, samples)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def skip(self, samples: int) -> None:
-        """Leave out the first ``samples`` indices of the next pass only."""
-        self.skipped = samples
+    def skip(self, samples: int, epoch: int | None = None) -> None:
+        """Leave out the first ``samples`` indices of the next pass, if it is over ``epoch`` (default: the
+        current one); a pass over another epoch forgets it (that epoch had ended)."""
+        self.skipped = (self.epoch if epoch is None else epoch, samples)
 
     def __iter__(self):
         gen = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.n, generator=gen).tolist()[self.skipped :]
-        self.skipped = 0
-        return iter(order)
+        start = self.skipped[1] if self.skipped is not None and self.skipped[0] == self.epoch else 0
+        self.skipped = None
+        return iter(torch.randperm(self.n, generator=gen).tolist()[start:])
 
     def __len__(self) -> int:
         return self.n
@@ -99,10 +101,9 @@ def resuming_loader(
     if taken:
         raise TypeError(f"resuming_loader: {', '.join(taken)} cannot be given (the loader shuffles by (seed, epoch))")
     sampler = EpochShuffle(len(dataset), seed)  # type: ignore[arg-type]  # a map-style Dataset has __len__
-    batches_per_epoch = len(sampler) // batch_size if drop_last else -(-len(sampler) // batch_size)
     done = batches_done_this_epoch(trainer)
-    if done < batches_per_epoch:  # an epoch-end checkpoint starts the next epoch from its beginning
-        sampler.skip(done * batch_size)
+    if done:  # only the epoch the checkpoint stopped in: if that one had ended, the next starts whole
+        sampler.skip(done * batch_size, epoch=trainer.current_epoch)  # type: ignore[union-attr]  # done > 0: a trainer
     return ResumingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **kwargs)
 
 
@@ -138,7 +139,15 @@ def warn_if_inexact_resume(trainer: L.Trainer) -> None:
 
 
 class ExactResumeCheck:
-    """Mixin of the paradigm modules: at the start of a resumed fit, :func:`warn_if_inexact_resume`."""
+    """Mixin of the paradigm modules: a checkpoint saved at an epoch end resumes at the next epoch's start
+    (:func:`~.compat.epoch_end_as_next_epoch`: exact under ``max_steps`` too), and at the start of a resumed
+    fit, :func:`warn_if_inexact_resume`."""
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        epoch_end_as_next_epoch(checkpoint)
+        super_hook = getattr(super(), "on_load_checkpoint", None)
+        if super_hook is not None:
+            super_hook(checkpoint)
 
     def on_train_start(self) -> None:
         trainer = getattr(self, "_trainer", None)

@@ -21,10 +21,15 @@ hyper-parameters replace those of the YAML and of ``--config`` files (they rebui
 it was trained with), and ``--model.*`` values on the command line replace the checkpoint's —
 ``predict --ckpt_path … --model.sample_steps=7`` samples with 7 steps. (Lightning's own
 LightningCLI applies the checkpoint's over everything.)
+SIGTERM stops a subcommand with exit status 143 (:mod:`.signals`) and one line on stderr; a
+fit keeps ``last.ckpt`` at the step it reached first (the recipes' :class:`~.checkpoints.LastCheckpoint`)
+and the line names it: ``fit stopped by SIGTERM at step 37; kept <run>/checkpoints/last.ckpt:
+resume with fit --ckpt_path <that path>``.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +38,11 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from .checkpoints import LastCheckpoint
 from .ckpt_hparams import with_checkpoint_hparams
+from .compat import sigterm_exception
 from .progress import StepProgressBar
+from .signals import SIGTERM_EXIT_STATUS
 from .verified_io import install_verified_io
 
 
@@ -63,6 +71,24 @@ class RecipeCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         """Lightning's step that puts the checkpoint's hyper-parameters over the command line:
         :meth:`parse_arguments` has done it already, the command line winning (see ``training/compat.py``)."""
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except sigterm_exception():  # Lightning's stop on SIGTERM is a SystemExit without a status (0)
+            print(_sigterm_line(self.trainer, subcommand), file=sys.stderr, flush=True)
+            raise SystemExit(SIGTERM_EXIT_STATUS) from None
+
+
+def _sigterm_line(trainer: Trainer, subcommand: str) -> str:
+    if subcommand != "fit":  # validate, test: nothing to keep (Lightning's predict loop runs on to its end)
+        return f"{subcommand} stopped by SIGTERM"
+    saved = (c.sigterm_saved for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint))
+    kept = next((path for path in saved if path is not None), None)
+    stopped = f"fit stopped by SIGTERM at step {trainer.global_step}"
+    if kept is None:  # no LastCheckpoint among the callbacks
+        return f"{stopped}; no checkpoint was kept"
+    return f"{stopped}; kept {kept}: resume with fit --ckpt_path {kept}"
 
 
 def run_recipe(

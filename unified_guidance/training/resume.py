@@ -1,4 +1,4 @@
-"""Periodic, atomic, resumable checkpoints for the demo's training, and what Ctrl-C kept.
+"""Periodic, atomic, resumable checkpoints for the demo's training, and what Ctrl-C or SIGTERM kept.
 
 Inside ``with resumable(path, every_n_steps=50):`` every :func:`~.fit.fit` saves a full
 Lightning checkpoint (weights, optimiser, loop counters) to ``path`` every
@@ -9,7 +9,8 @@ exists and passes its checks, saying so on the progress output (:func:`resume_po
 damaged one (digest mismatch, no digest, non-finite weights) is deleted and the training
 starts again from step 0, with one line saying why. On Ctrl-C, Lightning shuts down and
 exits; :func:`~.fit.fit` turns that into :class:`TrainingInterrupted`, whose
-message says which checkpoint was kept (or that none was yet).
+message says which checkpoint was kept (or that none was yet). On SIGTERM the checkpoint
+is saved at the step reached first (:mod:`.signals`), and the error carries exit status 143.
 """
 
 from __future__ import annotations
@@ -24,20 +25,24 @@ from pathlib import Path
 import lightning as L
 
 from ..core.numbers import check_int
+from .signals import SIGTERM_EXIT_STATUS, stopped_by_sigterm
 from .stages import note
 from .verified import DamagedFileError, check_finite, load_verified, remove_verified
 from .verified_io import install_verified_io
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on Ctrl-C; ``checkpoint`` is what was kept (``None``: nothing yet)."""
+    """Training stopped on Ctrl-C or SIGTERM; ``checkpoint`` is what was kept (``None``: nothing yet);
+    ``exit_status`` what the command exits with (130 after Ctrl-C, 143 after SIGTERM)."""
 
-    def __init__(self, message: str, step: int, checkpoint: Path | None, kept_step: int | None) -> None:
+    def __init__(
+        self, message: str, step: int, checkpoint: Path | None, kept_step: int | None, exit_status: int = 130
+    ) -> None:
         super().__init__(message)
-        self.step, self.checkpoint, self.kept_step = step, checkpoint, kept_step
+        self.step, self.checkpoint, self.kept_step, self.exit_status = step, checkpoint, kept_step, exit_status
 
     def __reduce__(self):  # pickles whole (the demo's worker processes send it back)
-        return type(self), (str(self), self.step, self.checkpoint, self.kept_step)
+        return type(self), (str(self), self.step, self.checkpoint, self.kept_step, self.exit_status)
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,16 @@ def active() -> ResumeSpec | None:
 
 
 class PeriodicCheckpoint(L.Callback):
-    """Save a resumable checkpoint atomically every ``every_n_steps`` optimiser steps."""
+    """Save a resumable checkpoint atomically every ``every_n_steps`` optimiser steps, and at the step
+    reached when SIGTERM stops the fit (:func:`resume_point` says when a fit resumes from it)."""
 
     def __init__(self, spec: ResumeSpec) -> None:
         self.spec = spec
         self.kept_step: int | None = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+        if stopped_by_sigterm(trainer, exception) and trainer.global_step != self.kept_step:
+            self.save(trainer)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -116,18 +126,20 @@ def resume_point(spec: ResumeSpec | None, label: str | None = None) -> Path | No
     return spec.path
 
 
-def interrupted(trainer: L.Trainer, saver: PeriodicCheckpoint | None) -> TrainingInterrupted:
-    """The error that says what Ctrl-C kept; restores the SIGINT handler Lightning switched off."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    step = trainer.global_step
+def interrupted(trainer: L.Trainer, saver: PeriodicCheckpoint | None, *, sigterm: bool = False) -> TrainingInterrupted:
+    """The error that says what Ctrl-C (or SIGTERM) kept; after Ctrl-C, restores the SIGINT handler
+    Lightning switched off."""
+    if not sigterm:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    step, status = trainer.global_step, SIGTERM_EXIT_STATUS if sigterm else 130
+    stopped = f"training {'stopped by SIGTERM' if sigterm else 'interrupted'} at step {step}"
     if saver is not None and saver.spec.path.exists():
         kept = saver.kept_step
         where = f"step {kept}" if kept is not None else "an earlier run"
         message = (
-            f"training interrupted at step {step}; kept the checkpoint of {where} at {saver.spec.path}: "
+            f"{stopped}; kept the checkpoint of {where} at {saver.spec.path}: "
             "run the same command again to resume from it"
         )
-        return TrainingInterrupted(message, step, saver.spec.path, kept)
+        return TrainingInterrupted(message, step, saver.spec.path, kept, status)
     every = f" (one is written every {saver.spec.every_n_steps} steps)" if saver is not None else ""
-    message = f"training interrupted at step {step}; no checkpoint was kept yet{every}"
-    return TrainingInterrupted(message, step, None, None)
+    return TrainingInterrupted(f"{stopped}; no checkpoint was kept yet{every}", step, None, None, status)
