@@ -158,12 +158,6 @@ def ve_step_sigmas(scheduler: Any) -> Tensor | None:
     return sigmas[:-1]
 
 
-def is_cross_attention(module: nn.Module) -> bool:
-    """Whether ``module`` is a diffusers attention module attending to another sequence
-    (``Attention.is_cross_attention``); ``False`` for anything else."""
-    return bool(getattr(module, "is_cross_attention", False)) if _from_diffusers(module) else False
-
-
 def block_output_names(module: nn.Module) -> tuple[str | None, ...] | None:
     """For a diffusers transformer block returning a tuple: the input argument each output element
     stands for (``("encoder_hidden_states", "hidden_states")`` for SD3's and Flux's blocks), from
