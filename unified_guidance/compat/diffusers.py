@@ -24,7 +24,7 @@ function here (keyword support by signature inspection), so a rename is fixed in
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -104,6 +104,18 @@ def stepper(scheduler: Any, generator: Any) -> Callable[[Tensor, Tensor, Tensor]
         return scheduler.step(velocity, timestep, x, return_dict=False, **extra)[0]
 
     return step
+
+
+RESERVED_INPUTS = ("hidden_states", "timestep", "return_dict")
+"""A flow transformer's forward inputs the interop passes itself (never part of a condition)."""
+
+
+def model_config(model: nn.Module, key: str, default: Any = None) -> Any:
+    """An entry of a diffusers model's config (``in_channels``, ``joint_attention_dim``,
+    ``pooled_projection_dim``, ``text_dim``, ``guidance_embeds``, ``cross_attention_dim``,
+    ``num_class_embeds``, ``patch_size``), ``default`` where the model has no config or no such key."""
+    config = getattr(model, "config", None)
+    return config.get(key, default) if isinstance(config, Mapping) else default
 
 
 def patch_size(transformer: nn.Module) -> int:
