@@ -33,7 +33,7 @@ from ..core.numbers import check_int
 from ..data.digits import NUM_CLASSES, load_digits_split
 from ..evaluation.classifier import DigitsClassifier, train_digits_classifier
 from ..evaluation.metrics import saturation
-from ..training.predict import SampleResult, predict_sweep
+from ..training.predict import SampleResult, predict_sweep, sweep_strategy
 from ..training.resume import resumable
 from ..training.stages import track
 from . import figures
@@ -73,7 +73,7 @@ class DemoOptions:
         methods: restrict the mitigations to these (``None``: every one that applies to a paradigm).
         figures: draw PNG figures.
         bayes_scales, bayes_samples, bayes_steps: the Bayes-view figure's scales, samples and DDIM steps.
-        text: the text section (:class:`~unified_guidance.demo.text.TextOptions`); ``None`` leaves it
+        text: the text section (:class:`~unified_guidance.demo.text_options.TextOptions`); ``None`` leaves it
             out (the CLI runs it unless ``--no-text``).
         bootstrap: bootstrap draws for the 95 % intervals (default 100 quick, 200 full).
         jobs: worker processes for the paradigms, the Bayes-view figure and the text section (1: all
@@ -103,6 +103,9 @@ class DemoOptions:
     text: TextOptions | None = None
     bootstrap: int | None = None
     jobs: int = 1
+
+    def __post_init__(self) -> None:
+        sweep_strategy(self.accelerator, self.devices, self.strategy)  # refused before any training
 
     @property
     def per_class(self) -> int:
