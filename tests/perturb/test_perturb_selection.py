@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from torch import Tensor, nn
 
-from tests.perturb.attention_nets import TokenNet
+from tests.perturb.attention_nets import QKV, Holder, TokenNet
 from unified_guidance.perturb import Rows, pag, perturbed, seg, slg
 
 
@@ -24,43 +23,6 @@ def _token_net() -> tuple[TokenNet, tuple]:
     net = TokenNet(depth=2).double()
     x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
     return net, (x, torch.tensor(500.0, dtype=torch.float64), torch.arange(3))
-
-
-class QKV(nn.Module):
-    """Attention written with SDPA: queries from ``x``, keys and values from ``context`` (``x`` when
-    absent), or from the concatenation of both streams (``joint=True``, SD3-style)."""
-
-    def __init__(self, width: int = 8, joint: bool = False) -> None:
-        super().__init__()
-        self.q, self.k, self.v, self.joint = (
-            nn.Linear(width, width),
-            nn.Linear(width, width),
-            nn.Linear(width, width),
-            joint,
-        )
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        if self.joint and context is not None:
-            x = torch.cat([x, context], dim=1)
-        src = x if context is None or self.joint else context
-        q, k, v = (f(s)[:, None] for f, s in ((self.q, x), (self.k, src), (self.v, src)))
-        return F.scaled_dot_product_attention(q, k, v)[:, 0]
-
-
-class Holder(nn.Module):
-    """``attn(x, context)`` for any attention module ``attn``; ``context=None``: self-attention."""
-
-    def __init__(self, attn: nn.Module) -> None:
-        super().__init__()
-        self.attn = attn
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        if isinstance(self.attn, nn.MultiheadAttention):
-            ctx = x if context is None else context
-            return self.attn(x, ctx, ctx, need_weights=False)[0]
-        if isinstance(self.attn, Attention):
-            return self.attn(x, encoder_hidden_states=context)
-        return self.attn(x, context)
 
 
 def _xc(tokens: int = 6, width: int = 8) -> tuple[Tensor, Tensor]:

@@ -111,7 +111,7 @@ def _check_ran(root: nn.Module, entries: Sequence[tuple[Perturbation, Rows]], se
         raise ValueError(
             f"modules: {pert.kind} selects {', '.join(repr(p) for p in idle)}, which did not run in the "
             f"forward of {type(root).__name__}, so the perturbation changed nothing there; select modules the "
-            f"network calls; candidates: {', '.join(candidates(root, pert)) or 'none'}"
+            f"network calls; candidates: {', '.join(c for c in candidates(root, pert) if c not in idle) or 'none'}"
         )
 
 
