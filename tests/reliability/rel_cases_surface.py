@@ -16,6 +16,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, UNet2DModel
 from diffusers.models.attention_processor import Attention
+from rel_cases_paradigms import cli
 from rel_table import Case
 
 from recipes import smollm2_guidance as recipe
@@ -34,7 +35,6 @@ from tests.flow.flow_diffusers_models import (
 from tests.perturb.attention_nets import QKV, Holder, TokenNet
 from unified_guidance import Guidance
 from unified_guidance.data import two_d_mixture
-from unified_guidance.demo.cli import main
 from unified_guidance.demo.text import TextOptions
 from unified_guidance.diffusion import EpsModel
 from unified_guidance.diffusion.interop import sample_with_scheduler as unet_sample
@@ -169,10 +169,6 @@ def recipe_args(*argv):
     return argparse_refused(lambda: recipe.main(["--model", "absent.gguf", *argv]))
 
 
-def demo_args(*argv):
-    return argparse_refused(lambda: main(["demo", *argv]))
-
-
 # fmt: off
 CASES = [
     # -- perturbation selection
@@ -255,8 +251,8 @@ CASES = [
     Case("mixture batch 0", lambda: MixtureDataModule(two_d_mixture(path=LinearBetaSchedule(), space="eps"), num_samples=64, batch_size=0), ValueError, r"batch_size: expected an integer ≥ 1, got 0"),
     # -- the demo's sweep over several devices
     Case("sweep ddp 2 devices", lambda: predict_sweep(torch.nn.Identity(), [], "unused", devices=2, strategy="ddp"), ValueError, r"strategy: 'ddp' on 2 devices starts the calling script again in each device's process, .* pass 'ddp_spawn' \(or 'ddp_fork' on cpu\)"),
-    Case("cli ddp 2 devices", lambda: demo_args("--devices", "2", "--strategy", "ddp"), ValueError, r"argparse refused"),
-    Case("cli text model absent", lambda: demo_args("--text-model", "no/such/model.gguf"), ValueError, r"argparse refused"),
+    Case("cli ddp 2 devices", lambda: cli("--devices", "2", "--strategy", "ddp"), ValueError, r"argparse refused"),
+    Case("cli text model absent", lambda: cli("--text-model", "no/such/model.gguf"), ValueError, r"argparse refused"),
 ]
 # fmt: on
 
