@@ -23,6 +23,7 @@ function here (keyword support by signature inspection), so a rename is fixed in
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -123,9 +124,16 @@ def patch_size(transformer: nn.Module) -> int:
     return int(config.patch_size)
 
 
-def forward_names(transformer: nn.Module) -> set[str]:
-    """The keyword inputs of ``transformer.forward``."""
-    return set(inspect.signature(transformer.forward).parameters)
+def forward_names(transformer: nn.Module) -> frozenset[str]:
+    """The keyword inputs of ``transformer.forward`` (read once per class: the adapters check every call)."""
+    if "forward" in vars(transformer):  # a forward set on the instance (an offloading hook): read it there
+        return frozenset(inspect.signature(transformer.forward).parameters)
+    return _class_forward_names(type(transformer))
+
+
+@functools.cache
+def _class_forward_names(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.forward).parameters) - {"self"}
 
 
 def guider_base() -> tuple[type, type]:
