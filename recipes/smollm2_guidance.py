@@ -24,8 +24,10 @@ Nothing is downloaded unless ``--model`` names a hub id that is not cached.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from unified_guidance.autoregressive import load_causal_lm, packaged_gguf
 from unified_guidance.autoregressive.loading import MODEL_PACKAGE_HINT, save_converted
@@ -90,8 +92,13 @@ def checked_args(
         p.error(f"--samples: expected at least 2 per prompt (diversity compares them), got {args.samples}")
     if args.max_new_tokens < 1:
         p.error(f"--max-new-tokens: expected a positive number of tokens, got {args.max_new_tokens}")
+    shown = " ".join(f"{s:g}" for s in args.scales)
     if any(s != s or s < 0 for s in args.scales):
-        p.error(f"--scales: expected guidance scales ≥ 0, got {' '.join(f'{s:g}' for s in args.scales)}")
+        p.error(f"--scales: expected guidance scales ≥ 0, got {shown}")
+    if not all(math.isfinite(s) for s in args.scales):
+        p.error(f"--scales: expected finite guidance scales, got {shown}")
+    if args.prompt is not None and not all(q.strip() for q in args.prompt):
+        p.error("--prompt: expected a non-empty prompt, got an empty one")
     if judge is not None and args.judge is not None:
         p.error("--judge: a judge was also given from Python; give one of the two")
     spec = judge if judge is not None else args.judge
@@ -106,7 +113,19 @@ def checked_args(
         p.error(f"--judge: {e}")
     if args.model is None and packaged_gguf() is None:
         p.error(f"--model: no model given and the default one is not installed; {MODEL_PACKAGE_HINT}")
+    if args.model is not None and args.model.endswith(".gguf") and not Path(args.model).is_file():
+        p.error(f"--model: no GGUF file {args.model!r}")
     return args, chosen
+
+
+def text_options(args: argparse.Namespace, judge: Callable[[str], bool]) -> TextOptions:
+    """The run's :class:`TextOptions` (checked when made: before the model loads)."""
+    questions = tuple(Question(q, tuple(args.answer or ())) for q in args.prompt) if args.prompt else QUESTIONS[:4]
+    attribute = Attribute(args.instruction, args.instruction, judge, negative=args.negative)
+    return TextOptions(
+        questions=len(questions), samples=args.samples, max_new_tokens=args.max_new_tokens,
+        scales=tuple(args.scales), methods=(), amateur_scales=(), attributes=(attribute,), question_set=questions,
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None, *, judge: Callable[[str], bool] | None = None) -> int:
@@ -119,12 +138,10 @@ def main(argv: Sequence[str] | None = None, *, judge: Callable[[str], bool] | No
         saved = save_converted(str(model), args.save_converted, gguf_file=args.gguf_file)
         print(f"saved {model} to {saved} in {time.perf_counter() - start:.0f} s: run with --model {saved} next time")
         return 0
-    questions = tuple(Question(q, tuple(args.answer or ())) for q in args.prompt) if args.prompt else QUESTIONS[:4]
-    attribute = Attribute(args.instruction, args.instruction, chosen, negative=args.negative)
-    opts = TextOptions(
-        questions=len(questions), samples=args.samples, max_new_tokens=args.max_new_tokens,
-        scales=tuple(args.scales), methods=(), amateur_scales=(), attributes=(attribute,), question_set=questions,
-    )  # fmt: skip
+    try:
+        opts = text_options(args, chosen)
+    except (TypeError, ValueError) as e:
+        p.error(str(e))
     loaded = load_causal_lm(str(model), gguf_file=args.gguf_file)
     load_s = time.perf_counter() - start
     rows, meta, texts = run_text_section(opts, quick=True, progress=False, loaded=loaded)

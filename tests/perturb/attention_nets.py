@@ -1,13 +1,48 @@
 """A tiny attention network for the perturbation tests: one call of
-``F.scaled_dot_product_attention`` per block, blocks in ``blocks``, labels with ∅ = the last index."""
+``F.scaled_dot_product_attention`` per block, blocks in ``blocks``, labels with ∅ = the last index;
+and attention modules called with a context (self, cross or joint attention, by how they are called)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention as DiffusersAttention
 from torch import Tensor, nn
 
 from unified_guidance.diffusion import EpsModel
+
+
+class QKV(nn.Module):
+    """Attention written with SDPA: queries from ``x``, keys and values from ``context`` (``x`` when
+    absent), or from the concatenation of both streams (``joint=True``, SD3-style)."""
+
+    def __init__(self, width: int = 8, joint: bool = False) -> None:
+        super().__init__()
+        self.q, self.k, self.v = (nn.Linear(width, width) for _ in range(3))
+        self.joint = joint
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        if self.joint and context is not None:
+            x = torch.cat([x, context], dim=1)
+        src = x if context is None or self.joint else context
+        q, k, v = (f(s)[:, None] for f, s in ((self.q, x), (self.k, src), (self.v, src)))
+        return F.scaled_dot_product_attention(q, k, v)[:, 0]
+
+
+class Holder(nn.Module):
+    """``attn(x, context)`` for any attention module ``attn``; ``context=None``: self-attention."""
+
+    def __init__(self, attn: nn.Module) -> None:
+        super().__init__()
+        self.attn = attn
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        if isinstance(self.attn, nn.MultiheadAttention):
+            ctx = x if context is None else context
+            return self.attn(x, ctx, ctx, need_weights=False)[0]
+        if isinstance(self.attn, DiffusersAttention):
+            return self.attn(x, encoder_hidden_states=context)
+        return self.attn(x, context)
 
 
 class Attention(nn.Module):

@@ -7,15 +7,18 @@ what was expected and what came). The rows live beside this file, one module per
 import pytest
 from rel_cases_engine import CASES as ENGINE
 from rel_cases_paradigms import CASES as PARADIGMS
-from rel_cases_paradigms import CLI_MESSAGES
+from rel_cases_paradigms import CLI_MESSAGES as PARADIGM_MESSAGES
+from rel_cases_surface import CASES as SURFACE
+from rel_cases_surface import CLI_MESSAGES as SURFACE_MESSAGES
 
-CASES = [*ENGINE, *PARADIGMS]
+CASES = [*ENGINE, *PARADIGMS, *SURFACE]
+CLI_MESSAGES = {**PARADIGM_MESSAGES, **SURFACE_MESSAGES}
 
 
 def test_the_table_is_large_and_its_ids_unique():
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
-    assert len(CASES) >= 150
+    assert len(CASES) >= 150 and len(SURFACE) >= 30
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -23,8 +23,9 @@ function here (keyword support by signature inspection), so a rename is fixed in
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -106,14 +107,33 @@ def stepper(scheduler: Any, generator: Any) -> Callable[[Tensor, Tensor, Tensor]
     return step
 
 
+RESERVED_INPUTS = ("hidden_states", "timestep", "return_dict")
+"""A flow transformer's forward inputs the interop passes itself (never part of a condition)."""
+
+
+def model_config(model: nn.Module, key: str, default: Any = None) -> Any:
+    """An entry of a diffusers model's config (``in_channels``, ``joint_attention_dim``,
+    ``pooled_projection_dim``, ``text_dim``, ``guidance_embeds``, ``cross_attention_dim``,
+    ``num_class_embeds``, ``patch_size``), ``default`` where the model has no config or no such key."""
+    config = getattr(model, "config", None)
+    return config.get(key, default) if isinstance(config, Mapping) else default
+
+
 def patch_size(transformer: nn.Module) -> int:
     config: Any = transformer.config  # diffusers' frozen dict of the model's settings, read by attribute
     return int(config.patch_size)
 
 
-def forward_names(transformer: nn.Module) -> set[str]:
-    """The keyword inputs of ``transformer.forward``."""
-    return set(inspect.signature(transformer.forward).parameters)
+def forward_names(transformer: nn.Module) -> frozenset[str]:
+    """The keyword inputs of ``transformer.forward`` (read once per class: the adapters check every call)."""
+    if "forward" in vars(transformer):  # a forward set on the instance (an offloading hook): read it there
+        return frozenset(inspect.signature(transformer.forward).parameters)
+    return _class_forward_names(type(transformer))
+
+
+@functools.cache
+def _class_forward_names(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.forward).parameters) - {"self"}
 
 
 def guider_base() -> tuple[type, type]:
@@ -156,12 +176,6 @@ def ve_step_sigmas(scheduler: Any) -> Tensor | None:
     if not isinstance(sigmas, Tensor) or sigmas.ndim != 1 or len(sigmas) != len(scheduler.timesteps) + 1:
         return None
     return sigmas[:-1]
-
-
-def is_cross_attention(module: nn.Module) -> bool:
-    """Whether ``module`` is a diffusers attention module attending to another sequence
-    (``Attention.is_cross_attention``); ``False`` for anything else."""
-    return bool(getattr(module, "is_cross_attention", False)) if _from_diffusers(module) else False
 
 
 def block_output_names(module: nn.Module) -> tuple[str | None, ...] | None:

@@ -46,6 +46,13 @@ def cat_batch(conds: Sequence[Cond]) -> Cond:
     if isinstance(first, Tensor):
         return torch.cat(list(same), dim=0)
     if isinstance(first, Mapping):
+        for other in same[1:]:  # a key of one branch only would be dropped or fail as a KeyError
+            if not isinstance(other, Mapping) or set(other) != set(first):
+                got = sorted(other) if isinstance(other, Mapping) else type(other).__name__
+                raise ValueError(
+                    f"cond: every branch's condition (the condition, ∅ = null_cond, a negative) must carry the same "
+                    f"inputs, got {sorted(first)} and {got}"
+                )
         return {k: cat_batch([c[k] for c in same]) if _batched(first[k]) else first[k] for k in first}
     if isinstance(first, (list, tuple)):
         return type(first)(cat_batch([c[i] for c in same]) for i in range(len(first)))

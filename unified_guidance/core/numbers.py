@@ -5,6 +5,7 @@ what was expected and what came."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -27,3 +28,22 @@ def check_int(name: str, value: Any, *, lo: int | None = None) -> int:
     if lo is not None and value < lo:
         raise ValueError(f"{name}: expected an integer ≥ {lo}, got {value}")
     return value
+
+
+def check_numbers(
+    name: str,
+    values: Any,
+    *,
+    length: int | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    unit: str = "numbers",
+) -> tuple[float, ...]:
+    """``values`` as a tuple of floats: a non-empty list or tuple (not a string: ``"12"`` is no pair of
+    numbers) of finite real numbers in [lo, hi], ``length`` of them where given (counted as ``unit``)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name}: expected a list or tuple of numbers, got {type(values).__name__} {values!r}")
+    out = tuple(check_number(f"{name}[{i}]", v, lo=lo, hi=hi) for i, v in enumerate(values))
+    if (length is None and not out) or (length is not None and len(out) != length):
+        raise ValueError(f"{name}: expected {'at least one' if length is None else length} {unit}, got {len(out)}")
+    return out

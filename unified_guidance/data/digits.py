@@ -13,6 +13,8 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
+from ..core.numbers import check_number
+
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 8, 8)
 GREY_LEVELS = 17
@@ -39,7 +41,7 @@ def _load() -> tuple[Tensor, Tensor]:
 
 def load_digits_split(val_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
     """The digits, split at random (fixed by ``seed``) into train and validation."""
-    if not 0.0 < val_fraction < 1.0:
+    if not 0.0 < check_number("val_fraction", val_fraction) < 1.0:
         raise ValueError(f"val_fraction: expected a fraction in (0, 1), got {val_fraction}")
     images, labels = _load()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))

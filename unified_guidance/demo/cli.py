@@ -53,6 +53,15 @@ def _strategy(text: str) -> str:
     return text
 
 
+def _existing_path(text: str) -> str:
+    """A local model: an existing directory or file (checked before hours of training, not after)."""
+    if not Path(text).exists():
+        raise argparse.ArgumentTypeError(
+            f"expected a local directory or .gguf file, got {text!r}, which does not exist"
+        )
+    return text
+
+
 def _writable_dir(text: str) -> Path:
     """A directory that is (or can be made) writable: created if missing, probed with a temporary file."""
     path = Path(text)
@@ -149,13 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
         "cross-attention TinyDiT (default: on)",
     )  # fmt: skip
     demo.add_argument(
-        "--text-model", metavar="PATH", default=None, help="text section's model: local dir or .gguf (default: SmolLM2)"
-    )
+        "--text-model", metavar="PATH", type=_existing_path, default=None,
+        help="text section's model: local dir or .gguf (default: SmolLM2)",
+    )  # fmt: skip
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..training.predict import sweep_strategy
+
+    try:
+        sweep_strategy(args.accelerator, args.devices, args.strategy)
+    except ValueError as err:
+        parser.error(f"argument --{err}")
     import torch
 
     if args.threads is not None:

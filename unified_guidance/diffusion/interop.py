@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..compat import diffusers as compat
-from ..core.conditions import Cond, Conditions, NullSpec
+from ..core.conditions import Cond, Conditions, NullSpec, check_labels
 from ..core.model import ConditionalModel
 from ..core.numbers import check_int
 from ..core.path import Path, PathCoefficients
@@ -53,9 +53,48 @@ class _UNetCall(nn.Module):
         self.unet, self.cond_kwarg = unet, cond_kwarg
 
     def forward(self, x: Tensor, t_scaled: Tensor, cond: Cond) -> Tensor:
+        check_unet_cond("cond", cond, self.unet, self.cond_kwarg, x.shape[0])
         k = (t_scaled - 1.0).to(torch.float32)
         k = torch.where((k - k.round()).abs() < 1e-4, k.round(), k)  # (k + 1)/N·N − 1 is k up to rounding
         return self.unet(x, k, **{self.cond_kwarg: cond}).sample
+
+
+def check_unet_cond(name: str, cond: Any, unet: nn.Module, kwarg: str, rows: int | None) -> None:
+    """A UNet's condition (``rows`` rows) or ∅ (``rows=None``: one sample), checked against its config:
+    class labels in ``[0, num_class_embeds)``; text embeddings ``(L, cross_attention_dim)`` per sample."""
+    kind = type(unet).__name__
+    if kwarg == "class_labels":
+        classes = compat.model_config(unet, "num_class_embeds")
+        if rows is None:
+            check_int(name, cond, lo=0)
+            if classes is not None and cond >= classes:
+                raise ValueError(f"{name}: expected a label in [0, {classes}) (num_class_embeds of {kind}), got {cond}")
+        else:
+            check_labels(name, cond, rows, None if classes is None else classes - 1)
+        return
+    width = compat.model_config(unet, "cross_attention_dim")
+    width = width[0] if isinstance(width, (tuple, list)) and len(set(width)) == 1 else width
+    if not isinstance(cond, Tensor) or not cond.is_floating_point() or cond.ndim != (2 if rows is None else 3):
+        got = f"{cond.dtype} tensor of shape {tuple(cond.shape)}" if isinstance(cond, Tensor) else type(cond).__name__
+        layout = "(B, L, D) embeddings" if rows is not None else "one sample's (L, D) embedding, no batch dimension"
+        raise ValueError(f"{name}: expected {layout} for {kind}, got {got}")
+    if (rows is not None and cond.shape[0] != rows) or (isinstance(width, int) and cond.shape[-1] != width):
+        expected = f"({rows}, L, {width})" if rows is not None else f"(L, {width})"
+        raise ValueError(f"{name}: expected {expected} (D = cross_attention_dim of {kind}), got {tuple(cond.shape)}")
+
+
+def _check_class_embedding(unet: nn.Module, num_classes: int | None) -> None:
+    """A UNet2DModel takes labels only through a class embedding; labels up to ``num_classes`` (∅ included)."""
+    classes = compat.model_config(unet, "num_class_embeds")
+    if classes is None and compat.model_config(unet, "class_embed_type") is None:
+        raise ValueError(
+            f"unet: {type(unet).__name__} has no class embedding (num_class_embeds and class_embed_type are None), "
+            "so it would ignore every class label; build it with num_class_embeds = classes + 1 (for ∅)"
+        )
+    if num_classes is not None and classes is not None and check_int("num_classes", num_classes, lo=1) >= classes:
+        raise ValueError(
+            f"num_classes: expected fewer than the UNet's num_class_embeds = {classes} (∅ takes one), got {num_classes}"
+        )
 
 
 def check_scheduler(scheduler: Any) -> None:
@@ -93,6 +132,10 @@ def wrap_unet(
     else:
         raise TypeError(f"unet: expected a diffusers UNet2DModel or UNet2DConditionModel, got {type(unet).__name__}")
     check_scheduler(scheduler)
+    if kwarg == "class_labels":
+        _check_class_embedding(unet, num_classes)
+    if null_cond is not None:
+        check_unet_cond("null_cond", null_cond, unet, kwarg, None)
     path = AlphasCumprodPath(scheduler.alphas_cumprod)
     config: Any = unet.config  # diffusers' frozen dict of the UNet's settings, read by attribute
     size = config.sample_size

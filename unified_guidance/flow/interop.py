@@ -43,6 +43,8 @@ from ..guidance.engine import Guidance, GuidedModel
 from ..guidance.spec import as_guidance
 from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.noise import RectifiedFlowPath
+from .arguments import check_state
+from .inputs import check_condition, check_latents, check_present, null_spec
 from .model import VelocityModel
 
 
@@ -81,26 +83,20 @@ FAMILIES: dict[str, TransformerFamily] = {
     "wan": TransformerFamily("train", mu="never"),
 }
 CLASS_FAMILIES = {"SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux", "WanTransformer3DModel": "wan"}
-_RESERVED = ("hidden_states", "timestep", "return_dict")
 
 
 class _TransformerCall(nn.Module):
     """``(x, σ, cond) -> v``: the transformer at the pipeline's timestep, condition and shared inputs by keyword."""
 
-    def __init__(self, transformer: nn.Module, family: TransformerFamily, n_train: int, inputs: Mapping) -> None:
+    def __init__(self, transformer: nn.Module, family: str, n_train: int, inputs: Mapping) -> None:
         super().__init__()
-        self.transformer, self.family, self.n_train = transformer, family, n_train
+        self.transformer, self.family, self.name, self.n_train = transformer, FAMILIES[family], family, n_train
         self.inputs = dict(inputs)
-        self.names = compat.forward_names(transformer)
 
     def forward(self, x: Tensor, sigma: Tensor, cond: Cond) -> Tensor:
-        if not isinstance(cond, Mapping):
-            raise TypeError(f"cond: expected a dict of the transformer's keyword inputs, got {type(cond).__name__}")
-        unknown = sorted(set(cond) - self.names) + sorted(k for k in cond if k in _RESERVED)
-        if unknown:
-            raise ValueError(
-                f"cond: {type(self.transformer).__name__}.forward takes no condition input {', '.join(unknown)}"
-            )
+        check_latents("x", x, self.transformer, self.name)
+        check_condition("cond", cond, self.transformer, x.shape[0])
+        check_present("cond", cond, self.inputs, self.transformer, self.name)
         # The schedulers hold float32 σ and timesteps = σ·N in float32; so does the pipeline's call.
         timestep = sigma.to(torch.float32) * self.n_train
         if self.family.timestep_unit == "unit":
@@ -115,13 +111,12 @@ class TransformerVelocity(VelocityModel):
     Built by :func:`wrap_transformer`; ``family`` says how its pipelines call it and set σ.
     """
 
-    def __init__(
-        self, transformer: nn.Module, family: TransformerFamily, n_train: int, null_cond: Any, inputs: Mapping
-    ) -> None:
-        null = _null_spec(null_cond) if null_cond is not None else None
+    def __init__(self, transformer: nn.Module, family: str, n_train: int, null_cond: Any, inputs: Mapping) -> None:
+        null = null_spec(null_cond, transformer) if null_cond is not None else None
         call = _TransformerCall(transformer, family, n_train, inputs)
         super().__init__(call, null_cond=null, path=RectifiedFlowPath())
-        self.transformer, self.family, self.num_train_timesteps = transformer, family, n_train
+        self.transformer, self.family, self.num_train_timesteps = transformer, FAMILIES[family], n_train
+        self.family_name = family
 
     def schedule_kwargs(self, scheduler: Any, steps: int, shape: Sequence[int]) -> dict[str, Any]:
         """The ``set_timesteps`` keywords this model's pipeline passes for ``steps`` and latents ``shape``.
@@ -141,20 +136,6 @@ class TransformerVelocity(VelocityModel):
             slope = (max_shift - base_shift) / (max_len - base_len)
             kwargs["mu"] = fam.seq_len(self.transformer, shape) * slope + (base_shift - slope * base_len)
         return kwargs
-
-
-def _null_spec(null_cond: Any) -> Callable[[int], Any]:
-    """One sample's condition dict (no batch dimension) → ``batch_size -> dict``; a callable is kept."""
-    if callable(null_cond):
-        return null_cond
-    if not isinstance(null_cond, Mapping) or not all(isinstance(v, Tensor) for v in null_cond.values()):
-        raise TypeError(
-            "null_cond: expected one sample's condition as a dict of tensors without a batch dimension "
-            f"(e.g. {{'encoder_hidden_states': emb[0], 'pooled_projections': pooled[0]}}), "
-            f"got {type(null_cond).__name__}"
-        )
-    rows = dict(null_cond)
-    return lambda b: {k: v.unsqueeze(0).expand(b, *v.shape) for k, v in rows.items()}
 
 
 def wrap_transformer(
@@ -184,8 +165,7 @@ def wrap_transformer(
     if not isinstance(transformer, nn.Module):
         raise TypeError(f"transformer: expected a diffusers transformer (nn.Module), got {type(transformer).__name__}")
     if family is None:
-        names = [cls.__name__ for cls in type(transformer).__mro__]
-        family = next((CLASS_FAMILIES[n] for n in names if n in CLASS_FAMILIES), None)
+        family = _class_family(transformer)
         if family is None:
             raise ValueError(
                 f"family: {type(transformer).__name__} is not one of {', '.join(CLASS_FAMILIES)}; pass "
@@ -193,12 +173,23 @@ def wrap_transformer(
             )
     if family not in FAMILIES:
         raise ValueError(f"family: unknown family {family!r}; valid families: {', '.join(FAMILIES)}")
+    own = _class_family(transformer)
+    if own is not None and own != family:
+        raise ValueError(
+            f"family: {type(transformer).__name__} is a {own!r} transformer, got family={family!r} (its pipelines "
+            "pass another timestep scale and σ schedule); leave family out"
+        )
     compat.check_flow_scheduler(scheduler)
     inputs = dict(inputs or {})
-    bad = sorted(k for k in inputs if k in _RESERVED or k not in compat.forward_names(transformer))
+    bad = sorted(k for k in inputs if k in compat.RESERVED_INPUTS or k not in compat.forward_names(transformer))
     if bad:
         raise ValueError(f"inputs: {type(transformer).__name__}.forward takes no shared input {', '.join(bad)}")
-    return TransformerVelocity(transformer, FAMILIES[family], compat.num_train_timesteps(scheduler), null_cond, inputs)
+    return TransformerVelocity(transformer, family, compat.num_train_timesteps(scheduler), null_cond, inputs)
+
+
+def _class_family(transformer: nn.Module) -> str | None:
+    names = [cls.__name__ for cls in type(transformer).__mro__]
+    return next((CLASS_FAMILIES[n] for n in names if n in CLASS_FAMILIES), None)
 
 
 def scheduler_sigmas(
@@ -267,11 +258,14 @@ def sample_with_scheduler(
     """
     _check_model(model, scheduler)
     _check_steps(steps)
+    given = "noise" if noise is not None else "shape"
     if noise is None:
         if shape is None:
             raise ValueError("shape: expected the latents' shape when no noise is given, got None")
         param = next(model.transformer.parameters())
         noise = randn(shape, generator, param.dtype, param.device)
+    check_latents(given, noise, model.transformer, model.family_name)
+    check_state("noise", noise)
     schedule = model.schedule_kwargs(scheduler, steps, noise.shape)
     schedule.update({k: v for k, v in (("sigmas", sigmas), ("mu", mu)) if v is not None})
     compat.set_timesteps(scheduler, steps, **schedule)

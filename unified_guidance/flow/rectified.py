@@ -32,11 +32,12 @@ from torch import Tensor
 
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
-from ..core.numbers import check_int
+from ..core.numbers import check_int, check_number
 from ..guidance.engine import Guidance, GuidedModel
 from ..guidance.spec import as_guidance
 from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
+from .arguments import as_times, check_state
 
 RECTIFIED = "rectified_cfgpp"
 """Its ``method`` name in :func:`~.sample.sample`."""
@@ -69,16 +70,20 @@ def rectified_cfgpp(
         a :class:`~unified_guidance.guidance.SampleOutput`: the samples ``(B, ...)`` and their cost
         (``nfe`` counts guided-model evaluations: two a step, one where the weight τ^γ is 0).
     """
+    if not isinstance(model, ConditionalModel):
+        raise TypeError(f"model: expected a ConditionalModel (velocity), got {type(model).__name__}")
     if model.space != "velocity" or model.path is None:
         raise ValueError(f"model: expected a velocity model with a path, got space {model.space!r}")
     check_int("steps", steps, lo=1)
-    if not gamma >= 0.0:
+    if check_number("gamma", gamma) < 0.0:
         raise ValueError(f"gamma: expected a value ≥ 0, got {gamma}")
+    check_state("noise", noise)
     guidance = as_guidance(guidance)
     guided, conditional = GuidedModel(model, guidance), GuidedModel(model, Guidance(scale=1.0))
     path = model.path
     if t_span is None:
         t_span = (float(path.time(torch.tensor(0.0))), float(path.time(torch.tensor(1.0))))
+    as_times(t_span, noise, "t_span")
     grid = torch.linspace(t_span[0], t_span[1], steps + 1, dtype=torch.float64).tolist()
     guided.reset()
     meter = CostMeter.of(guided)

@@ -24,10 +24,10 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
-from ..core.shapes import check_finite, check_unit_interval
 from ..guidance.engine import Guidance, GuidedModel, guide
 from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
+from .arguments import as_times, check_state
 from .field import GuidedField
 from .jumps import jump_times
 from .rectified import RECTIFIED, rectified_cfgpp
@@ -178,24 +178,3 @@ def _guided(model: ConditionalModel | GuidedModel, guidance: Guidance | Schedule
     if guidance is None:
         guidance = 1.0
     return guide(model, guidance)
-
-
-def check_state(name: str, x: Any) -> None:
-    """A starting state: a finite floating-point ``(B, ...)`` tensor."""
-    if not isinstance(x, Tensor) or x.ndim < 1 or not x.is_floating_point():
-        got = f"a {x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name}: expected a floating-point (B, ...) tensor, got {got}")
-    check_finite(name, x)
-
-
-def as_times(times: Sequence[float] | Tensor, x0: Tensor) -> Tensor:
-    """``times`` as a strictly monotone float grid in [0, 1] on ``x0``'s device and in its dtype."""
-    t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
-    if t.numel() < 2:
-        raise ValueError(f"times: expected at least two times (start and end), got {t.numel()}")
-    check_unit_interval("times", t)
-    steps = t[1:] - t[:-1]
-    if not (bool((steps > 0).all()) or bool((steps < 0).all())):
-        raise ValueError(f"times: expected strictly increasing or decreasing times, got {t.tolist()}")
-    # torchdiffeq evaluates the field at t cast to the state's dtype; keep the grid in it too.
-    return t.to(device=x0.device, dtype=x0.dtype if x0.is_floating_point() else torch.get_default_dtype())

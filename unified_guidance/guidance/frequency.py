@@ -20,6 +20,7 @@ from torch import Tensor
 from ..core.numbers import check_int
 from ..core.shapes import broadcast_like
 from .functional import project
+from .validation import check_branches, check_scales, check_weights
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 
@@ -98,13 +99,12 @@ def fdg(
         scales: one scale per band, finest first (e.g. ``(10.0, 5.0)``).
         parallel_weights: w∥ per band (or one for all); 1 keeps the parallel part (CFG).
     """
+    check_branches(cond, uncond)
+    scales = check_scales(scales, cond)
     levels = len(scales)
     _check_image("cond", cond, levels)
-    if cond.shape != uncond.shape:
-        raise ValueError(f"uncond: expected the shape of cond {tuple(cond.shape)}, got {tuple(uncond.shape)}")
-    weights = [float(parallel_weights)] * levels if isinstance(parallel_weights, (int, float)) else parallel_weights
-    if len(weights) != levels:
-        raise ValueError(f"parallel_weights: expected {levels} weights (one per scale), got {len(weights)}")
+    checked = check_weights(parallel_weights, levels, "parallel_weights")
+    weights = [checked] * levels if isinstance(checked, float) else checked
     guided = []
     bands = zip(laplacian_pyramid(cond, levels), laplacian_pyramid(uncond, levels), scales, weights, strict=True)
     for c, u, s, w in bands:

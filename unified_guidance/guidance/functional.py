@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..core.shapes import broadcast_like
-from .validation import check_branches, check_number, check_scale, wide
+from .validation import check_branches, check_number, check_parameter, check_scale, check_weights, wide
 
 
 def _per_sample(fn, x: Tensor, **kwargs) -> Tensor:
@@ -63,7 +63,7 @@ def rescale(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
     which undoes the over-exposure of high scales. φ = 0 is plain CFG.
     """
     check_branches(guided, cond, ("guided", "cond"))
-    check_number("phi", phi, lo=0.0, hi=1.0)
+    check_parameter("phi", phi)
     x = wide(guided)
     std_guided = _per_sample(torch.std, x, correction=0)
     std_cond = _per_sample(torch.std, wide(cond), correction=0)
@@ -76,7 +76,7 @@ def rescale(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
 
 def static_clip(x0: Tensor, bound: float = 1.0) -> Tensor:
     """Static thresholding: clamp an x0 prediction to ``[−bound, bound]``."""
-    check_number("bound", bound, lo=0.0)
+    check_parameter("bound", bound)
     return x0.clamp(-bound, bound)
 
 
@@ -116,7 +116,7 @@ def norm_cap(guided: Tensor, cond: Tensor, k: float) -> Tensor:
     """Cap the guided prediction's norm at ``k`` times the conditional one's:
     ``x·min(1, k‖c‖/‖x‖)`` per sample (a zero ``x`` is left as it is)."""
     check_branches(guided, cond, ("guided", "cond"))
-    check_number("k", k, lo=0.0)
+    check_parameter("k", k)
     norm = _norm(guided)
     ratio = k * _norm(cond) / norm.clamp(min=torch.finfo(norm.dtype).tiny)
     return (wide(guided) * ratio.clamp(max=1.0)).to(guided.dtype)
@@ -175,10 +175,10 @@ def apg(
     """
     check_branches(cond, uncond)
     check_scale(scale, cond)
-    check_number("eta", eta)
-    check_number("momentum", momentum, lo=-1.0, hi=1.0)
+    check_parameter("eta", eta)
+    check_parameter("momentum", momentum)
     if norm_threshold is not None:
-        check_number("norm_threshold", norm_threshold, lo=0.0)
+        check_parameter("norm_threshold", norm_threshold)
     diff = cond - uncond
     if momentum != 0.0 and state is not None:
         if not isinstance(state, APGState) or state.running.shape != diff.shape:
@@ -204,6 +204,7 @@ def tangential_reference(cond: Tensor, uncond: Tensor) -> Tensor:
     projection ``(u·v₁)v₁`` keeps that part of u and drops the tangential rest.
     Computed in at least float32 (an SVD in half precision is not offered by torch).
     """
+    check_branches(cond, uncond)
     batch = cond.shape[0]
     work = torch.promote_types(cond.dtype, torch.float32)
     stacked = torch.stack([cond.reshape(batch, -1), uncond.reshape(batch, -1)], dim=1).to(work)
@@ -218,11 +219,16 @@ def tcfg(cond: Tensor, uncond: Tensor, scale: Tensor | float) -> Tensor:
 
     Where c and u are parallel, u′ = u and this is CFG.
     """
-    return cfg(cond, tangential_reference(cond, uncond), scale)
+    reference = tangential_reference(cond, uncond)
+    check_scale(scale, cond)
+    return cfg(cond, reference, scale)
 
 
 def mambo_scale(cond: Tensor, uncond: Tensor, scale: Tensor | float, alpha: float) -> Tensor:
     """MAMBO-G's per-sample scale ``1 + (s − 1)·exp(−α‖c − u‖/‖u‖)``, shape ``(B, 1, …)`` (arXiv 2508.03442)."""
+    check_branches(cond, uncond)
+    check_scale(scale, cond)
+    check_parameter("alpha", alpha)
     norm = lambda v: _per_sample(torch.linalg.vector_norm, v)  # noqa: E731
     ratio = norm(cond - uncond) / norm(uncond).clamp(min=torch.finfo(cond.dtype).tiny)
     return 1.0 + (broadcast_like(scale, cond) - 1.0) * torch.exp(-alpha * ratio)
@@ -253,9 +259,14 @@ def perp_neg(
     "dog on a beach") then no longer removes the positive. All tensors ``(B, ...)``;
     u is ∅'s prediction (not a negative's).
     """
-    ws = [float(weights)] * len(negatives) if isinstance(weights, (int, float)) else list(weights)
-    if len(ws) != len(negatives):
-        raise ValueError(f"weights: expected {len(negatives)} weights (one per negative), got {len(ws)}")
+    check_branches(cond, uncond)
+    check_scale(scale, cond)
+    if isinstance(negatives, (Tensor, str)) or not isinstance(negatives, Sequence):
+        raise TypeError(f"negatives: expected a list or tuple of predictions, got {type(negatives).__name__}")
+    for i, n in enumerate(negatives):
+        check_branches(uncond, n, ("uncond", f"negatives[{i}]"))
+    checked = check_weights(weights, len(negatives), "weights")
+    ws = [checked] * len(negatives) if isinstance(checked, float) else list(checked)
     positive = cond - uncond
     update = positive
     for n, w in zip(negatives, ws, strict=True):
@@ -265,5 +276,6 @@ def perp_neg(
 
 def cosine(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:
     """Per-sample cosine similarity ⟨a, b⟩/(‖a‖‖b‖), shape ``(B,)`` (adaptive guidance's test)."""
+    check_branches(a, b, ("a", "b"))
     norm = lambda v: _per_sample(torch.linalg.vector_norm, v)  # noqa: E731
     return (_dot(a, b) / (norm(a) * norm(b)).clamp(min=eps)).reshape(a.shape[0])

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from . import functional as F
 from .rules import check_space_or_none
-from .validation import check_number
+from .validation import check_number, check_parameter
 
 
 class PostProcess(ABC):
@@ -40,7 +40,7 @@ class Rescale(PostProcess):
     space: str | None = "x0"
 
     def __post_init__(self) -> None:
-        check_number("phi", self.phi, lo=0.0, hi=1.0)
+        check_parameter("phi", self.phi)
         check_space_or_none(self.space)
 
     def __call__(self, guided, cond):
@@ -74,7 +74,7 @@ class StaticClip(PostProcess):
     reads_cond = False
 
     def __post_init__(self) -> None:
-        check_number("bound", self.bound, lo=0.0)
+        check_parameter("bound", self.bound)
 
     def __call__(self, guided, cond):
         return F.static_clip(guided, self.bound)
@@ -88,7 +88,7 @@ class NormCap(PostProcess):
     space: str | None = "x0"
 
     def __post_init__(self) -> None:
-        check_number("k", self.k, lo=0.0)
+        check_parameter("k", self.k)
         check_space_or_none(self.space)
 
     def __call__(self, guided, cond):

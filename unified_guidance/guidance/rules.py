@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..core.numbers import check_numbers
 from ..core.spaces import check_space
 from . import functional as F
 from .frequency import fdg
-from .validation import check_number
+from .validation import check_parameter, check_weights
 
 
 def check_space_or_none(space: str | None) -> None:
@@ -89,10 +90,10 @@ class APG(Rule):
     min_scale = 0.0
 
     def __post_init__(self) -> None:
-        check_number("eta", self.eta)
-        check_number("momentum", self.momentum, lo=-1.0, hi=1.0)
+        check_parameter("eta", self.eta)
+        check_parameter("momentum", self.momentum)
         if self.norm_threshold is not None:
-            check_number("norm_threshold", self.norm_threshold, lo=0.0)
+            check_parameter("norm_threshold", self.norm_threshold)
         check_space_or_none(self.space)
 
     def __call__(self, cond, uncond, scale, *, tau, state=None):
@@ -115,7 +116,7 @@ class CFGZeroStar(Rule):
     min_scale = 0.0
 
     def __post_init__(self) -> None:
-        check_number("zero_init", self.zero_init, lo=0.0, hi=1.0)
+        check_parameter("zero_init", self.zero_init)
         check_space_or_none(self.space)
 
     def __call__(self, cond, uncond, scale, *, tau, state=None):
@@ -158,7 +159,7 @@ class MamboG(Rule):
     space: str | None = None
 
     def __post_init__(self) -> None:
-        check_number("alpha", self.alpha, lo=0.0)
+        check_parameter("alpha", self.alpha)
         check_space_or_none(self.space)
 
     def __call__(self, cond, uncond, scale, *, tau, state=None):
@@ -181,18 +182,10 @@ class FDG(Rule):
     space: str | None = "x0"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
-        if not self.ratios:
-            raise ValueError("ratios: expected one ratio per pyramid band, got none")
-        for r in self.ratios:
-            check_number("ratios", r)
-        if not isinstance(self.parallel_weights, (int, float)):
-            object.__setattr__(self, "parallel_weights", tuple(float(w) for w in self.parallel_weights))
-            if len(self.parallel_weights) != len(self.ratios):
-                raise ValueError(
-                    f"parallel_weights: expected {len(self.ratios)} weights (one per ratio), "
-                    f"got {len(self.parallel_weights)}"
-                )
+        object.__setattr__(self, "ratios", check_numbers("ratios", self.ratios))
+        object.__setattr__(
+            self, "parallel_weights", check_weights(self.parallel_weights, len(self.ratios), "parallel_weights")
+        )
         check_space_or_none(self.space)
 
     def __call__(self, cond, uncond, scale, *, tau, state=None):

@@ -14,7 +14,6 @@ guided prediction run as one stacked forward (one KV cache for a language model)
 from __future__ import annotations
 
 import contextlib
-import inspect
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ from torch.overrides import TorchFunctionMode
 from ..compat import diffusers as dcompat
 from ..compat import transformers as hf
 from .ops import blur_queries, identity_attention, square_grid
-from .spec import BlurredQueries, IdentityAttention, NormalizedAttention, Perturbation, SkipBlocks
+from .provenance import Provenance, bound_inputs, record_verdict, verdict
+from .spec import BlurredQueries, IdentityAttention, NormalizedAttention, Perturbation, SkipBlocks, candidates
 
 _SDPA_ARGS = ("query", "key", "value", "attn_mask")
 Selections = dict[Perturbation, list[tuple[str, nn.Module]]]
@@ -74,8 +74,6 @@ def perturbed(
             if isinstance(pert, SkipBlocks):
                 skips.setdefault(path, (module, []))[1].append(rows)
             elif isinstance(pert, (IdentityAttention, BlurredQueries)):
-                if dcompat.is_cross_attention(module):
-                    raise ValueError(f"modules: {path!r} is cross-attention; {pert.kind} acts on self-attention")
                 attention.setdefault(path, (module, []))[1].append((pert, rows))
             elif isinstance(pert, NormalizedAttention):
                 raise ValueError(
@@ -86,14 +84,18 @@ def perturbed(
                 raise TypeError(f"perturbation: expected a known kind, got {type(pert).__name__}")
     handles: list[Any] = []
     modes: list[_AttentionMode] = []
+    ran: set[str] = set()
     with removed_after(handles, modes):
         for path, (module, acts) in attention.items():
             mode = _AttentionMode(path, module, acts, modes)
-            handles.append(module.register_forward_pre_hook(mode.enter))
+            handles.append(module.register_forward_pre_hook(mode.enter, with_kwargs=True))
             handles.append(module.register_forward_hook(mode.leave, always_call=True))
         for path, (module, spans_) in skips.items():
             handles.append(module.register_forward_hook(_SkipHook(path, spans_), with_kwargs=True))
+        for path, (module, _) in {**attention, **skips}.items():
+            handles.append(module.register_forward_pre_hook(lambda *_, path=path: ran.add(path)))
         yield
+        _check_ran(root, entries, {**attention, **skips}, ran)
 
 
 def selection(pert: Perturbation, root: nn.Module, cache: Selections | None) -> list[tuple[str, nn.Module]]:
@@ -119,6 +121,18 @@ def removed_after(handles: list[Any], modes: list[Any]) -> Iterator[None]:
             modes.pop().__exit__(None, None, None)
 
 
+def _check_ran(root: nn.Module, entries: Sequence[tuple[Perturbation, Rows]], selected: dict, ran: set[str]) -> None:
+    """A selected module that did not run in the forward was perturbed by nothing: refuse it."""
+    idle = [path for path in selected if path not in ran]
+    if idle:
+        pert = entries[0][0]
+        raise ValueError(
+            f"modules: {pert.kind} selects {', '.join(repr(p) for p in idle)}, which did not run in the "
+            f"forward of {type(root).__name__}, so the perturbation changed nothing there; select modules the "
+            f"network calls; candidates: {', '.join(c for c in candidates(root, pert) if c not in idle) or 'none'}"
+        )
+
+
 class _AttentionMode(TorchFunctionMode):
     """Changes ``scaled_dot_product_attention`` on some rows while its module runs."""
 
@@ -127,13 +141,17 @@ class _AttentionMode(TorchFunctionMode):
         self.path, self.acts, self.stack = path, sorted(acts, key=lambda a: a[1].start), stack
         self.module, self.grid = module, getattr(module, "grid", None)
         self.calls = 0
+        self.provenance: Provenance | None = None
 
-    def enter(self, module: nn.Module, args: Any) -> None:
+    def enter(self, module: nn.Module, args: Any, kwargs: Any) -> None:
         self.calls = 0
+        judged, _ = verdict(module)
+        self.provenance = None if judged else Provenance(bound_inputs(module, args, kwargs))
         self.__enter__()
         self.stack.append(self)
 
     def leave(self, module: nn.Module, args: Any, output: Any) -> None:
+        self.provenance = None
         if self.stack and self.stack[-1] is self:
             self.stack.pop()
             self.__exit__(None, None, None)
@@ -141,16 +159,18 @@ class _AttentionMode(TorchFunctionMode):
             raise ValueError(
                 f"modules: {self.path!r} ran without calling torch.nn.functional.scaled_dot_product_attention, "
                 f"so {self.acts[0][0].kind} cannot act on it (a transformers model: load it with "
-                "attn_implementation='sdpa')"
+                "attn_implementation='sdpa'; torch.nn.MultiheadAttention computes attention inside one fused "
+                "function: write the module with scaled_dot_product_attention)"
             )
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if func is not F.scaled_dot_product_attention:
-            return func(*args, **kwargs)
+            return self._follow(func, args, kwargs)
         self.calls += 1
         named = dict(zip(_SDPA_ARGS, args, strict=False))
         named.update(kwargs)
+        self._check_self_attention(named)
         batch = named["query"].shape[0]
         pieces, at = [], 0
         for pert, rows in self.acts:
@@ -168,6 +188,28 @@ class _AttentionMode(TorchFunctionMode):
         if at < batch:
             pieces.append(func(**_rows(named, at, batch, batch)))
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+    def _follow(self, func, args: tuple, kwargs: dict) -> Any:
+        """``func(*args, **kwargs)``, labelled by provenance while the module is being judged."""
+        if self.provenance is None:
+            return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if func is Tensor.__iter__:  # unpacking q, k, v = t: keep the pieces to label them
+            out = list(out)
+            self.provenance.follow(func, args, kwargs, out)
+            return iter(out)
+        self.provenance.follow(func, args, kwargs, out)
+        return out
+
+    def _check_self_attention(self, named: dict[str, Any]) -> None:
+        if self.provenance is not None:
+            record_verdict(self.module, self.provenance.judge(named["query"], named["key"], named["value"]))
+            self.provenance = None
+        reason = verdict(self.module)[1]
+        if reason is not None:
+            raise ValueError(
+                f"modules: {self.path!r} is cross-attention; {self.acts[0][0].kind} acts on self-attention ({reason})"
+            )
 
     def _perturbed(self, func, pert: Perturbation, named: dict[str, Any]) -> Tensor:
         packed = hf.packed_query_heads(self.module, named["query"])
@@ -206,7 +248,7 @@ class _SkipHook:
         self.path, self.spans = path, spans
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
-        inputs = _bound_inputs(module, args, kwargs)
+        inputs = bound_inputs(module, args, kwargs)
         if isinstance(output, Tensor):
             return self._replace(output, _hidden(inputs, args, self.path))
         if isinstance(output, tuple):
@@ -240,14 +282,6 @@ class _SkipHook:
             else:
                 out = torch.cat([out[: span.start], given[span.start : span.stop], out[span.stop :]])
         return out
-
-
-def _bound_inputs(module: nn.Module, args: tuple, kwargs: dict) -> dict[str, Any]:
-    try:
-        bound = inspect.signature(module.forward).bind_partial(*args, **kwargs)
-    except TypeError:
-        return dict(kwargs)
-    return dict(bound.arguments)
 
 
 def _hidden(inputs: dict[str, Any], args: tuple, path: str) -> Tensor:

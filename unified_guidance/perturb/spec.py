@@ -53,12 +53,25 @@ class Perturbation:
         return type(self).__name__
 
     def select(self, root: nn.Module) -> list[tuple[str, nn.Module]]:
-        """The ``(path, module)`` pairs of ``root`` this perturbation acts on; never empty."""
+        """The ``(path, module)`` pairs of ``root`` this perturbation acts on; never empty.
+
+        A container that is never called (``ModuleList``, ``ModuleDict``: no ``forward``) is refused
+        with the modules inside it; a selected module that the forward does not call is refused when
+        the forward ends (:func:`~.hooks.perturbed`).
+        """
         chosen = [(name, mod) for name, mod in root.named_modules() if name and self._matches(name, mod)]
         if not chosen:
             raise ValueError(
                 f"modules: {self.kind} selects no module of {type(root).__name__} with {self._describe()}; "
-                f"candidates: {', '.join(_candidates(root)) or 'none'}"
+                f"candidates: {', '.join(candidates(root, self)) or 'none'}"
+            )
+        containers = [(name, mod) for name, mod in chosen if not is_called(mod)]
+        if containers:
+            inside = [n for name, mod in containers for n, m in mod.named_children() if is_called(m)]
+            raise ValueError(
+                f"modules: {self.kind} selects {', '.join(f'{n!r} ({type(m).__name__})' for n, m in containers)}, "
+                "a container that is never called (it has no forward), so nothing would change; select the "
+                f"modules inside it; candidates: {', '.join(_shorten([f'{containers[0][0]}.{n}' for n in inside]))}"
             )
         return chosen
 
@@ -193,11 +206,26 @@ def path_ends_with(path: str, pattern: str) -> bool:
     return all(fnmatchcase(n, w) for n, w in zip(names[-len(wanted) :], wanted, strict=True))
 
 
-def _candidates(root: nn.Module, limit: int = 8) -> list[str]:
-    """A few module paths worth selecting: blocks of a ModuleList and attention modules."""
+def is_called(module: nn.Module) -> bool:
+    """Whether ``module`` can be called: it has a ``forward`` (``ModuleList``/``ModuleDict`` do not)."""
+    return type(module).forward is not nn.Module.forward
+
+
+def candidates(root: nn.Module, perturbation: Perturbation) -> list[str]:
+    """A few module paths of ``root`` worth selecting for ``perturbation``: callable attention modules
+    for the attention kinds, callable blocks (entries of a ``ModuleList`` or ``Sequential``) for
+    :class:`SkipBlocks`."""
+    blocks = isinstance(perturbation, SkipBlocks)
     found = []
-    for name, _ in root.named_modules():
+    for name, module in root.named_modules():
         last = name.rsplit(".", 1)[-1]
-        if name and ("attn" in last or "attention" in last.lower() or last.isdigit()):
+        attention = (
+            "attn" in last.lower() or "attention" in last.lower() or "attention" in type(module).__name__.lower()
+        )
+        if name and is_called(module) and (last.isdigit() if blocks else attention):
             found.append(name)
-    return found[:limit] + (["…"] if len(found) > limit else [])
+    return _shorten(found)
+
+
+def _shorten(names: list[str], limit: int = 8) -> list[str]:
+    return names[:limit] + (["…"] if len(names) > limit else [])

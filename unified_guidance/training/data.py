@@ -6,6 +6,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..core.numbers import check_int
 from ..data import load_digits_split
 from ..data.mixture import GaussianMixture
 from .loaders import EpochShuffle, ResumingLoader, resuming_loader
@@ -33,9 +34,17 @@ class DigitsDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 128, val_fraction: float = 0.2, seed: int = 0, predict_per_class: int = 8):
         super().__init__()
+        check_int("batch_size", batch_size, lo=1)
+        check_int("seed", seed)
+        check_int("predict_per_class", predict_per_class, lo=1)
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.split = load_digits_split(val_fraction, seed)
+        if batch_size > len(self.split.train_labels):  # drop_last: not one training batch
+            raise ValueError(
+                f"batch_size: expected at most {len(self.split.train_labels)} (the training digits; the last "
+                f"incomplete batch is dropped), got {batch_size}"
+            )
 
     def predict_dataloader(self) -> DataLoader:
         return class_labels(10, self.hparams["predict_per_class"])
@@ -68,6 +77,10 @@ class MixtureDataModule(L.LightningDataModule):
         predict_per_class: int = 64,
     ) -> None:
         super().__init__()
+        check_int("num_samples", num_samples, lo=1)
+        check_int("batch_size", batch_size, lo=1)
+        check_int("seed", seed)
+        check_int("predict_per_class", predict_per_class, lo=1)
         self.batch_size, self.seed, self.num_classes = batch_size, seed, mixture.num_classes
         self.predict_per_class = predict_per_class
         gen = torch.Generator().manual_seed(seed)

@@ -12,6 +12,7 @@ items over ranks; the calling process then reads all the files back.
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -192,6 +193,32 @@ def quiet_lightning() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def sweep_strategy(accelerator: str, devices: int | str | Sequence[int], strategy: str) -> str:
+    """The Lightning strategy a sweep over ``devices`` runs with.
+
+    On several devices Lightning's ``"ddp"`` (and ``"auto"``, which picks it) starts the calling
+    script again in each device's process: a script or the demo would redo everything before the
+    sweep there and race the first process on the item files. So ``"auto"`` becomes a launcher
+    that starts its workers itself (``"ddp_fork"`` on CPU, ``"ddp_spawn"`` elsewhere), each device
+    taking its own share of the items, and ``"ddp"`` is refused, saying what to pass instead.
+    """
+    several = (
+        (devices == "auto" and accelerator != "cpu")
+        or (isinstance(devices, int) and devices > 1)
+        or (isinstance(devices, Sequence) and not isinstance(devices, str) and len(devices) > 1)
+    )
+    if not several:
+        return strategy
+    if strategy == "auto":
+        return "ddp_fork" if accelerator == "cpu" and "fork" in mp.get_all_start_methods() else "ddp_spawn"
+    if strategy == "ddp":
+        raise ValueError(
+            f"strategy: 'ddp' on {devices} devices starts the calling script again in each device's process, which "
+            "repeats the work before the sweep and races on its items; pass 'ddp_spawn' (or 'ddp_fork' on cpu)"
+        )
+    return strategy
+
+
 def predict_sweep(
     sampler: nn.Module,
     items: Sequence[WorkItem],
@@ -206,13 +233,14 @@ def predict_sweep(
     """Sample every item through ``Trainer.predict`` and return the results in item order.
 
     Items with a saved result in ``directory`` (same key and seed) are not sampled
-    again. With ``devices > 1`` use a spawning strategy (``"ddp_spawn"``) from
-    scripts and notebooks alike: each rank writes its own items' files.
+    again. On several devices the strategy comes from :func:`sweep_strategy` (``"auto"``: one that
+    starts its own workers; ``"ddp"`` refused): each rank writes its own items' files.
     The progress bar reads ``"<label>: sampling"`` (items done / total, ETA; to the stage sink
     where one is installed, :mod:`.stages`). On SIGTERM the sweep
     stops after the item in progress and exits with status 143, saying how many
     items are kept; a rerun samples only the rest.
     """
+    strategy = sweep_strategy(accelerator, devices, strategy)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     keys = [it.key for it in items]
