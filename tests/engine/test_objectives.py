@@ -220,3 +220,22 @@ def test_bad_objectives_are_refused_by_name(kwargs, message):
 def test_gft_needs_a_network_with_the_strength_input(case):
     with pytest.raises(ValueError, match="model: the gft objective trains the guidance strength β"):
         case.loss(case.model(net(False, 0)), Objective("gft"))
+
+
+def test_forward_rows_per_objective(case):
+    """cfg: B rows; GFT: B with gradient + the rows with β < 1 (not the ∅ row) without; MG: B + the non-∅
+    rows; distillation: B student rows, 2B teacher rows (its conditional and ∅ in one forward)."""
+    student, plain, teacher = case.model(net(True, 0)), case.model(net(False, 1)), case.model(net(False, 2))
+    beta = BETA.clone()
+    runs = {
+        "cfg": (plain, Objective(), None, [(plain, 1, 5)]),
+        "gft": (student, Objective("gft"), beta, [(student, 2, 5 + 3)]),  # β = 1 on rows 2 (∅) and 3
+        "model_guidance": (plain, Objective("model_guidance"), None, [(plain, 2, 5 + 4)]),
+        "distill": (student, Objective("distill", teacher=teacher), beta, [(student, 1, 5), (teacher, 1, 10)]),
+    }
+    for model, objective, b, counts in runs.values():
+        for m, _, _ in counts:
+            m.reset_stats()
+        case.loss(model, objective, beta=b)
+        for m, calls, rows in counts:
+            assert (m.stats.calls, m.stats.rows) == (calls, rows), objective.name

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.conditions import Cond, batch_size_of, cat_batch
+from ..core.conditions import Cond, batch_size_of, cat_batch, take_rows
 from ..core.model import ConditionalModel
 from ..core.shapes import broadcast_like
 
@@ -144,11 +144,27 @@ def null_rows(cond: Cond, null: Cond) -> Tensor:
 
 
 def gft_prediction(predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, null: Cond, beta: Tensor) -> Tensor:
-    """GFT's implicit conditional ``β·pred(x_t, c, β) + (1 − β)·sg[pred(x_t, ∅, 1)]``, β ``(B,)``."""
-    with torch.no_grad():
-        uncond = predict(x_t, t, null, torch.ones_like(beta))
+    """GFT's implicit conditional ``β·pred(x_t, c, β) + (1 − β)·sg[pred(x_t, ∅, 1)]``, β ``(B,)``.
+
+    The ∅ forward runs without gradient and only on the rows with β < 1 (a row at β = 1, every
+    dropped row among them, does not use it)."""
+    pred = predict(x_t, t, cond, beta)
+    uncond = null_prediction(predict, x_t, t, null, beta < 1, torch.zeros_like(pred), torch.ones_like(beta))
     b = broadcast_like(beta.to(x_t.dtype), x_t)
-    return b * predict(x_t, t, cond, beta) + (1.0 - b) * uncond
+    return b * pred + (1.0 - b) * uncond
+
+
+def null_prediction(predict: Predict, x_t: Tensor, t: Tensor, null: Cond, rows: Tensor, fill: Tensor,
+                    beta: Tensor | None = None) -> Tensor:  # fmt: skip
+    """``sg[pred(x_t, ∅)]`` on the rows where ``rows`` ``(B,)`` is true (one forward of those rows only),
+    ``fill`` on the others."""
+    index = rows.nonzero().squeeze(1).to(x_t.device)
+    out = fill.detach().clone()
+    if index.numel():
+        with torch.no_grad():
+            strength = None if beta is None else beta[index]
+            out[index] = predict(x_t[index], t[index], take_rows(null, index), strength)
+    return out
 
 
 def cfg_target(predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, null: Cond, scale: Tensor) -> Tensor:
@@ -196,9 +212,10 @@ def _gft(o: Objective, predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, nul
 def _model_guidance(o: Objective, predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, null: Cond, target: Tensor,
                     beta: Tensor | None) -> tuple[Tensor, Tensor]:  # fmt: skip
     pred = predict(x_t, t, cond, None)
+    guide = predict if o.teacher is None else o.teacher
     with torch.no_grad():
-        c = pred.detach() if o.teacher is None else o.teacher(x_t, t, cond, None)
-        u = (predict if o.teacher is None else o.teacher)(x_t, t, null, None)
+        c = pred.detach() if o.teacher is None else guide(x_t, t, cond, None)
+    u = null_prediction(guide, x_t, t, null, ~null_rows(cond, null), c)  # on ∅ rows c − u = 0: not run
     return pred, target + o.mg_scale * (c - u)
 
 
