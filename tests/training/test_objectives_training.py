@@ -4,6 +4,8 @@ it), and a short distillation on the 2-D mixture reaching its teacher's guided o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
@@ -150,3 +152,14 @@ def test_recipes_take_the_objective_from_the_command_line(tmp_path):
     assert not run.model.trained_model.guidance_input
     run = cli("diffusion", None, tmp_path, "--model.objective=gft", "--model.scale_range=[1.0, 8.0]", run=False)
     assert run.model.training_objective().scales == (1.0, 8.0) and run.model.trained_model.guidance_input
+
+
+def test_the_docs_gft_yaml_runs(tmp_path):
+    """docs/training.md's ``gft.yaml`` block, read after the recipe's YAML, trains a GFT model."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    block = text.split("```yaml\n# gft.yaml")[1].split("```")[0]
+    (tmp_path / "gft.yaml").write_text("# gft.yaml" + block)
+    run = cli("diffusion", "fit", tmp_path, "--config", str(tmp_path / "gft.yaml"), *EPOCHS[1:],
+              "--trainer.max_epochs=1")  # fmt: skip
+    assert run.trainer.global_step == 1 and run.model.hparams.objective == "gft"
+    assert run.model.training_objective().scales == (1.0, 10.0) and run.model.model.guidance_input
