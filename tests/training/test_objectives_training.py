@@ -150,6 +150,8 @@ def test_recipes_take_the_objective_from_the_command_line(tmp_path):
     objective = run.model.training_objective()
     assert objective == Objective("model_guidance", mg_scale=0.25)
     assert not run.model.trained_model.guidance_input
+    run = cli("flow", None, tmp_path, "--model.objective=model_guidance", "--model.mg_ema=true", run=False)
+    assert run.model.training_objective().teacher is run.model.model  # MG's stop-gradient term from the EMA
     run = cli("diffusion", None, tmp_path, "--model.objective=gft", "--model.scale_range=[1.0, 8.0]", run=False)
     assert run.model.training_objective().scales == (1.0, 8.0) and run.model.trained_model.guidance_input
 
