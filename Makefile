@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/perturb.py
 	$(PY) benchmarks/decode_profile.py
 	$(PY) benchmarks/autoregressive.py
+	$(PY) benchmarks/training_step.py
 
 # The newest releases pyproject's ranges allow, upgraded eagerly on every run; torch stays pinned.
 test-latest:

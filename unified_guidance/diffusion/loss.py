@@ -7,6 +7,12 @@ Weightings of the ε-error, with SNR = α_t²/σ_t²:
 * ``"none"``: w = 1 (DDPM's simple loss);
 * ``"min_snr"``: w = min(SNR, γ)/SNR (Min-SNR-γ, Hang et al., arXiv 2303.09556);
 * ``"x0"``: w = 1/SNR, which makes the loss the x0-MSE ‖x̂0 − x0‖².
+
+``objective`` chooses what the ε-MSE compares (:mod:`unified_guidance.guidance.objectives`):
+the model's ε̂ with ε (``"cfg"``, the default), GFT's implicit conditional
+β·ε̂(x_t, c, β) + (1 − β)·sg[ε̂(x_t, ∅, 1)] with ε, ε̂(x_t, c) with MG's ε + w·sg[ε̂(c) − ε̂(∅)], or a
+β-conditioned student with a frozen teacher's s·ε_c − (s − 1)·ε_u (distillation). Predictions in x0
+or v are converted to ε first (every combination is affine, so the space does not change it).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from ..core.model import ConditionalModel
 from ..core.path import Path
 from ..core.shapes import broadcast_like
 from ..core.spaces import to_x0_eps
+from ..guidance.objectives import Objective, bind, objective_pair
 from .time import default_t_max
 
 WEIGHTINGS: dict[str, Callable[[Tensor, float], Tensor]] = {
@@ -53,10 +60,14 @@ def diffusion_loss(
     generator: torch.Generator | None = None,
     weighting: str = "none",
     snr_gamma: float = 5.0,
+    objective: Objective | None = None,
+    beta: Tensor | None = None,
 ) -> Tensor:
     """The weighted ε-MSE of ``model`` on clean data ``x0`` ``(B, ...)`` with condition ``cond``.
 
-    ``t`` ``(B,)`` and ``eps`` (like x0) are drawn with ``generator`` unless given.
+    ``t`` ``(B,)`` and ``eps`` (like x0) are drawn with ``generator`` unless given, then
+    (GFT, distillation) the strengths ``beta`` ``(B,)``. ``objective``: what is compared
+    (default ``Objective("cfg")``: ε̂ with ε); rows of ``cond`` equal to ∅ count as dropped.
     Returns a scalar: the batch mean of ``w(t)·mean((ε̂ − ε)²)`` per sample.
     """
     if weighting not in WEIGHTINGS:
@@ -73,9 +84,18 @@ def diffusion_loss(
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     elif eps.shape != x0.shape:
         raise ValueError(f"eps: expected the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}")
-    coeffs = model.coefficients(t)
+    objective = objective if objective is not None else Objective()
+    predict, objective = bind(objective, model, _to_eps)
     x_t = q_sample(model.path, x0, t, eps)
-    eps_hat = to_x0_eps(model(x_t, t, cond), model.space, x_t, coeffs)[1]
-    per_sample = (eps_hat - eps).pow(2).flatten(1).mean(dim=1)
+    null = model.null_condition(batch, device=x0.device) if objective.name != "cfg" or cond is None else cond
+    cond = null if cond is None else cond
+    eps_hat, target = objective_pair(objective, predict, x_t, t, cond, null, eps, beta=beta, generator=generator)
+    per_sample = (eps_hat - target).pow(2).flatten(1).mean(dim=1)
+    coeffs = model.coefficients(t)
     snr = (coeffs.alpha_t / coeffs.sigma_t).pow(2)
     return (WEIGHTINGS[weighting](snr, snr_gamma) * per_sample).mean()
+
+
+def _to_eps(model: ConditionalModel, out: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+    """A diffusion model's output as ε (its space and path's coefficients at t)."""
+    return to_x0_eps(out, model.space, x_t, model.coefficients(t))[1]

@@ -11,6 +11,11 @@ y' is y, replaced by ∅ with probability p per sample (Ho & Salimans,
 arXiv 2207.12598), so one network learns both branches guidance needs.
 Time samplers: uniform, and logit-normal ``t = sigmoid(m + s·n)``, n ~ N(0, 1)
 (Esser et al., SD3, arXiv 2403.03206), which spends more samples mid-path.
+
+``objective`` chooses what is compared (:mod:`unified_guidance.guidance.objectives`): the
+velocity u_θ(x_t, t, y') with the target (``"cfg"``, the default), GFT's implicit conditional
+β·u_θ(x_t, y', β) + (1 − β)·sg[u_θ(x_t, ∅, 1)], u_θ(x_t, y') with MG's target + w·sg[u_θ(y') − u_θ(∅)],
+or a β-conditioned student with a frozen teacher's s·u_c − (s − 1)·u_u (distillation).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from torch import Tensor
 from ..core.conditions import drop_condition
 from ..core.model import ConditionalModel
 from ..core.shapes import broadcast_like
+from ..guidance.objectives import Objective, bind, objective_pair
 
 
 def _uniform(batch: int, generator: torch.Generator | None, **_: float) -> Tensor:
@@ -57,16 +63,21 @@ def flow_matching_loss(
     loc: float = 0.0,
     scale: float = 1.0,
     generator: torch.Generator | None = None,
+    objective: Objective | None = None,
+    beta: Tensor | None = None,
 ) -> Tensor:
     """The mean conditional flow-matching loss over a batch of data ``x1`` ``(B, ...)`` with conditions ``(B, ...)``.
 
     ``model`` is a velocity :class:`ConditionalModel`; its path gives α_t, σ_t
     (and so which end is noise). Noise, times and dropout are drawn on the CPU
-    from ``generator`` and moved to x1's device, so a seed gives the same batch anywhere.
+    from ``generator`` and moved to x1's device, so a seed gives the same batch anywhere;
+    then, for GFT and distillation, the strengths ``beta`` ``(B,)`` unless given
+    (``objective``: default ``Objective("cfg")``; rows whose condition is ∅ count as dropped).
     """
     if model.space != "velocity":
         raise ValueError(f"model: expected a velocity model (space 'velocity'), got space {model.space!r}")
     batch = x1.shape[0]
+    predict, objective = bind(objective if objective is not None else Objective(), model)
     if p_uncond > 0.0 and not model.has_null:
         raise ValueError("p_uncond: condition dropout needs a model with a null condition (null_cond=...)")
     tau = sample_time(time_sampler, batch, generator=generator, loc=loc, scale=scale)
@@ -79,5 +90,6 @@ def flow_matching_loss(
     target = da * x1 + ds * x0
     if p_uncond > 0.0 and model.null_spec is not None:  # (checked above: a model without ∅ raised)
         cond, _ = drop_condition(cond, model.null_spec, p_uncond, generator=generator)
-    pred = model(x_t, t, cond)
+    null = model.null_condition(batch, device=x1.device) if objective.name != "cfg" else cond
+    pred, target = objective_pair(objective, predict, x_t, t, cond, null, target, beta=beta, generator=generator)
     return (pred - target).pow(2).mean()

@@ -1,5 +1,8 @@
 """Lightning training of a class-conditional diffusion model with per-sample condition dropout and EMA.
 
+The ``objective`` hyper-parameter chooses what is trained: ``"cfg"`` (the default), ``"gft"``,
+``"model_guidance"`` or ``"distill"`` (:mod:`unified_guidance.training.objectives`).
+
 The math lives in :mod:`unified_guidance.diffusion` (loss, sampler) and the
 network in :mod:`unified_guidance.networks`; this module only wires them into
 Lightning: the ε-MSE on batches whose labels are replaced by the null token ∅
@@ -35,13 +38,14 @@ from ..guidance.engine import Guidance
 from ..networks.default import default_net
 from ..schedules.noise import CosineSchedule, LinearBetaSchedule
 from .ema import ema_copy
+from .objectives import ObjectiveMixin, check_objective
 from .sampling import GuidedPredictions, check_clip, clip_samples, image_grid, save_png
 from .seeding import step_generator
 
 SCHEDULES = {"linear_beta": LinearBetaSchedule, "cosine": CosineSchedule}
 
 
-class DiffusionModule(GuidedPredictions, L.LightningModule):
+class DiffusionModule(ObjectiveMixin, GuidedPredictions, L.LightningModule):
     """ε-prediction (or x0 / v) training of ``net(x, t, labels)`` with a learned null label.
 
     Args:
@@ -66,6 +70,9 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
             image shapes ``(C, H, W)``: 2-D points or vectors are not clamped unless asked
             (:func:`~unified_guidance.training.sampling.clip_samples`, the rule of both modules).
         seed: seeds the per-step generator.
+        objective: ``"cfg"``, ``"gft"``, ``"model_guidance"`` or ``"distill"``; with ``scale_range``,
+            ``mg_scale``, ``mg_ema``, ``teacher_ckpt`` and ``init_from`` see
+            :mod:`unified_guidance.training.objectives`.
     """
 
     _train_model: EpsModel  # set in __init__, outside the module tree
@@ -90,16 +97,25 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         sample_steps: int = 50,
         clip: bool | None = None,
         seed: int = 0,
+        objective: str = "cfg",
+        scale_range: tuple[float, float] | None = None,
+        mg_scale: float = 0.5,
+        mg_ema: bool = False,
+        teacher_ckpt: str | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         check_clip(clip)
+        check_objective(self.hparams)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
         self.sample_shape = tuple(int(d) for d in sample_shape)
-        self.net = net if net is not None else default_net(self.sample_shape, num_classes, width, arch)
+        self.net = (
+            net if net is not None else default_net(self.sample_shape, num_classes, width, arch, self.takes_strength)
+        )
         self.ema = ema_copy(self.net, ema_decay, ema_warmup)
         kwargs = dict(
             path=SCHEDULES[schedule](), prediction=prediction, null_cond=num_classes,
@@ -127,7 +143,7 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
         gen = self._generator(self.global_step)
         labels, dropped = drop_condition(labels, self.hparams["num_classes"], self.hparams["p_uncond"], generator=gen)
         loss = diffusion_loss(
-            self._train_model, x0, labels, generator=gen,
+            self._train_model, x0, labels, generator=gen, objective=self.training_objective(),
             weighting=self.hparams["weighting"], snr_gamma=self.hparams["snr_gamma"],
         )  # fmt: skip
         self.log("train/loss", loss, prog_bar=True)
@@ -143,7 +159,14 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x0, labels = batch
         gen = self._generator(batch_idx, salt=1)
-        loss = diffusion_loss(self.model, x0, labels, generator=gen, weighting=self.hparams["weighting"])
+        loss = diffusion_loss(
+            self.model,
+            x0,
+            labels,
+            generator=gen,
+            weighting=self.hparams["weighting"],
+            objective=self.training_objective(),
+        )
         self.log("val/loss", loss, prog_bar=True)
         return loss
 

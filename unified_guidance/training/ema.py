@@ -40,8 +40,12 @@ class _WarmupEMA:
 
 
 def ema_copy(net: nn.Module, decay: float, warmup: bool = True) -> AveragedModel:
-    """A frozen EMA copy of ``net`` (parameters and buffers); update it with ``.update_parameters(net)``."""
+    """A frozen EMA copy of ``net`` (parameters and buffers); update it with ``.update_parameters(net)``.
+
+    It calls ``net``'s forward and keeps its ``guidance_input`` attribute, so a model adapter over the
+    copy takes the guidance strength when ``net`` does (a guidance-free network)."""
     if not 0.0 <= decay <= 1.0:
         raise ValueError(f"ema_decay: expected a value in [0, 1], got {decay}")
     ema = AveragedModel(net, multi_avg_fn=_WarmupEMA(decay, warmup), use_buffers=True)
+    object.__setattr__(ema, "guidance_input", bool(getattr(net, "guidance_input", False)))
     return ema.requires_grad_(False)

@@ -1,5 +1,8 @@
 """Flow matching under Lightning: the loss of :mod:`unified_guidance.flow.loss`, AdamW, an EMA copy.
 
+The ``objective`` hyper-parameter chooses what is trained: ``"cfg"`` (the default), ``"gft"``,
+``"model_guidance"`` or ``"distill"`` (:mod:`unified_guidance.training.objectives`).
+
 The math lives in :func:`~unified_guidance.flow.loss.flow_matching_loss` and the
 sampler; this module only wires them to a Trainer and exposes the shared
 contract of every paradigm: ``.model`` (the ConditionalModel to sample from, EMA
@@ -29,11 +32,12 @@ from ..flow.solvers import ADAPTIVE
 from ..guidance.engine import Guidance
 from ..networks.default import default_net
 from .ema import ema_copy
+from .objectives import ObjectiveMixin, check_objective
 from .sampling import GuidedPredictions, check_clip, clip_samples
 from .seeding import step_generator
 
 
-class FlowMatchingModule(GuidedPredictions, L.LightningModule):
+class FlowMatchingModule(ObjectiveMixin, GuidedPredictions, L.LightningModule):
     """A conditional velocity network trained by conditional flow matching on the linear path (noise at t = 0).
 
     Args:
@@ -58,6 +62,9 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         clip: clamp samples to [−1, 1] (``True``), never (``False``), or, by default (``None``), only
             image shapes ``(C, H, W)`` (:func:`~unified_guidance.training.sampling.clip_samples`, the
             rule of both modules).
+        objective: ``"cfg"``, ``"gft"``, ``"model_guidance"`` or ``"distill"``; with ``scale_range``,
+            ``mg_scale``, ``mg_ema``, ``teacher_ckpt`` and ``init_from`` see
+            :mod:`unified_guidance.training.objectives`.
     """
 
     def __init__(
@@ -77,13 +84,21 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         arch: str = "unet",
         seed: int = 0,
         clip: bool | None = None,
+        objective: str = "cfg",
+        scale_range: tuple[float, float] | None = None,
+        mg_scale: float = 0.5,
+        mg_ema: bool = False,
+        teacher_ckpt: str | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         check_clip(clip)
+        check_objective(self.hparams)
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
-        net = net if net is not None else default_net(tuple(int(d) for d in sample_shape), num_classes, width, arch)
+        shape = tuple(int(d) for d in sample_shape)
+        net = net if net is not None else default_net(shape, num_classes, width, arch, self.takes_strength)
         self.velocity = VelocityModel(net, null_cond=num_classes)
         self.ema = None
         if ema_decay is not None:
@@ -103,8 +118,9 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         x, labels = batch
         hp = self.hparams
         return flow_matching_loss(
-            self.velocity, x, labels, p_uncond=hp["p_uncond"], time_sampler=hp["time_sampler"], generator=generator
-        )
+            self.velocity, x, labels, p_uncond=hp["p_uncond"], time_sampler=hp["time_sampler"], generator=generator,
+            objective=self.training_objective(),
+        )  # fmt: skip
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._loss(batch, step_generator(self.hparams["seed"], self.global_rank, self.global_step))
