@@ -47,18 +47,20 @@ def sample_tokens(
 ) -> Tensor:
     """Draw content tokens ``(B, layout.length)`` of classes ``labels`` ``(B,)`` under guidance.
 
-    The class token is the prompt, the null token the reference (shared by the batch);
+    The class token is the prompt, the null token the reference (shared by the batch; a model
+    with ∅ takes it as its own, so a guidance-free one folds the reference: one row per sample);
     ``layout.length`` tokens are sampled with the class and null tokens suppressed.
     """
     from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
     device = model.device
+    own_null = model.null_spec == layout.null_token  # the model's ∅ is the layout's null token
     prompt = layout.class_tokens(labels.to(device))[:, None]
     suppress = SuppressTokensLogitsProcessor(layout.non_content_tokens(), device=str(device))
     ids = generate(
         model,
         prompt,
-        negative_input_ids=torch.full((1, 1), layout.null_token, device=device),
+        negative_input_ids=None if own_null else torch.full((1, 1), layout.null_token, device=device),
         guidance=guidance,
         max_new_tokens=layout.length,
         do_sample=True,
