@@ -21,10 +21,15 @@ def next_token_loss(lm: nn.Module, cond_tokens: Tensor, tokens: Tensor) -> Tenso
 
     The condition itself is not predicted (it is given, or ∅).
     """
-    seq = torch.cat([cond_tokens[:, None], tokens], dim=1)
-    inputs = seq[:, :-1]
+    inputs = teacher_forced(cond_tokens, tokens)
     logits = lm(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens.reshape(-1))
+
+
+def teacher_forced(cond_tokens: Tensor, tokens: Tensor) -> Tensor:
+    """The inputs ``(B, T)`` whose next-token logits predict ``tokens`` ``(B, T)``: the condition
+    token ``(B,)``, then ``tokens`` but the last."""
+    return torch.cat([cond_tokens[:, None], tokens[:, :-1]], dim=1)
 
 
 def dropped_class_tokens(
