@@ -139,7 +139,7 @@ class CausalLMModel(ConditionalModel):
         self._layers = tuple((layer, routed_forward(layer)) for layer in layers)
         self.strength: StrengthEmbedding | None = None
         if guidance_input:
-            embedding = lm.get_input_embeddings()
+            embedding = self.input_embeddings
             width, weight = embedding.embedding_dim, embedding.weight
             self.strength = StrengthEmbedding(width).to(device=weight.device, dtype=weight.dtype)
 
@@ -188,7 +188,9 @@ class CausalLMModel(ConditionalModel):
 
     @property
     def input_embeddings(self) -> nn.Embedding:
-        return self.lm.get_input_embeddings()
+        """The LM's token embedding (transformers' ``get_input_embeddings``)."""
+        lm: Any = self.lm
+        return lm.get_input_embeddings()
 
     def _forward(self, ids: Tensor, mask: Tensor, cache: Any, beta: Tensor | None = None) -> tuple[Tensor, Any]:
         kwargs: dict[str, Any] = {self._cache_keyword: cache}

@@ -41,13 +41,14 @@ class StrengthEmbedding(nn.Sequential):
     its input embeddings (:class:`~unified_guidance.autoregressive.CausalLMModel`)."""
 
     def __init__(self, width: int) -> None:
-        super().__init__(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        last = nn.Linear(width, width)
+        super().__init__(nn.Linear(width, width), nn.SiLU(), last)
         self.width = width
-        nn.init.zeros_(self[-1].weight)  # type: ignore[arg-type]
-        nn.init.zeros_(self[-1].bias)  # type: ignore[arg-type]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
-    def forward(self, beta: Tensor) -> Tensor:  # type: ignore[override]
-        return super().forward(timestep_embedding(beta, self.width).to(self[0].weight.dtype))
+    def forward(self, beta: Tensor) -> Tensor:
+        return super().forward(timestep_embedding(beta, self.width).to(next(self.parameters()).dtype))
 
 
 class ConditioningEmbedding(nn.Module):
