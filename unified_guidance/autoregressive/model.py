@@ -181,7 +181,8 @@ class CausalLMModel(ConditionalModel):
         if beta is None or self.strength is None:
             return {"input_ids": ids}
         b = beta.to(device=ids.device, dtype=time_dtype(self.input_embeddings.weight.dtype))
-        e = self.strength(torch.cat([b.reshape(-1), b.new_ones(1)]))
+        values, index = torch.unique(torch.cat([b.reshape(-1), b.new_ones(1)]), return_inverse=True)
+        e = self.strength(values)[index]  # each distinct β embedded once (a row's positions share theirs)
         shift = (e[:-1] - e[-1:]).reshape(*b.shape, -1)  # exactly 0 at β = 1
         embeds = self.input_embeddings(ids)
         return {"inputs_embeds": embeds + shift.to(embeds.dtype)}

@@ -98,8 +98,7 @@ class TokenModule(GuidedPredictions, L.LightningModule):
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        gen = step_generator(self.hparams["seed"], self.global_rank, batch_idx, salt=1)
-        self.log("val/loss", self._loss(batch, 0.0, gen), prog_bar=True)
+        self.log("val/loss", self._loss(batch, 0.0), prog_bar=True)
 
     def configure_optimizers(self):
         # the model's parameters: the LM's, then (a guidance-free model) the strength embedding's
