@@ -7,7 +7,8 @@ top ``K·(1 + #eos)`` candidates go on. Every surviving beam's parent is gathere
 *both* halves of the batch, so the reference rows' cache follows their beams —
 transformers' built-in guidance keeps its reference cache in the old order.
 A hypothesis ending in EOS is kept with score ``Σ log p / new_tokens**length_penalty``;
-a batch item stops once it has ``K`` of them (early stopping).
+a batch item stops once it has ``K`` of them (early stopping). A guidance-free model folding
+its reference (:class:`~.progress.FoldPlan`) runs the beams' rows alone, fed β of the step.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def beam_search(
     prompt = (prompt[0].repeat_interleave(k_beams, 0), prompt[1].repeat_interleave(k_beams, 0))
     ref = (ref[0].repeat_interleave(k_beams, 0), ref[1].repeat_interleave(k_beams, 0))
     ids, n = prompt[0], batch * k_beams
-    until = spec.plan.unused_from(0)  # the reference rows leave the batch at this step
+    fold = spec.fold
+    until = spec.plan.unused_from(0) if fold is None else fold.unused_from(spec.plan, 0)  # reference rows leave
     decoder = RowDecoder(lm, *stack_prompts([prompt, ref] if until > 0 else [prompt], lm.pad_token_id))
-    logits = decoder.prefill()
+    logits = decoder.prefill(beta=_strengths(spec, 0, n, decoder.rows))
     beam_scores = torch.full((batch, k_beams), float("-inf"), dtype=logits.dtype, device=ids.device)
     beam_scores[:, 0] = 0.0  # all beams start equal: keep one so the first step does not repeat it
     hyps: list[list[tuple[float, Tensor]]] = [[] for _ in range(batch)]
@@ -46,7 +48,7 @@ def beam_search(
         if k > 0:
             if decoder.rows > n and k >= until:
                 decoder.select(torch.arange(n))
-            logits = decoder.step(ids[:, -1].repeat(decoder.rows // n))
+            logits = decoder.step(ids[:, -1].repeat(decoder.rows // n), beta=_strengths(spec, k, n, decoder.rows))
         reference = logits[n:] if decoder.rows > n else None
         scale = spec.plan.scales[k, 0].to(logits)
         scores, states = guided_scores(spec.mixing, logits[:n], [reference], [scale], spec.plan.taus[k], [None],
@@ -69,6 +71,15 @@ def beam_search(
                     k_beams,
                 )
     return _pad_best(hyps, num_return_sequences, spec.pad_token_id)
+
+
+def _strengths(spec: DecodeSpec, step: int, n: int, rows: int) -> Tensor | None:
+    """β of the rows ``(rows,)`` at ``step``: the step's for the n beam rows, 1 for reference rows."""
+    if spec.fold is None:
+        return None
+    beta = torch.ones(rows, dtype=spec.fold.beta.dtype)
+    beta[:n] = spec.fold.beta[step]
+    return beta
 
 
 def _advance(

@@ -21,10 +21,15 @@ def next_token_loss(lm: nn.Module, cond_tokens: Tensor, tokens: Tensor) -> Tenso
 
     The condition itself is not predicted (it is given, or ∅).
     """
-    seq = torch.cat([cond_tokens[:, None], tokens], dim=1)
-    inputs = seq[:, :-1]
+    inputs = teacher_forced(cond_tokens, tokens)
     logits = lm(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens.reshape(-1))
+
+
+def teacher_forced(cond_tokens: Tensor, tokens: Tensor) -> Tensor:
+    """The inputs ``(B, T)`` whose next-token logits predict ``tokens`` ``(B, T)``: the condition
+    token ``(B,)``, then ``tokens`` but the last."""
+    return torch.cat([cond_tokens[:, None], tokens[:, :-1]], dim=1)
 
 
 def dropped_class_tokens(
@@ -47,18 +52,20 @@ def sample_tokens(
 ) -> Tensor:
     """Draw content tokens ``(B, layout.length)`` of classes ``labels`` ``(B,)`` under guidance.
 
-    The class token is the prompt, the null token the reference (shared by the batch);
+    The class token is the prompt, the null token the reference (shared by the batch; a model
+    with ∅ takes it as its own, so a guidance-free one folds the reference: one row per sample);
     ``layout.length`` tokens are sampled with the class and null tokens suppressed.
     """
     from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
     device = model.device
+    own_null = model.null_spec == layout.null_token  # the model's ∅ is the layout's null token
     prompt = layout.class_tokens(labels.to(device))[:, None]
     suppress = SuppressTokensLogitsProcessor(layout.non_content_tokens(), device=str(device))
     ids = generate(
         model,
         prompt,
-        negative_input_ids=torch.full((1, 1), layout.null_token, device=device),
+        negative_input_ids=None if own_null else torch.full((1, 1), layout.null_token, device=device),
         guidance=guidance,
         max_new_tokens=layout.length,
         do_sample=True,

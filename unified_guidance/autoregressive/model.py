@@ -22,7 +22,9 @@ from torch import Tensor, nn
 from ..compat import transformers as hf
 from ..core.conditions import Cond, NullSpec
 from ..core.model import ConditionalModel
+from ..core.shapes import check_strength, time_dtype
 from ..core.spaces import TOKEN_SPACES
+from ..networks.embedding import StrengthEmbedding
 from .products import PRODUCTS, few_row_products, product_layers, routed_forward
 
 
@@ -34,6 +36,13 @@ def positions_from_mask(mask: Tensor) -> Tensor:
     guidance, which feeds the negative prompt without position ids).
     """
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def position_strengths(beta: Tensor, prompt_length: int, tokens: int) -> Tensor:
+    """β of every position of ``cond ++ tokens`` ``(B, L + T)`` from β per row ``(B,)`` or per decode
+    step ``(B, T + 1)``: the prompt's positions take step 0's, token k−1 step k's (as the KV cache fed them)."""
+    steps = beta[:, None].expand(-1, tokens + 1) if beta.ndim == 1 else beta
+    return torch.cat([steps[:, :1].expand(-1, prompt_length), steps[:, 1:]], dim=1)
 
 
 def left_pad(ids: Tensor, mask: Tensor, length: int, pad_token_id: int) -> tuple[Tensor, Tensor]:
@@ -96,6 +105,8 @@ class CausalLMModel(ConditionalModel):
             weights once — CPU, 1–128 rows, large weights — oneDNN's product, or for an
             ``nn.Linear`` at 2–4 rows the weight as the left operand; see :mod:`.products`),
             ``"model"`` (the model's own).
+        guidance_input: take the guidance strength β = 1/s (a guidance-free model; the β embedding
+            :attr:`strength` is this adapter's, the LM stays as it is; see the module docstring).
 
     ``cond`` is a prompt ``(B, L)``, a dict ``{"input_ids", "attention_mask"}`` of a
     left-padded prompt, or class tokens ``(B,)``; ``tokens`` ``(B, T)`` (T ≥ 0) the
@@ -111,6 +122,7 @@ class CausalLMModel(ConditionalModel):
         null_cond: NullSpec | None = None,
         pad_token_id: int = 0,
         products: str = "auto",
+        guidance_input: bool = False,
     ) -> None:
         if space not in TOKEN_SPACES:
             raise ValueError(f"space: expected one of {', '.join(TOKEN_SPACES)}, got {space!r}")
@@ -125,29 +137,70 @@ class CausalLMModel(ConditionalModel):
         # found once; a tuple, so the layers are not registered as a second copy of the submodules
         layers = product_layers(lm) if products == "auto" else ()
         self._layers = tuple((layer, routed_forward(layer)) for layer in layers)
+        self.strength: StrengthEmbedding | None = None
+        if guidance_input:
+            embedding = self.input_embeddings
+            width, weight = embedding.embedding_dim, embedding.weight
+            self.strength = StrengthEmbedding(width).to(device=weight.device, dtype=weight.dtype)
 
-    def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
+    @property
+    def guidance_input(self) -> bool:
+        return self.strength is not None
+
+    def check_beta(self, beta: Tensor | float, x: Tensor) -> Tensor:
+        """β ``(B,)`` or per decode step ``(B, T + 1)`` in (0, 1], in the time dtype of the LM."""
+        probe = lambda rows: x.new_empty(rows, dtype=self.input_embeddings.weight.dtype)  # noqa: E731
+        if not isinstance(beta, Tensor) or beta.ndim < 2:
+            return check_strength(beta, probe(x.shape[0]))
+        steps = (x.shape[0], x.shape[1] + 1)
+        if beta.shape != steps:
+            raise ValueError(f"beta: expected a scalar, shape ({steps[0]},) or one β per decode step {steps}, "
+                             f"got shape {tuple(beta.shape)}")  # fmt: skip
+        return check_strength(beta.reshape(-1), probe(beta.numel())).reshape(steps)
+
+    def predict(self, x: Tensor, t: Tensor, cond: Cond, beta: Tensor | None = None) -> Tensor:
         ids, mask = prompt_of(cond)
+        if beta is not None:
+            beta = position_strengths(beta, ids.shape[1], x.shape[1])
         ids = torch.cat([ids, x.long()], dim=1)
         mask = torch.cat([mask, torch.ones_like(x, dtype=torch.long)], dim=1)
-        logits = self._forward(ids, mask, None)[0]
+        logits = self._forward(ids, mask, None, beta)[0]
         return torch.log_softmax(logits, dim=-1) if self.space == "logprobs" else logits
 
-    def step(self, ids: Tensor, mask: Tensor, cache: Any) -> tuple[Tensor, Any]:
+    def step(self, ids: Tensor, mask: Tensor, cache: Any, beta: Tensor | None = None) -> tuple[Tensor, Any]:
         """One cached forward: ``ids`` ``(R, T)`` are the newest tokens, ``mask`` ``(R, past + T)``
-        the full attention mask. Returns the last position's logits ``(R, V)`` and the cache."""
+        the full attention mask, ``beta`` ``(R,)`` the strength they are fed with (a guidance-free
+        model; ``None``: 1). Returns the last position's logits ``(R, V)`` and the cache."""
         self._calls += 1
         self._rows += ids.shape[0]
-        return self._forward(ids, mask, cache)
+        return self._forward(ids, mask, cache, None if beta is None else beta[:, None].expand(ids.shape))
 
-    def _forward(self, ids: Tensor, mask: Tensor, cache: Any) -> tuple[Tensor, Any]:
+    def inputs(self, ids: Tensor, beta: Tensor | None = None) -> dict[str, Tensor]:
+        """The LM's input for ``ids`` ``(R, P)`` at strengths ``beta`` ``(R, P)`` (one per position):
+        ``input_ids``, or for a guidance-free model ``inputs_embeds`` = E[ids] + e(β) − e(1)."""
+        if beta is None or self.strength is None:
+            return {"input_ids": ids}
+        b = beta.to(device=ids.device, dtype=time_dtype(self.input_embeddings.weight.dtype))
+        values, index = torch.unique(torch.cat([b.reshape(-1), b.new_ones(1)]), return_inverse=True)
+        e = self.strength(values)[index]  # each distinct β embedded once (a row's positions share theirs)
+        shift = (e[:-1] - e[-1:]).reshape(*b.shape, -1)  # exactly 0 at β = 1
+        embeds = self.input_embeddings(ids)
+        return {"inputs_embeds": embeds + shift.to(embeds.dtype)}
+
+    @property
+    def input_embeddings(self) -> nn.Embedding:
+        """The LM's token embedding (transformers' ``get_input_embeddings``)."""
+        lm: Any = self.lm
+        return lm.get_input_embeddings()
+
+    def _forward(self, ids: Tensor, mask: Tensor, cache: Any, beta: Tensor | None = None) -> tuple[Tensor, Any]:
         kwargs: dict[str, Any] = {self._cache_keyword: cache}
         if self._keep_last:
             kwargs["logits_to_keep"] = 1
         positions = positions_from_mask(mask)[:, -ids.shape[1] :]
         with few_row_products(self._layers):
             out = self.lm(
-                input_ids=ids,
+                **self.inputs(ids, beta),
                 # Without padding the plain causal mask is the same and lets attention take its fast path.
                 attention_mask=None if bool(mask.all()) else mask,
                 position_ids=positions,

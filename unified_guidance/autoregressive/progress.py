@@ -15,13 +15,21 @@ schedules over token progress, in the scale convention ``u + s(c − u)``:
 Once a reference's scale stays exactly 1 for the rest of the generation, the decoder drops its
 rows from the batch and the KV cache; the same :class:`~unified_guidance.guidance.plan.Plan` decides
 the guided model's skips on a time grid.
+
+A guidance-free model (:attr:`~.model.CausalLMModel.guidance_input`) folds its CFG reference on
+∅ into the conditional rows as the guided model does (:func:`~unified_guidance.guidance.fold.folded_reference`,
+decided per token): the token at step k is one forward of the prompt rows fed β_k = 1/s(τ_k)
+(:class:`FoldPlan`), and a reference folded at every step it would run never enters the batch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from ..guidance.fold import folded_reference, strength
 from ..guidance.plan import Plan, check_unit_intervals
 from ..guidance.spec import Guidance
 from ..schedules.scale import Linear, Schedule
@@ -55,3 +63,36 @@ def decode_plan(guidance: Guidance, max_new_tokens: int) -> Plan:
     for j, r in enumerate(guidance.references):
         check_unit_intervals(r.schedule, plan.taus, plan.scales[:, j])
     return plan
+
+
+@dataclass(frozen=True, eq=False)
+class FoldPlan:
+    """Which reference a guidance-free model folds at each token and the strength it is fed.
+
+    ``folds[k]``: the reference folded at step k (``None``: none, β = 1); ``beta`` ``(N,)`` float64:
+    β_k = 1/s_{folds[k]}(τ_k), 1 where nothing is folded.
+    """
+
+    folds: tuple[int | None, ...]
+    beta: Tensor
+
+    @classmethod
+    def build(cls, guidance: Guidance, plan: Plan, *, on_null: bool) -> FoldPlan:
+        """The folds of a guidance-free model's decode under ``plan``; ``on_null``: the reference prompt
+        is the model's ∅ (no negative prompt)."""
+        folds = tuple(
+            folded_reference(guidance, guidance_input=True, on_null=on_null, one_condition=True,
+                             idle=[u or z for u, z in zip(s.unit, s.zero, strict=True)])
+            for s in plan
+        )  # fmt: skip
+        beta = torch.ones(len(plan), dtype=torch.float64)
+        for k, j in enumerate(folds):
+            if j is not None:
+                beta[k] = strength(plan.scales[k, j].double())
+        return cls(folds, beta)
+
+    def unused_from(self, plan: Plan, j: int) -> int:
+        """The first step from which reference j's rows are never needed again: it runs there
+        (:meth:`Plan.runs`) and is not folded."""
+        needed = [k for k in range(len(plan)) if plan.runs(j, k) and self.folds[k] != j]
+        return needed[-1] + 1 if needed else 0

@@ -11,6 +11,10 @@ cache instead. Per step (order matters and is fixed):
    transformers, where the guidance processor comes first;
 3. temperature → top-k → top-p → min-p (transformers' warpers) when sampling;
 4. arg-max, a draw, or the beam update (on the renormalised log-softmax of the scores).
+
+A guidance-free :class:`~.model.CausalLMModel` (``guidance_input=True``) decoded against its ∅ (no
+negative prompt) folds the CFG reference into the prompt rows: each guided token is one forward of
+B rows fed β_k = 1/s(τ_k) (:class:`~.progress.FoldPlan`), and the guided scores are its logits.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from .checks import check_prompts, check_special_tokens, vocab_size
 from .decoding import ReferenceBlocks, RowDecoder, stack_prompts
 from .mixing import Mixing, guided_scores, with_plausibility
 from .model import CausalLMModel, as_model, check_prompt
-from .progress import decode_plan
+from .progress import FoldPlan, decode_plan
 from .spec import DecodeSpec
 
 
@@ -127,7 +131,8 @@ def generate(
     ``log p̂ = log p(·|∅) + s(τ)·(log p(·|c) − log p(·|∅))`` per token (Sanchez et al.,
     arXiv 2306.17806), c the prompt ``input_ids`` ``(B, L)`` (left-padded, with
     ``attention_mask``), ∅ the negative prompt ``(B or 1, Lr)`` (default: the null token
-    of a class-conditional :class:`CausalLMModel`, else each prompt's last token).
+    of a class-conditional :class:`CausalLMModel`, else each prompt's last token). A guidance-free
+    model against its null token decodes each guided token in one forward of B rows (module docstring).
 
     Args:
         model: a transformers causal LM or a :class:`CausalLMModel` (whose ``.stats`` count forwards).
@@ -156,9 +161,12 @@ def generate(
     eos, pad = _special_tokens(lm, eos_token_id, pad_token_id)
     check_special_tokens(eos, pad, vocab_size(lm))
     g = with_plausibility(as_guidance(guidance), plausibility)
+    plan = decode_plan(g, max_new_tokens)
+    on_null = negative_input_ids is None and lm.has_null  # the reference prompt is the model's ∅
     spec = DecodeSpec(
         mixing=Mixing(g, space),
-        plan=decode_plan(g, max_new_tokens),
+        plan=plan,
+        fold=FoldPlan.build(g, plan, on_null=on_null) if lm.guidance_input else None,
         processors=_processors(logits_processor, do_sample, temperature, top_k, top_p, min_p),
         stopping=_stopping(stopping_criteria),
         eos=eos,
@@ -199,7 +207,8 @@ def decode(
 ) -> SampleOutput:
     """Greedy decoding or sampling of ``prompt`` ``(n, L)`` against ``ref`` ``(n, Lr)``: the ids
     ``(n, L + T)`` and their cost (``nfe`` = ``steps``: the tokens decoded; a reference block not run
-    at a step counts one skipped reference, its rows still going the skipped rows).
+    at a step counts one skipped reference, its rows still going the skipped rows; a reference a
+    guidance-free model folds is not a skip: its guidance came with the prompt rows).
 
     The batch holds a block for the prompt and one per reference still guiding
     (:class:`~.decoding.ReferenceBlocks`), each of the rows still going, ``going``: a block leaves
@@ -212,10 +221,10 @@ def decode(
     ids, n, meter = prompt[0], prompt[0].shape[0], CostMeter([lm])
     steps, done, off_refs, off_rows = len(spec.plan), 0, 0, 0  # tokens done; references, rows not run
     plan = spec.plan
-    blocks = ReferenceBlocks(spec.mixing.guidance.references, plan, n)
+    blocks = ReferenceBlocks(spec.mixing.guidance.references, plan, n, spec.fold)
     live = blocks.live(0)
     decoder = RowDecoder(lm, *stack_prompts([blocks.prompt(j, prompt, ref) for j in live], lm.pad_token_id))
-    logits = decoder.prefill(blocks.perturbations(live))  # (len(live)·n, V): the latest logits of every row
+    logits = decoder.prefill(blocks.perturbations(live), blocks.strengths(live, 0))  # (len(live)·n, V)
     states: list = [None] * len(spec.mixing.guidance.references)
     going = torch.arange(n, device=ids.device)
     unfinished = torch.ones(n, dtype=torch.bool, device=ids.device)
@@ -230,10 +239,13 @@ def decode(
                 decoder.select(blocks.rows(live, now, keep))
                 logits, live, going = blocks.restrict(logits, live, now), now, going[keep]
             rows = (torch.arange(len(live), device=ids.device)[:, None] * n + going).reshape(-1)  # b·n + i
-            step = decoder.step(tokens[going].repeat(len(live)), blocks.perturbations(live, len(going)))
+            m = len(going)
+            step = decoder.step(
+                tokens[going].repeat(len(live)), blocks.perturbations(live, m), blocks.strengths(live, k, m)
+            )
             logits = logits.index_copy(0, rows, step)
-        refs = blocks.split(logits, live)
-        done, off_refs, off_rows = done + 1, off_refs + refs.count(None), off_rows + refs.count(None) * len(going)
+        refs, off = blocks.split(logits, live, k), blocks.skipped(live, k)
+        done, off_refs, off_rows = done + 1, off_refs + off, off_rows + off * len(going)
         scales = list(plan.scales[k].to(logits))
         scores, states = guided_scores(spec.mixing, logits[:n], refs, scales, plan.taus[k], states, plan[k])
         scores = spec.processors(ids, scores)

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..guidance.plan import Plan
 from .mixing import Mixing
+from .progress import FoldPlan
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,4 @@ class DecodeSpec:
     generator: torch.Generator | None = None
     streamer: Any = None
     drop_finished: bool = True  # ended rows leave the batch; False: the plain loop that keeps them
+    fold: FoldPlan | None = None  # a guidance-free model's folds and β per token (None: not guidance-free)

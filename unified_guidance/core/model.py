@@ -81,12 +81,17 @@ class ConditionalModel(nn.Module):
                 f"beta: {type(self).__name__} takes no guidance strength (its network was built without "
                 "guidance_input); guide it with a reference branch instead"
             )
-        strength = None if beta is None else check_strength(beta, x)
+        strength = None if beta is None else self.check_beta(beta, x)
         self._calls += 1
         self._rows += x.shape[0]
         if strength is None:
             return self.predict(x, t, cond)
         return self.predict(x, t, cond, beta=strength)  # type: ignore[call-arg]
+
+    def check_beta(self, beta: Tensor | float, x: Tensor) -> Tensor:
+        """β of a call, validated: ``(B,)`` in (0, 1] (:func:`~.shapes.check_strength`). A model that
+        takes more (a token model's β per decode step) overrides this."""
+        return check_strength(beta, x)
 
     @property
     def guidance_input(self) -> bool:

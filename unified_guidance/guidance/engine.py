@@ -12,7 +12,8 @@ GFT, guidance distillation) *folds* its CFG reference on ∅ into the conditiona
 call hands the network β = 1/w(τ) and returns the guided prediction in one forward of B
 rows; the reference is not run and adds nothing to ĝ = c + Σ(g_j − c). Where the model
 cannot express the guidance in that forward (another rule, a negative or several
-conditions, a post-process that reads c), the reference runs as for any model, at β = 1.
+conditions, a post-process that reads c), the reference runs as for any model, at β = 1
+(the decision: :func:`~.fold.folded_reference`, shared with autoregressive decoding).
 A NAG reference acts inside the conditional forward too and runs no rows (:mod:`.inside`).
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..core.checks import DeferredChecks, reads_back
+from ..core.checks import DeferredChecks
 from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.shapes import as_time, batch_time, check_pair
@@ -34,6 +35,7 @@ from ..schedules.scale import Schedule
 from .branches import Branch, reference_branch, run_branches
 from .calls import compiling, is_unit, progress_at, scale_at
 from .combine import combine
+from .fold import folded_reference, strength
 from .inside import acts_inside, carry_inside, check_inside, inside_spans
 from .plan import Plan, StepPlan
 from .rules import CFG
@@ -197,7 +199,10 @@ class GuidedModel(nn.Module):
             )
         rows = [r.rule.reference_rows(state, batch) for r, state in zip(refs, self.states, strict=True)]
         nag, spec = inside_spans(self.model, refs, scales, unit, cond, spec, x)  # NAG takes the negative
-        fold = self._fold(cond, spec, [u or z for u, z in zip(unit, zero, strict=True)])
+        fold = folded_reference(
+            self.guidance, guidance_input=self.model.guidance_input, on_null=cond is not None and spec.negative is None,
+            one_condition=spec.is_single, idle=[u or z for u, z in zip(unit, zero, strict=True)],
+        )  # fmt: skip
         inside = {j for j, r in enumerate(refs) if acts_inside(r)} | {fold}
         run = [
             j
@@ -207,7 +212,9 @@ class GuidedModel(nn.Module):
         for j in set(range(len(refs))) - set(run) - inside:  # a composition runs ∅ all the same: no rows saved there
             self._count_skip(0 if refs[j].source is None and not spec.is_single else batch)
         subsets = {j: _subset(rows[j]) for j in run}
-        beta = None if fold is None else _strength(scales[fold], x)
+        beta = None
+        if fold is not None:  # β = 1/w (B,) handed with the conditional rows
+            beta = strength(batch_time(scales[fold], batch, device=x.device, dtype=scales[fold].dtype, name="scale"))
         conds, preds = self._branches(x, t, spec, run, subsets, checks, beta, nag)
         combined = self._compose(x, t, spec, conds, preds)
         refs_out = [preds.get(j) for j in range(len(refs))]
@@ -218,19 +225,6 @@ class GuidedModel(nn.Module):
         checks.verify()
         self.states = list(result.states)
         return GuidedPrediction(result.guided, combined, tuple(refs_out))
-
-    def _fold(self, cond: Any, spec: Conditions, idle: list[bool]) -> int | None:
-        """The reference a guidance-free model takes as its input β = 1/w instead of running it: the
-        first one on ∅ with plain CFG, for a call with one condition and no negative, when no
-        post-process reads the conditional prediction (which the folded call does not give)."""
-        if not self.model.guidance_input or cond is None or not spec.is_single or spec.negative is not None:
-            return None
-        if any(p.reads_cond for p in self.guidance.post):
-            return None
-        for j, r in enumerate(self.guidance.references):
-            if r.source is None and type(r.rule) is CFG and not idle[j]:
-                return j
-        return None
 
     def _runs(self, ref: Reference, cond: Any, spec: Conditions, idle: bool, rows: Tensor | None) -> bool:
         """Whether a reference must run: its scale is not 1 and its rule does not output zero, some
@@ -327,17 +321,6 @@ class GuidedModel(nn.Module):
     def _count_skip(self, rows: int) -> None:
         self._skipped += 1
         self._skipped_rows += rows
-
-
-def _strength(scale: Tensor, x: Tensor) -> Tensor:
-    """β = 1/w ``(B,)`` for a folded reference at scale w ≥ 1 (a scale below 1 is refused by name)."""
-    w = batch_time(scale, x.shape[0], device=x.device, dtype=scale.dtype, name="scale")
-    if reads_back() and not bool((w >= 1.0).all()):
-        raise ValueError(
-            "scale: a guidance-free model takes its guidance as β = 1/s, so its CFG scale must be ≥ 1, "
-            f"got {float(w.min()):g}"
-        )
-    return 1.0 / w
 
 
 def _describe(value: Any) -> str:

@@ -9,7 +9,8 @@ into :class:`~unified_guidance.core.ConditionalModel`s.
 One file per network, all conditioned through one module:
 
 * :mod:`.embedding`: :class:`~.embedding.ConditioningEmbedding`, time and label → one vector
-  (every network's conditioning input);
+  (every network's conditioning input), and :class:`~.embedding.StrengthEmbedding`, the guidance
+  strength β = 1/s of a guidance-free network (also a causal LM's, through its input embeddings);
 * :mod:`.unet`: :class:`~.unet.TinyUNet`, a two-level U-Net for small images;
 * :mod:`.mlp`: :class:`~.mlp.MLPNet`, an MLP for low-dimensional data;
 * :mod:`.dit`: :class:`~.dit.TinyDiT`, a patch transformer with adaLN-Zero blocks, the attention

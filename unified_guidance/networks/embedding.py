@@ -33,6 +33,24 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+class StrengthEmbedding(nn.Sequential):
+    """The guidance strength β = 1/s of a guidance-free model → a vector: sinusoidal features of β
+    through a two-layer MLP whose last layer starts at zero (the network given it starts as the
+    network without it). ``(B,) -> (B, width)`` in the MLP's dtype; β in (0, 1] (GFT, Chen et al.,
+    arXiv 2501.15420). :class:`ConditioningEmbedding` adds it to time + label; a causal LM to
+    its input embeddings (:class:`~unified_guidance.autoregressive.CausalLMModel`)."""
+
+    def __init__(self, width: int) -> None:
+        last = nn.Linear(width, width)
+        super().__init__(nn.Linear(width, width), nn.SiLU(), last)
+        self.width = width
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, beta: Tensor) -> Tensor:
+        return super().forward(timestep_embedding(beta, self.width).to(next(self.parameters()).dtype))
+
+
 class ConditioningEmbedding(nn.Module):
     """Time, label (with a null token) and, optionally, guidance strength → one vector ``(B, width)``.
 
@@ -53,11 +71,7 @@ class ConditioningEmbedding(nn.Module):
         self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         self.width = width
         self.guidance_input = bool(guidance_input)
-        self.strength = None
-        if self.guidance_input:
-            self.strength = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
-            nn.init.zeros_(self.strength[-1].weight)  # type: ignore[arg-type]
-            nn.init.zeros_(self.strength[-1].bias)  # type: ignore[arg-type]
+        self.strength = StrengthEmbedding(width) if self.guidance_input else None
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor, beta: Tensor | float | None = None) -> Tensor:
         if labels.dtype != torch.long or labels.shape != (x.shape[0],):
@@ -71,7 +85,7 @@ class ConditioningEmbedding(nn.Module):
         emb = self.time(features) + self.labels(labels)
         if self.strength is not None:
             b = batch_time(1.0 if beta is None else beta, x.shape[0], device=x.device, dtype=t.dtype)
-            emb = emb + self.strength(timestep_embedding(b, self.width).to(emb.dtype))
+            emb = emb + self.strength(b).to(emb.dtype)
         elif beta is not None:
             raise ValueError("beta: this network was built without guidance_input, so it takes no guidance strength")
         return nn.functional.silu(emb)

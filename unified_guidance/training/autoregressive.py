@@ -6,18 +6,30 @@
 to Lightning: per-sample condition dropout (class token → null token, p = 0.1) drawn from a
 generator seeded by (seed, rank, global step) (so a resumed run is exact), AdamW, ``.sample``,
 and ``predict`` (guided samples, :mod:`unified_guidance.training.sampling`).
+
+``objective`` chooses what is trained (:mod:`unified_guidance.autoregressive.objectives`):
+``"cfg"`` (the default), ``"gft"`` (the model takes β = 1/s: ``CausalLMModel(guidance_input=True)``;
+a guided sample is one forward of B rows per token), ``"model_guidance"`` (``mg_scale`` = MG's w;
+sample it at scale 1) or ``"distill"`` (from the CFG checkpoint ``teacher_ckpt``; β input as GFT).
+The strengths β are drawn after the dropout from the same step generator (``scale_range``).
+``init_from``: a checkpoint of the same module whose weights start a fit (fine-tuning a CFG model
+into GFT: the zero-initialised strength embedding is all it lacks, so the model starts as the CFG
+model); a resumed fit restores its own checkpoint over it. The teacher is no part of the trained
+state: it is loaded again from its path after a resume.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from ..autoregressive.loss import dropped_class_tokens, next_token_loss, sample_tokens
+from ..autoregressive.loss import dropped_class_tokens, sample_tokens
 from ..autoregressive.model import CausalLMModel
+from ..autoregressive.objectives import check_token_objective, draw_strength, token_objective_loss
 from ..autoregressive.tokens import DigitTokens, SequenceTokens, sequence_token_lm
 from ..guidance.engine import Guidance
 from .sampling import GuidedPredictions
@@ -33,16 +45,29 @@ class TokenModule(GuidedPredictions, L.LightningModule):
 
     layout: SequenceTokens
     model: CausalLMModel
+    _teacher: CausalLMModel | None = None
 
     def _build(self, layout: SequenceTokens, width: int, layers: int, heads: int, p_uncond: float) -> None:
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
+        hp = self.hparams
+        check_token_objective(hp["objective"], hp["scale_range"], hp["mg_scale"])
+        if (hp["objective"] == "distill") != (hp["teacher_ckpt"] is not None):
+            raise ValueError(
+                "teacher_ckpt: expected the checkpoint of a trained CFG model with objective='distill' (and only "
+                f"then), got teacher_ckpt={hp['teacher_ckpt']!r} with objective={hp['objective']!r}"
+            )
         self.layout = layout
-        lm = sequence_token_lm(
-            layout, width, layers, heads, seed=self.hparams["seed"], activation=self.hparams["activation"]
-        )
+        lm = sequence_token_lm(layout, width, layers, heads, seed=hp["seed"], activation=hp["activation"])
         # The conditional model used for sampling: (tokens, t, class token) -> logits, ∅ = the null token.
-        self.model = CausalLMModel(lm, null_cond=layout.null_token, pad_token_id=layout.null_token)
+        self.model = CausalLMModel(
+            lm, null_cond=layout.null_token, pad_token_id=layout.null_token, guidance_input=self.takes_strength
+        )
+
+    @property
+    def takes_strength(self) -> bool:
+        """Whether the objective trains the strength input β (``"gft"``, ``"distill"``)."""
+        return self.hparams["objective"] in ("gft", "distill")
 
     @property
     def lm(self):
@@ -55,8 +80,16 @@ class TokenModule(GuidedPredictions, L.LightningModule):
 
     def _loss(self, batch: Any, p_uncond: float, generator: torch.Generator | None = None) -> Tensor:
         data, labels = batch
+        hp = self.hparams
         cond = dropped_class_tokens(labels, self.layout, p_uncond, generator=generator)
-        return next_token_loss(self.lm, cond, self.tokens(data))
+        beta = None
+        if self.takes_strength:  # drawn after the dropout, from the same generator
+            beta = draw_strength(hp["objective"], labels.shape[0], hp["scale_range"], generator)
+        teacher = self.teacher if hp["objective"] == "distill" else None
+        return token_objective_loss(
+            self.model, cond, self.tokens(data), objective=hp["objective"], beta=beta, mg_scale=hp["mg_scale"],
+            teacher=teacher,
+        )  # fmt: skip
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         gen = step_generator(self.hparams["seed"], self.global_rank, self.global_step)
@@ -68,7 +101,47 @@ class TokenModule(GuidedPredictions, L.LightningModule):
         self.log("val/loss", self._loss(batch, 0.0), prog_bar=True)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.lm.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
+        # the model's parameters: the LM's, then (a guidance-free model) the strength embedding's
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
+
+    @property
+    def teacher(self) -> CausalLMModel:
+        """The frozen CFG teacher of ``"distill"``, the model of ``teacher_ckpt`` (outside the module tree:
+        not saved, not optimised; loaded on first use, so again after a resume)."""
+        if self._teacher is None:
+            source = self._load_source(self.hparams["teacher_ckpt"], "teacher_ckpt")
+            if source.hparams["objective"] != "cfg":
+                raise ValueError(
+                    f"teacher_ckpt: expected a model trained with objective='cfg', got {source.hparams['objective']!r}"
+                )
+            object.__setattr__(self, "_teacher", source.model.eval().requires_grad_(False))
+        assert self._teacher is not None
+        return self._teacher.to(self.device)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self.hparams["init_from"] is not None:
+            self.init_weights_from(self.hparams["init_from"])
+
+    def init_weights_from(self, path: str | Path) -> None:
+        """Start from the weights of the checkpoint ``path``; this model may have more: the strength
+        embedding only (zero-initialised, so it starts computing what the checkpoint did)."""
+        source = self._load_source(path, "init_from").model
+        missing, unexpected = self.model.load_state_dict(source.state_dict(), strict=False)
+        extra = [k for k in missing if not k.startswith("strength.")]
+        if extra or unexpected:
+            raise ValueError(f"init_from: expected a checkpoint of the same network (the strength input aside); "
+                             f"missing {extra[:4]}, unexpected {unexpected[:4]}")  # fmt: skip
+
+    def _load_source(self, path: str | Path, name: str) -> TokenModule:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{name}: expected a checkpoint file of a {type(self).__name__}, got {path!r}")
+        source = type(self).load_from_checkpoint(path, map_location="cpu")
+        if source.layout != self.layout:
+            raise ValueError(f"{name}: expected a model of the token layout {self.layout}, got {source.layout}")
+        return source
 
     @torch.no_grad()
     def sample_tokens(
@@ -98,6 +171,7 @@ class TokenSequenceModule(TokenModule):
         lr, weight_decay: AdamW.
         seed: initialisation seed of the network and seed of the per-step generator.
         activation: the GPT-2's MLP activation.
+        objective, scale_range, mg_scale, teacher_ckpt, init_from: what is trained (module docstring).
 
     Batches are ``(tokens (B, length) integers in [0, vocab), labels (B,))``; ``.sample`` and
     ``predict`` give token sequences ``(B, length)``.
@@ -116,6 +190,11 @@ class TokenSequenceModule(TokenModule):
         weight_decay: float = 0.01,
         seed: int = 0,
         activation: str = "gelu",
+        objective: str = "cfg",
+        scale_range: tuple[float, float] | None = None,
+        mg_scale: float = 0.5,
+        teacher_ckpt: str | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -141,6 +220,7 @@ class TokenARModule(TokenModule):
         lr, weight_decay: AdamW.
         seed: initialisation seed of the network and seed of the per-step generator.
         activation: the GPT-2's MLP activation (:func:`~unified_guidance.autoregressive.digits_token_lm`).
+        objective, scale_range, mg_scale, teacher_ckpt, init_from: what is trained (module docstring).
 
     Batches are ``(images (B, 1, 8, 8) in [−1, 1], labels (B,))``. For other token data:
     :class:`TokenSequenceModule`.
@@ -158,6 +238,11 @@ class TokenARModule(TokenModule):
         weight_decay: float = 0.01,
         seed: int = 0,
         activation: str = "gelu",
+        objective: str = "cfg",
+        scale_range: tuple[float, float] | None = None,
+        mg_scale: float = 0.5,
+        teacher_ckpt: str | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
