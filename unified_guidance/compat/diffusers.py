@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -128,11 +128,11 @@ def forward_names(transformer: nn.Module) -> frozenset[str]:
     """The keyword inputs of ``transformer.forward`` (read once per class: the adapters check every call)."""
     if "forward" in vars(transformer):  # a forward set on the instance (an offloading hook): read it there
         return frozenset(inspect.signature(transformer.forward).parameters)
-    return _class_forward_names(type(transformer))
+    return _class_forward_names(cast(Any, type(transformer)))
 
 
 @functools.cache
-def _class_forward_names(cls: type) -> frozenset[str]:
+def _class_forward_names(cls: Any) -> frozenset[str]:
     return frozenset(inspect.signature(cls.forward).parameters) - {"self"}
 
 

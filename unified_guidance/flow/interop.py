@@ -96,6 +96,7 @@ class _TransformerCall(nn.Module):
     def forward(self, x: Tensor, sigma: Tensor, cond: Cond) -> Tensor:
         check_latents("x", x, self.transformer, self.name)
         check_condition("cond", cond, self.transformer, x.shape[0])
+        assert isinstance(cond, Mapping)  # checked just above
         check_present("cond", cond, self.inputs, self.transformer, self.name)
         # The schedulers hold float32 σ and timesteps = σ·N in float32; so does the pipeline's call.
         timestep = sigma.to(torch.float32) * self.n_train
