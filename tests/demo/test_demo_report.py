@@ -118,7 +118,20 @@ def test_evidence_checks_each_claim():
         ("rescale", 8.0, 0.98, 0.88, 0.5, 100), ("apg", 15.0, 0.97, 0.8, 0.3, 100),
         ("interval", 8.0, 0.99, 0.8, 0.4, 70), ("interval", 15.0, 0.9, 0.9, 0.9, 70),
     ])  # fmt: skip
+    good += [
+        {"paradigm": "flow", "method": "cfg", "scale": 2.0, "adherence": 0.95, "precision": 0.9, "recall": 0.7,
+         "forward_rows_per_sample": 20.0, "ci": {"adherence": [0.9, 0.99], "precision": [0.8, 0.95],
+                                                  "recall": [0.6, 0.8]}},
+        {"paradigm": "flow", "method": "gft", "scale": 2.0, "adherence": 0.93, "precision": 0.85, "recall": 0.75,
+         "forward_rows_per_sample": 10.0},
+    ]  # fmt: skip
     assert all(evidence(good, "flow").values())
+    good[-1] |= {"recall": 0.85}  # above CFG's interval [0.6, 0.8]: better counts
+    assert evidence(good, "flow")["gft_half_cost"] is True
+    good[-1] |= {"forward_rows_per_sample": 12.0}  # within the intervals, but at more than half CFG's rows
+    assert evidence(good, "flow")["gft_half_cost"] is False
+    good[-1] |= {"forward_rows_per_sample": 10.0, "precision": 0.75}  # half the rows, precision below [0.8, 0.95]
+    assert evidence(good, "flow")["gft_half_cost"] is False
     bad = rows_of("ar", [
         ("cfg", 1.0, 0.9, 0.8, 0.5, 50), ("cfg", 3.0, 0.93, 0.9, 0.7, 100), ("cfg", 15.0, 0.99, 0.95, 0.2, 100),
         ("decay", 15.0, 0.94, 0.99, 0.9, 100), ("interval", 15.0, 0.99, 0.9, 0.3, 100),
@@ -129,6 +142,7 @@ def test_evidence_checks_each_claim():
         "precision_peaks": False,  # highest at s = 15
         "mitigation_wins": False,  # decay's adherence 0.94 < 0.95
         "interval_cheaper": False,  # as costly as CFG
+        "gft_half_cost": None,  # no guidance-free rows
     }
     assert set(evidence(good, "diffusion").values()) == {None}  # no rows: nothing decided
     barely = rows_of("d", [("cfg", 1.0, 0.96, 0.9, 0.9, 50), ("cfg", 3.0, 0.97, 0.9, 0.8, 100)])

@@ -63,8 +63,9 @@ def test_each_method_builds_its_guidance():
     assert set(METHODS) == {
         "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg", "cfg_zero_star",
         "tcfg", "mambo_g", "fdg", "adaptive", "beta", "cfgpp", "rectified_cfgpp", "plausibility",
-        "pag", "slg", "cfg_pag",
+        "pag", "slg", "cfg_pag", "gft", "cfg_matched",
     }  # fmt: skip
+    assert guidance_for("gft", 3) == guidance_for("cfg_matched", 3) == Guidance(scale=3.0)  # plain CFG, folded or not
     assert guidance_for("pag", 3).references[0].source == PerturbedReference(IdentityAttention(p.pag_modules))
     assert guidance_for("slg", 3).references[0].source == PerturbedReference(SkipBlocks(p.slg_modules))
     both = guidance_for("cfg_pag", 3)  # u + s(c − u) + s_p(c − c_pert)

@@ -16,11 +16,16 @@ CLAIMS: dict[str, str] = {
     "precision_peaks": "precision peaks at a moderate s and falls at high s",
     "mitigation_wins": "at s ≥ 8 a mitigation beats CFG on precision and recall (adherence ≥ 0.95)",
     "interval_cheaper": "interval rows cost fewer forward rows",
+    "gft_half_cost": "a guidance-free model at s = 2 and 3 not below CFG's 95 % intervals at half the forward rows",
 }
 """The claims, by key, as the evidence table words them."""
 
 ADHERENCE_OK = 0.95
 """Adherence a mitigation must keep to count as a win (the issue's bar)."""
+
+GFT_GOAL_SCALES: tuple[float, ...] = (2.0, 3.0)
+"""Where a guidance-free model is held to plain CFG's intervals at half the forward rows (issue 26)."""
+COMPARED: tuple[str, ...] = ("adherence", "precision", "recall")
 
 
 def beats_cfg(row: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> bool:
@@ -40,6 +45,29 @@ def row_at(rows: Sequence[Mapping[str, Any]], method: str, scale: float) -> Mapp
     return next((r for r in rows if r["method"] == method and r["scale"] == scale), None)
 
 
+def interval_position(row: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, str] | None:
+    """Where each of ``row``'s :data:`COMPARED` metrics lies against ``base``'s 95 % interval: ``"below"``,
+    ``"within"`` or ``"above"`` (``None``: ``base`` has no intervals)."""
+    ci = base.get("ci")
+    if ci is None:
+        return None
+    return {m: "below" if row[m] < ci[m][0] else "above" if row[m] > ci[m][1] else "within" for m in COMPARED}
+
+
+def guidance_free_goal(rows: Sequence[Mapping[str, Any]]) -> bool | None:
+    """At each of :data:`GFT_GOAL_SCALES` with a ``gft`` and a ``cfg`` row (one paradigm's rows): the
+    guidance-free row's metrics within CFG's 95 % intervals or above them (none below) at no more than
+    half its forward rows per sample; ``None`` where no such pair (with intervals) was measured."""
+    checks = []
+    for s in GFT_GOAL_SCALES:
+        free, plain = row_at(rows, "gft", s), row_at(rows, "cfg", s)
+        where = None if free is None or plain is None else interval_position(free, plain)
+        if where is not None:
+            half = 2 * free["forward_rows_per_sample"] <= plain["forward_rows_per_sample"]
+            checks.append(half and "below" not in where.values())
+    return all(checks) if checks else None
+
+
 def evidence(rows: Sequence[Mapping[str, Any]], paradigm: str) -> dict[str, bool | None]:
     """The issue's claims, checked on one paradigm's rows (``None``: the sweep lacks the rows to decide).
 
@@ -48,7 +76,8 @@ def evidence(rows: Sequence[Mapping[str, Any]], paradigm: str) -> dict[str, bool
       than 0.05 from one scale ≥ 1 to the next;
     * ``precision_peaks``: precision is highest at a moderate scale (1 < s < 8) and lower at the largest;
     * ``mitigation_wins``: at every scale ≥ 8 with mitigations, one beats CFG (:func:`beats_cfg`);
-    * ``interval_cheaper``: every interval row costs fewer forward rows than CFG at its scale.
+    * ``interval_cheaper``: every interval row costs fewer forward rows than CFG at its scale;
+    * ``gft_half_cost``: :func:`guidance_free_goal` (decided by CFG's intervals already).
     """
     mine = [r for r in rows if r["paradigm"] == paradigm]
     plain = sorted((r for r in mine if r["method"] == "cfg" and r["scale"] >= 1), key=lambda r: r["scale"])
@@ -72,4 +101,5 @@ def evidence(rows: Sequence[Mapping[str, Any]], paradigm: str) -> dict[str, bool
         if (plain_row := row_at(mine, "cfg", r["scale"])) is not None
     ]
     out["interval_cheaper"] = all(cheaper) if cheaper else None
+    out["gft_half_cost"] = guidance_free_goal(mine)
     return out

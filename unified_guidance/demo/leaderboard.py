@@ -159,7 +159,9 @@ def resolved_evidence(rows: Sequence[Row], reps: Mapping[tuple[str, float], Repl
     * ``recall_falls``: recall at the largest s below s = 1's;
     * ``precision_peaks``: the most precise moderate scale (1 < s < 8) above the largest s;
     * ``mitigation_wins``: at every high scale some method above CFG on precision and recall, adherence ≥ 0.95;
-    * ``interval_cheaper``: fewer forward rows than CFG (counted, no interval needed).
+    * ``interval_cheaper``: fewer forward rows than CFG (counted, no interval needed);
+    * ``gft_half_cost``: a guidance-free row not below CFG's intervals at half its rows
+      (:func:`~.claims.guidance_free_goal`).
     """
     r = {key(row): reps[key(row)] for row in rows}
     out: dict[str, bool | None] = dict.fromkeys(("adherence_s3", "recall_falls", "precision_peaks"))
@@ -194,5 +196,6 @@ def resolved_evidence(rows: Sequence[Row], reps: Mapping[tuple[str, float], Repl
         wins.append(True if True in per else (False if per and all(v is False for v in per) else None))
     out["mitigation_wins"] = _both(*wins) if wins else None
     paradigm = rows[0]["paradigm"] if rows else ""
-    out["interval_cheaper"] = evidence(rows, paradigm)["interval_cheaper"]
+    points = evidence(rows, paradigm)
+    out["interval_cheaper"], out["gft_half_cost"] = points["interval_cheaper"], points["gft_half_cost"]
     return out

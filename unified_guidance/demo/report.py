@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import leaderboard
+from . import equal_cost, leaderboard
 from .claims import CLAIMS, beats_cfg, evidence
 
 ROW_FIELDS: tuple[str, ...] = (
@@ -91,6 +91,9 @@ def leaderboard_section(report: Mapping[str, Any]) -> list[str]:
         result = meta["runs"].get(paradigm, {}).get("comparison")
         if result is not None:
             out += leaderboard.section(paradigm, [r for r in report["rows"] if r["paradigm"] == paradigm], result)
+        free = meta["runs"].get(paradigm, {}).get("guidance_free", {}).get("comparison")
+        if free is not None:
+            out += equal_cost.section(paradigm, free)
     return out
 
 

@@ -41,7 +41,9 @@ from ..training.stages import track
 from ..training.verified import remove_verified
 from . import figures
 from .cache import CheckpointCache
+from .equal_cost import guidance_free_comparison
 from .evaluate import Evaluator, Reference, SettingMetrics, measure, reference
+from .guidance_free import GFT_METHOD, MATCHED_METHOD, GuidanceFreeRows, finetune, plan_rows
 from .intervals import bootstrap_draws, intervals, replicates
 from .io import atomic_write_json, atomic_write_text, prepare_output_dir
 from .jobs import Job, run_jobs
@@ -167,7 +169,10 @@ def _row(paradigm: str, setting: Setting, results: Sequence[SampleResult], metri
 def run_paradigm(
     runner: Runner, opts: DemoOptions, evaluator: Evaluator, ref: Reference, out: Path, cache: CheckpointCache
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str]]:
-    """Train or load one paradigm, sample its sweep, measure every setting; rows and meta."""
+    """Train or load one paradigm, sample its sweep, measure every setting; rows and meta.
+
+    Where the runner has a guidance-free model, it is fine-tuned from the trained one (cached too) and its
+    rows, with their equal-cost CFG rows, join the sweep (:mod:`.guidance_free`)."""
     config = runner.config(opts.quick)
     start = time.perf_counter()
     resume = cache.resume_path(runner.name, config)
@@ -178,31 +183,18 @@ def run_paradigm(
     remove_verified(resume)  # trained and cached: the resume point (and its digest) is spent
     train_seconds = time.perf_counter() - start
     methods = [m for m in runner.methods if opts.methods is None or m in opts.methods]
-    sweep = settings(methods, opts.scales, opts.high_scales, runner.method_scales)
-    items = work_items(
-        runner.name, sweep, num_classes=NUM_CLASSES, samples_per_class=opts.per_class, seed=opts.seed,
-        params=runner.params,
-    )  # fmt: skip
-    work = out / "work" / f"{runner.name}-{cached.sha256[:12]}"
-    results = predict_sweep(
-        module, items, work, accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
-        progress=opts.progress, label=runner.name,
-    )  # fmt: skip
-    rows, grids, reps = [], {}, {}
-    draws = None
-    for i, setting in enumerate(track(sweep, f"{runner.name}: metrics", progress=opts.progress)):
-        part = results[i * NUM_CLASSES : (i + 1) * NUM_CLASSES]
-        samples = torch.cat([r.samples for r in part])
-        labels = torch.cat([torch.full((r.samples.shape[0],), c) for c, r in enumerate(part)])
-        row = _row(runner.name, setting, part, measure(samples, labels, evaluator, ref, opts.k))
-        # One set of draws for every setting: same seeds per class, so the replicates are paired.
-        draws = bootstrap_draws(labels, opts.draws, seed=opts.seed) if draws is None else draws
-        reps[(setting.method, setting.scale)] = replicates(samples, labels, evaluator, ref, draws, opts.k)
-        rows.append(row | {"ci": intervals(reps[(setting.method, setting.scale)])})
-        if opts.figures and setting.method == "cfg":
-            name = f"figures/{runner.name}_s{setting.scale:g}.png"
-            figures.sample_grid(samples, labels, out / name, title=f"{runner.name}, CFG s = {setting.scale:g}")
-            grids[f"{setting.scale:g}"] = name
+    wanted = opts.methods is None or GFT_METHOD in opts.methods
+    free = plan_rows(runner, config, quick=opts.quick, scales=opts.scales) if wanted else GuidanceFreeRows()
+    sweep = settings(methods, opts.scales, opts.high_scales, runner.method_scales) + list(free.matched)
+    results = _sample(module, runner, sweep, opts, out / "work" / f"{runner.name}-{cached.sha256[:12]}", free)
+    free_meta = None
+    if free.gft:
+        free_module, free_meta = finetune(runner, module, cached, config, cache, progress=opts.progress)
+        work = out / "work" / f"{runner.name}_gft-{free_meta['checkpoint']['sha256'][:12]}"
+        results += _sample(free_module, runner, list(free.gft), opts, work, free)
+        sweep += list(free.gft)
+        methods += [m for m in (MATCHED_METHOD, GFT_METHOD) if any(s.method == m for s in sweep)]
+    rows, grids, reps = _measure(runner.name, sweep, results, opts, evaluator, ref, out)
     meta = {
         "config": config,
         "checkpoint": {"status": cached.status, "reason": cached.reason, "sha256": cached.sha256},
@@ -211,7 +203,47 @@ def run_paradigm(
         "mitigation_params": asdict(runner.params),
         "comparison": compare(rows, reps) | {"evidence": resolved_evidence(rows, reps)},
     }
+    if free_meta is not None:
+        meta["guidance_free"] = free_meta | {"comparison": guidance_free_comparison(rows, reps)}
     return rows, meta, grids
+
+
+def _sample(
+    module: Any, runner: Runner, sweep: list[Setting], opts: DemoOptions, work: Path, free: GuidanceFreeRows
+) -> list[SampleResult]:
+    """The samples of every (setting, class) of ``sweep`` drawn with ``module``, saved under ``work``."""
+    items = work_items(
+        runner.name, sweep, num_classes=NUM_CLASSES, samples_per_class=opts.per_class, seed=opts.seed,
+        params=runner.params, options=free.options,
+    )  # fmt: skip
+    label = runner.name if sweep[0].method != GFT_METHOD else f"{runner.name} ({GFT_METHOD})"
+    return predict_sweep(
+        module, items, work, accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
+        progress=opts.progress, label=label,
+    )  # fmt: skip
+
+
+def _measure(name: str, sweep: list[Setting], results: list[SampleResult], opts: DemoOptions, evaluator: Evaluator,
+             ref: Reference, out: Path) -> tuple[list[dict[str, Any]], dict[str, str], dict]:  # fmt: skip
+    """Rows with 95 % intervals, sample grids (plain CFG) and the bootstrap replicates of every setting."""
+    rows, grids, reps = [], {}, {}
+    draws = None
+    for i, setting in enumerate(track(sweep, f"{name}: metrics", progress=opts.progress)):
+        part = results[i * NUM_CLASSES : (i + 1) * NUM_CLASSES]
+        samples = torch.cat([r.samples for r in part])
+        labels = torch.cat([torch.full((r.samples.shape[0],), c) for c, r in enumerate(part)])
+        row = _row(name, setting, part, measure(samples, labels, evaluator, ref, opts.k))
+        # One set of draws for every setting: same seeds per class, so the replicates are paired.
+        draws = bootstrap_draws(labels, opts.draws, seed=opts.seed) if draws is None else draws
+        reps[(setting.method, setting.scale)] = replicates(samples, labels, evaluator, ref, draws, opts.k)
+        rows.append(row | {"ci": intervals(reps[(setting.method, setting.scale)])})
+        if opts.figures and setting.method in ("cfg", GFT_METHOD):
+            prefix = name if setting.method == "cfg" else f"{name}_{GFT_METHOD}"
+            path = f"figures/{prefix}_s{setting.scale:g}.png"
+            title = f"{name}, {'CFG' if setting.method == 'cfg' else 'guidance-free'} s = {setting.scale:g}"
+            figures.sample_grid(samples, labels, out / path, title=title)
+            grids[f"{setting.scale:g}" if setting.method == "cfg" else f"{GFT_METHOD} {setting.scale:g}"] = path
+    return rows, grids, reps
 
 
 def run_demo(opts: DemoOptions, *, evaluator: Evaluator | None = None) -> dict[str, Any]:

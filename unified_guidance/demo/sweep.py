@@ -156,10 +156,13 @@ METHODS: dict[str, Callable[[float, MitigationParams], Guidance]] = {
     "pag": _pag,
     "slg": _slg,
     "cfg_pag": _cfg_pag,
+    "gft": _cfg,  # plain CFG on a guidance-free model: one forward at β = 1/s (demo.guidance_free)
+    "cfg_matched": _cfg,  # plain CFG at half the steps: the forward rows of "gft" (demo.guidance_free)
 }
-"""Method name → guidance at scale s. ``"cfg"`` is plain CFG; the rest are mitigations, and
+"""Method name → guidance at scale s. ``"cfg"`` is plain CFG; the rest are mitigations,
 ``pag``, ``slg``, ``cfg_pag`` the perturbation references (they need a network with the
-modules of ``pag_modules`` / ``slg_modules``: the TinyDiT runners)."""
+modules of ``pag_modules`` / ``slg_modules``: the TinyDiT runners), and ``gft`` / ``cfg_matched``
+the guidance-free rows and their equal-cost CFG baseline (:mod:`~unified_guidance.demo.guidance_free`)."""
 
 
 SAMPLERS: dict[str, Callable[[MitigationParams], dict[str, Any]]] = {
@@ -225,19 +228,21 @@ def work_items(
     samples_per_class: int,
     seed: int,
     params: MitigationParams | None = None,
+    options: Mapping[str, tuple[tuple[str, Any], ...]] | None = None,
 ) -> list[WorkItem]:
     """One :class:`WorkItem` per (setting, class), in a fixed order.
 
-    Keys end in a checksum of the guidance's description (and the sampler's options), so samples
-    saved under other mitigation hyper-parameters are never taken for these.
+    ``options``: sampler keywords by method, in place of :func:`sampler_options` (e.g. the step count of
+    ``cfg_matched``). Keys end in a checksum of the guidance's description (and the sampler's options), so
+    samples saved under other mitigation hyper-parameters are never taken for these.
     """
     items: list[WorkItem] = []
     for setting in sweep:
         g = guidance_for(setting.method, setting.scale, params)
-        options = sampler_options(setting.method, params)
-        fingerprint = f"{zlib.crc32((repr(g) + (repr(options) if options else '')).encode()):08x}"
+        options_ = (options or {}).get(setting.method) or sampler_options(setting.method, params)
+        fingerprint = f"{zlib.crc32((repr(g) + (repr(options_) if options_ else '')).encode()):08x}"
         for label in range(num_classes):
             key = f"{paradigm}/{setting.method}/{setting.scale:g}/{label}/{fingerprint}"
             seed_ = class_seed(seed, label)
-            items.append(WorkItem(len(items), key, label, samples_per_class, seed_, g, options))
+            items.append(WorkItem(len(items), key, label, samples_per_class, seed_, g, options_))
     return items

@@ -15,10 +15,8 @@ from typing import Any
 
 from torch import nn
 
-from ...training.data import DigitsDataModule
 from ...training.diffusion import DiffusionModule
-from ...training.fit import fit
-from .base import Runner
+from .base import Runner, objective
 from .dit import DIT_CONFIG, PERTURBATION_SCALES, dit_methods
 
 
@@ -26,7 +24,8 @@ class DiffusionRunner(Runner):
     """Class-conditional ε-prediction on the digits, condition dropout 0.1, sampled by DDIM."""
 
     name = "diffusion"
-    cost = 210.0
+    cost = 223.0  # 210 + the guidance-free rows (13, estimated: docs/demo.md)
+    guidance_free = True
     methods: tuple[str, ...] = (
         "cfg", "rescale", "dynamic_threshold", "interval", "decay", "apg",
         "tcfg", "mambo_g", "fdg", "adaptive", "beta", "cfgpp",
@@ -43,12 +42,12 @@ class DiffusionRunner(Runner):
             width=config["width"], arch=config.get("arch", "unet"), p_uncond=config["p_uncond"],
             ema_decay=config["ema_decay"], ema_warmup=config["ema_warmup"], sample_steps=config["sample_steps"],
             seed=config["seed"], clip=True,  # digits: clamp to their range [−1, 1]
+            objective=objective(config),
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
         assert isinstance(module, DiffusionModule)  # build() made it
-        data = DigitsDataModule(batch_size=config["batch_size"])
-        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress, label=self.name)
+        self.fit_digits(module, config, progress=progress)
 
 
 class DiffusionDiTRunner(DiffusionRunner):
@@ -56,6 +55,7 @@ class DiffusionDiTRunner(DiffusionRunner):
 
     name = "diffusion_dit"
     cost = 105.0
+    guidance_free = False  # the DiT's guidance-free rows are flow_dit's
     methods = dit_methods()
     method_scales = PERTURBATION_SCALES
 

@@ -15,10 +15,8 @@ from typing import Any
 from torch import nn
 
 from ...networks.default import default_net
-from ...training.data import DigitsDataModule
-from ...training.fit import fit
 from ...training.flow import FlowMatchingModule
-from .base import Runner
+from .base import Runner, objective
 from .dit import DIT_CONFIG, PERTURBATION_SCALES, dit_methods
 
 
@@ -40,25 +38,27 @@ class FlowRunner(Runner):
         }  # fmt: skip
 
     def build(self, config: dict[str, Any]) -> nn.Module:
-        net = default_net((1, 8, 8), 10, config["width"], config.get("arch", "unet"))
+        gft = objective(config) != "cfg"  # GFT: the network takes β
+        net = default_net((1, 8, 8), 10, config["width"], config.get("arch", "unet"), guidance_input=gft)
         return FlowMatchingModule(
             net, num_classes=10, p_uncond=config["p_uncond"], ema_decay=config["ema_decay"],
             ema_warmup=config["ema_warmup"], seed=config["seed"],
             sample_method=config["sample_method"], sample_steps=config["sample_steps"],
             clip=True,  # digits: clamp to their range [−1, 1]
+            objective=objective(config),
         )  # fmt: skip
 
     def train(self, module: nn.Module, config: dict[str, Any], *, progress: bool = True) -> None:
         assert isinstance(module, FlowMatchingModule)  # build() made it
-        data = DigitsDataModule(batch_size=config["batch_size"])
-        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress, label=self.name)
+        self.fit_digits(module, config, progress=progress)
 
 
 class FlowDiTRunner(FlowRunner):
     """:class:`FlowRunner` on a TinyDiT (2×2 patches, 16 tokens): plain CFG and the perturbation rows."""
 
     name = "flow_dit"
-    cost = 104.0
+    cost = 116.0  # 104 + the guidance-free rows (12, estimated: docs/demo.md)
+    guidance_free = True
     methods = dit_methods()
     method_scales = PERTURBATION_SCALES
 
