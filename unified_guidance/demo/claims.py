@@ -62,7 +62,7 @@ def guidance_free_goal(rows: Sequence[Mapping[str, Any]]) -> bool | None:
     for s in GFT_GOAL_SCALES:
         free, plain = row_at(rows, "gft", s), row_at(rows, "cfg", s)
         where = None if free is None or plain is None else interval_position(free, plain)
-        if where is not None:
+        if where is not None and free is not None and plain is not None:
             half = 2 * free["forward_rows_per_sample"] <= plain["forward_rows_per_sample"]
             checks.append(half and "below" not in where.values())
     return all(checks) if checks else None

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -81,9 +81,10 @@ def init_from(module: nn.Module, parent: nn.Module) -> None:
     trained and of its sampling model both load them (only the β embedding, zero at the start, may be
     missing), so it starts as the model that sampled the parent's rows; its fresh weight average warms up
     again from there."""
-    source = _network(parent.model)
-    for target in {id(n): n for n in (_network(getattr(module, "trained_model", module.model)),
-                                       _network(module.model))}.values():  # fmt: skip
+    model: Any = module.model  # the module's conditional model (a ConditionalModel)
+    source = _network(cast(Any, parent).model)
+    for target in {id(n): n for n in (_network(getattr(module, "trained_model", model)),
+                                       _network(model))}.values():  # fmt: skip
         load_weights(target, source, name="parent")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -65,7 +65,7 @@ class Runner(ABC):
         """Train ``module`` on the digits for ``config["max_steps"]`` steps of ``config["batch_size"]``,
         seeded by ``config["seed"]``; its progress shows :meth:`label`."""
         data = DigitsDataModule(batch_size=config["batch_size"])
-        fit(module, data, max_steps=config["max_steps"], seed=config["seed"], progress=progress,
+        fit(cast(Any, module), data, max_steps=config["max_steps"], seed=config["seed"], progress=progress,
             label=self.label(config))  # fmt: skip
 
     def label(self, config: Mapping[str, Any]) -> str:
