@@ -17,7 +17,8 @@ from tests.perturb.test_perturb_nag import TOL, attention, paper_nag
 from unified_guidance.diffusion.interop import wrap_unet
 from unified_guidance.flow.interop import wrap_transformer
 from unified_guidance.guidance import Guidance, Reference, guide
-from unified_guidance.perturb import NagSpan, Rows, nag, normalized
+from unified_guidance.perturb import Rows, nag
+from unified_guidance.perturb.nag import NagSpan, normalized
 
 K = 499
 

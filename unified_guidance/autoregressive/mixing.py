@@ -13,7 +13,7 @@ negative entries, so it is not offered.
 The plausibility mask of contrastive decoding (Li et al., arXiv 2210.15097) keeps
 only tokens with ``p(w|c) ≥ α·max_w p(w|c)``: a token the reference finds
 unlikely can otherwise be boosted without bound. The combination itself is the
-engine's (:func:`~unified_guidance.guidance.combine`), the one the guided model uses.
+engine's (:func:`~unified_guidance.guidance.combine.combine`), the one the guided model uses.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def guided_scores(
 
     ``cond_logits`` ``(R, V)`` and ``refs[j]`` ``(R, V)`` are raw logits (``None``: reference j's
     rows have left the batch; its scale must then be 1); ``scales[j]`` is a scalar or ``(R,)``.
-    The combination is the guided model's (:func:`~unified_guidance.guidance.combine`):
+    The combination is the guided model's (:func:`~unified_guidance.guidance.combine.combine`):
     ``ĝ = c + Σ_j (g_j − c)``, then the post-processes. ``step``: this token's entry of the
     decode's :class:`~unified_guidance.guidance.plan.Plan` (otherwise the scales are read back).
     """

@@ -2,13 +2,12 @@
 
 :class:`Guidance` says what to do (references with their rules and scale schedules,
 post-processes); :class:`GuidedModel` (:func:`guide`) applies it to a
-:class:`~unified_guidance.core.ConditionalModel`, and :func:`combine` is the one combination step
+:class:`~unified_guidance.core.ConditionalModel`, and :func:`~.combine.combine` is the one combination step
 it shares with token decoding. The pure functions behind the rules (``cfg``, ``apg``,
 ``rescale`` …, tensors in, tensors out) are in :mod:`.functional` and :mod:`.frequency`.
 """
 
 from .adaptive import Adaptive
-from .combine import combine
 from .engine import GuidedModel, guide
 from .post import DynamicThreshold, NormCap, PostProcess, Rescale, StaticClip
 from .rules import APG, CFG, FDG, TCFG, CFGZeroStar, MamboG, PerpNeg, Rule
@@ -37,6 +36,5 @@ __all__ = [
     "SampleOutput",
     "SampleStats",
     "StaticClip",
-    "combine",
     "guide",
 ]

@@ -4,7 +4,7 @@ A branch is ``(x, t, cond)`` and, for a perturbed reference, the perturbation th
 its rows. The branches of one model run as one forward over their stacked rows (each
 perturbation installed on its own row span, :func:`~unified_guidance.perturb.perturbed`), or
 one after another where the guidance asks for it (memory); both give the same predictions.
-A branch may also carry NAG acting inside its forward (:func:`~unified_guidance.perturb.normalized`,
+A branch may also carry NAG acting inside its forward (:func:`~unified_guidance.perturb.nag.normalized`,
 its spans re-based onto the branch's rows of the stacked forward).
 """
 

@@ -1,7 +1,7 @@
 """References that act inside the conditional forward: normalized attention guidance (NAG).
 
 ``Reference(nag(...), w)`` (a :class:`~.spec.PerturbedReference` of a
-:class:`~unified_guidance.perturb.NormalizedAttention`) runs no rows of its own: the conditional
+:class:`~unified_guidance.perturb.spec.NormalizedAttention`) runs no rows of its own: the conditional
 forward runs with NAG in the selected cross-attentions at the scale w(τ) of the call, so the
 guided call stays one forward of B rows, and the reference adds nothing to ĝ = c + Σ(g_j − c)
 (g_j = c). Perturbed references on the same condition (PAG, SEG, SLG) are the perturbed copy of

@@ -1,5 +1,5 @@
 """References that perturb the model itself: PAG, SEG, SLG/STG, a layer-skipped LM; and NAG,
-which acts inside the conditional forward (:func:`nag`, :func:`normalized`).
+which acts inside the conditional forward (:func:`nag`; its hooks: :func:`.nag.normalized`).
 
 A :class:`Perturbation` is data (which modules, what is done to them);
 :func:`perturbed` installs it for one forward on some :class:`Rows` of the batch and
@@ -8,16 +8,12 @@ always removes it. :class:`~unified_guidance.guidance.Reference` puts one into a
 """
 
 from .hooks import Rows, perturbed
-from .nag import NagSpan, normalized
-from .spec import NormalizedAttention, Perturbation, nag, pag, seg, slg
+from .spec import Perturbation, nag, pag, seg, slg
 
 __all__ = [
-    "NagSpan",
-    "NormalizedAttention",
     "Perturbation",
     "Rows",
     "nag",
-    "normalized",
     "pag",
     "perturbed",
     "seg",
