@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -103,12 +104,42 @@ def check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
 
 
 def time_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype times and noise levels are kept in: at least float32 (``dtype`` if wider).
+    """The dtype times, noise levels and samplers' states are kept in: at least float32 (``dtype`` if wider).
 
     A float16 or bfloat16 time grid collapses (bfloat16 keeps 8 bits: 2,000 DDIM
-    times become 635 distinct values), so times never drop below float32.
+    times become 635 distinct values), and a state accumulated in them loses the part
+    of every increment below its resolution (a 500-step Euler flow drifts by tens of
+    per cent), so neither drops below float32.
     """
     return torch.promote_types(dtype, torch.float32) if dtype.is_floating_point else torch.get_default_dtype()
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A sampler's two dtypes: ``network``, the one its model is called in, and ``state``,
+    :func:`time_dtype` of it, in which the state, the times and every step's arithmetic are kept.
+
+    The network's dtype is the dtype of the input the user gave (the noise, or x), so a float16
+    network is called with float16 states and its predictions come back in float32; the sampler
+    returns its samples in the network's dtype again. For float32 and float64 both dtypes are the
+    same and every cast is a no-op.
+    """
+
+    network: torch.dtype
+    state: torch.dtype
+
+    @classmethod
+    def of(cls, x: Tensor) -> Precision:
+        """The precision of a run started from ``x``: its dtype for the network, ≥ float32 for the state."""
+        return cls(x.dtype, time_dtype(x.dtype))
+
+    def to_state(self, value: Tensor) -> Tensor:
+        """``value`` (a state, a prediction) in the state's dtype."""
+        return value.to(self.state)
+
+    def to_network(self, value: Tensor) -> Tensor:
+        """``value`` in the network's dtype: a state for the model call, the samples returned."""
+        return value.to(self.network)
 
 
 def check_module_input(name: str, x: Tensor, module: object) -> None:

@@ -11,6 +11,11 @@ adaptive solvers as jump points. Nothing runs under ``no_grad``: gradients flow
 to the noise and the network when the caller enables them (``adjoint=True`` uses
 ``odeint_adjoint``, O(1) memory in the number of steps). ``method="rectified_cfgpp"``
 integrates with Rectified-CFG++'s predictor–corrector steps instead (:mod:`.rectified`).
+
+Precision: the model is called in the noise's dtype, but the solver's state, times and
+steps are kept in at least float32 (:class:`~unified_guidance.core.shapes.Precision`): a
+float16 or bfloat16 network integrates as accurately as its velocities allow, and the
+samples come back in the noise's dtype.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
-from ..core.shapes import check_finite, check_unit_interval
+from ..core.shapes import Precision, check_finite, check_unit_interval, time_dtype
 from ..guidance.engine import Guidance, GuidedModel, guide
 from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
@@ -56,7 +61,8 @@ def trajectory(
         model: a velocity :class:`ConditionalModel`, or an already guided model
             (then ``guidance`` must be ``None``).
         guidance: a :class:`Guidance`, a scale schedule or a number (plain CFG).
-        noise: the starting state ``(B, ...)`` at ``times[0]`` (noise at the start of the path).
+        noise: the starting state ``(B, ...)`` at ``times[0]`` (noise at the start of the path), in the
+            network's dtype; the states are integrated in at least float32 and returned in this dtype.
         cond: the condition ``(B, ...)``, a :class:`Conditions`, or ``None`` for ∅.
         times: increasing or decreasing path times in [0, 1]; ``times[0]`` is the starting state's time.
         method: a torchdiffeq method (``"euler"``, ``"rk4"``, ``"dopri5"``, …).
@@ -71,12 +77,13 @@ def trajectory(
     """
     guided = _guided(model, guidance)
     check_state("noise", noise)
-    t = as_times(times, noise)
-    return integrate(
+    precision = Precision.of(noise)
+    state = precision.to_state(noise)
+    states, stats = integrate(
         guided,
         cond,
-        noise,
-        t,
+        state,
+        as_times(times, state),
         method=method,
         steps=steps,
         step_size=step_size,
@@ -85,7 +92,9 @@ def trajectory(
         options=options,
         jump_points=jump_points,
         adjoint=adjoint,
+        dtype=precision.network,
     )
+    return SampleOutput(precision.to_network(states), stats)
 
 
 def integrate(
@@ -103,17 +112,20 @@ def integrate(
     jump_points: bool = True,
     adjoint: bool = False,
     augment: Callable[[GuidedField], nn.Module] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> SampleOutput:
     """Run torchdiffeq over the guided field (or ``augment(field)``, e.g. with a log-density term).
 
     The common core of :func:`trajectory` and :func:`~.likelihood.log_likelihood`:
     builds the solver options (grid or jump points), counts evaluations, steps
-    and network rows, and returns torchdiffeq's solution with the cost.
+    and network rows, and returns torchdiffeq's solution with the cost. ``state0`` and
+    ``t`` are in the state's dtype (at least float32); ``dtype`` is the network's, in which
+    the guided model is called (default: the state's).
     """
     check_method(method)
     jumps = jump_times(guided, t) if method in ADAPTIVE and jump_points else ()
     opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, times=t.tolist(), options=options)
-    field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite)
+    field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite, dtype=dtype)
     func = field if augment is None else augment(field)
     guided.reset()
     meter = CostMeter.of(guided)
@@ -189,7 +201,8 @@ def check_state(name: str, x: Any) -> None:
 
 
 def as_times(times: Sequence[float] | Tensor, x0: Tensor) -> Tensor:
-    """``times`` as a strictly monotone float grid in [0, 1] on ``x0``'s device and in its dtype."""
+    """``times`` as a strictly monotone float grid in [0, 1] on ``x0``'s device, in the state dtype
+    (:func:`~unified_guidance.core.shapes.time_dtype`) of x0's dtype."""
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
     if t.numel() < 2:
         raise ValueError(f"times: expected at least two times (start and end), got {t.numel()}")
@@ -198,4 +211,4 @@ def as_times(times: Sequence[float] | Tensor, x0: Tensor) -> Tensor:
     if not (bool((steps > 0).all()) or bool((steps < 0).all())):
         raise ValueError(f"times: expected strictly increasing or decreasing times, got {t.tolist()}")
     # torchdiffeq evaluates the field at t cast to the state's dtype; keep the grid in it too.
-    return t.to(device=x0.device, dtype=x0.dtype if x0.is_floating_point() else torch.get_default_dtype())
+    return t.to(device=x0.device, dtype=time_dtype(x0.dtype))
