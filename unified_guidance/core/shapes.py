@@ -74,6 +74,15 @@ def check_finite(name: str, value: Tensor | float) -> None:
         raise ValueError(f"{name}: expected a finite number, got {value}")
 
 
+def check_batch(name: str, x: object) -> None:
+    """A floating-point ``(B, ...)`` tensor of finite values: a sampler's starting noise, a loss's data
+    (where a NaN would make the loss NaN and the optimiser carry it into every weight)."""
+    if not isinstance(x, Tensor) or x.ndim < 1 or not x.is_floating_point():
+        got = f"a {x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected a floating-point (B, ...) tensor, got {got}")
+    check_finite(name, x)
+
+
 def check_unit_interval(name: str, value: Tensor | float) -> None:
     """Raise ``ValueError`` if ``value`` is not finite or leaves [0, 1] (a tensor: one read-back
     when it holds; the details are computed only when it does not)."""

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.path import PathCoefficients
-from ..core.shapes import Precision, broadcast_like, check_finite, randn
+from ..core.shapes import Precision, broadcast_like, check_batch, randn
 from ..core.spaces import to_x0_eps
 from ..guidance.engine import Guidance, GuidedModel
 from ..guidance.spec import as_guidance
@@ -236,14 +236,7 @@ def _initial_noise(
     model: ConditionalModel, shape: Sequence[int] | None, noise: Tensor | None, generator: torch.Generator | None
 ) -> Tensor:
     if noise is not None:
-        if not isinstance(noise, Tensor) or noise.ndim < 1 or not noise.is_floating_point():
-            got = (
-                f"a {noise.dtype} tensor of shape {tuple(noise.shape)}"
-                if isinstance(noise, Tensor)
-                else type(noise).__name__
-            )
-            raise ValueError(f"noise: expected a floating-point (B, ...) tensor, got {got}")
-        check_finite("noise", noise)
+        check_batch("noise", noise)
         return noise
     if shape is None or len(shape) < 1 or any(int(d) < 1 for d in shape):
         raise ValueError(f"shape: expected (B, ...) with positive sizes, got {shape!r}")

@@ -29,7 +29,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
-from ..core.shapes import Precision, check_finite, check_unit_interval, time_dtype
+from ..core.shapes import Precision, check_finite, check_unit_interval
 from ..guidance.engine import Guidance, GuidedModel, guide
 from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
@@ -72,7 +72,9 @@ def trajectory(
         step_size: or torchdiffeq's ``step_size`` for fixed-grid methods.
         rtol, atol: tolerances of adaptive methods.
         options: more torchdiffeq options (merged; user ``jump_t`` is kept).
-        jump_points: hand the field's discontinuities to adaptive solvers (``jump_t``).
+        jump_points: hand the field's discontinuities to adaptive solvers (``jump_t``); a method that
+            cannot take them (``scipy_solver``) is refused where the guidance jumps inside the span,
+            unless ``jump_points=False``. Fixed-grid methods step on their grid, across any jump.
         adjoint: integrate with ``odeint_adjoint`` (gradients by the adjoint method).
     """
     guided = _guided(model, guidance)
@@ -123,7 +125,7 @@ def integrate(
     the guided model is called (default: the state's).
     """
     check_method(method)
-    jumps = jump_times(guided, t) if method in ADAPTIVE and jump_points else ()
+    jumps = jump_times(guided, t) if method not in FIXED and jump_points else ()  # a grid ignores jumps
     opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, times=t.tolist(), options=options)
     field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite, dtype=dtype)
     func = field if augment is None else augment(field)
@@ -201,8 +203,7 @@ def check_state(name: str, x: Any) -> None:
 
 
 def as_times(times: Sequence[float] | Tensor, x0: Tensor) -> Tensor:
-    """``times`` as a strictly monotone float grid in [0, 1] on ``x0``'s device, in the state dtype
-    (:func:`~unified_guidance.core.shapes.time_dtype`) of x0's dtype."""
+    """``times`` as a strictly monotone float grid in [0, 1] on ``x0``'s device and in its dtype."""
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
     if t.numel() < 2:
         raise ValueError(f"times: expected at least two times (start and end), got {t.numel()}")
@@ -211,4 +212,4 @@ def as_times(times: Sequence[float] | Tensor, x0: Tensor) -> Tensor:
     if not (bool((steps > 0).all()) or bool((steps < 0).all())):
         raise ValueError(f"times: expected strictly increasing or decreasing times, got {t.tolist()}")
     # torchdiffeq evaluates the field at t cast to the state's dtype; keep the grid in it too.
-    return t.to(device=x0.device, dtype=time_dtype(x0.dtype))
+    return t.to(device=x0.device, dtype=x0.dtype if x0.is_floating_point() else torch.get_default_dtype())

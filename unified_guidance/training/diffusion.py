@@ -33,6 +33,7 @@ from ..diffusion.model import EpsModel
 from ..diffusion.sample import sample as diffusion_sample
 from ..guidance.engine import Guidance
 from ..networks.default import default_net
+from ..networks.embedding import check_num_classes
 from ..schedules.noise import CosineSchedule, LinearBetaSchedule
 from .ema import ema_copy
 from .sampling import GuidedPredictions, check_clip, clip_samples, image_grid, save_png
@@ -97,6 +98,9 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
             raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
+        if net is not None:
+            check_num_classes(net, num_classes)
+
         self.sample_shape = tuple(int(d) for d in sample_shape)
         self.net = net if net is not None else default_net(self.sample_shape, num_classes, width, arch)
         self.ema = ema_copy(self.net, ema_decay, ema_warmup)

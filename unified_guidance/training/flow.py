@@ -28,6 +28,7 @@ from ..flow.sample import sample
 from ..flow.solvers import ADAPTIVE
 from ..guidance.engine import Guidance
 from ..networks.default import default_net
+from ..networks.embedding import check_num_classes
 from .ema import ema_copy
 from .sampling import GuidedPredictions, check_clip, clip_samples
 from .seeding import step_generator
@@ -80,6 +81,9 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         check_clip(clip)
+        if net is not None:
+            check_num_classes(net, num_classes)
+
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
         net = net if net is not None else default_net(tuple(int(d) for d in sample_shape), num_classes, width, arch)
