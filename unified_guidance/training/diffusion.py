@@ -100,7 +100,6 @@ class DiffusionModule(GuidedPredictions, L.LightningModule):
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
         if net is not None:
             check_num_classes(net, num_classes)
-
         self.sample_shape = tuple(int(d) for d in sample_shape)
         self.net = net if net is not None else default_net(self.sample_shape, num_classes, width, arch)
         self.ema = ema_copy(self.net, ema_decay, ema_warmup)

@@ -83,7 +83,6 @@ class FlowMatchingModule(GuidedPredictions, L.LightningModule):
         check_clip(clip)
         if net is not None:
             check_num_classes(net, num_classes)
-
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
         net = net if net is not None else default_net(tuple(int(d) for d in sample_shape), num_classes, width, arch)
