@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -88,6 +89,15 @@ def check_finite(name: str, value: Tensor | float) -> None:
         raise ValueError(f"{name}: expected a finite number, got {value}")
 
 
+def check_batch(name: str, x: object) -> None:
+    """A floating-point ``(B, ...)`` tensor of finite values: a sampler's starting noise, a loss's data
+    (where a NaN would make the loss NaN and the optimiser carry it into every weight)."""
+    if not isinstance(x, Tensor) or x.ndim < 1 or not x.is_floating_point():
+        got = f"a {x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected a floating-point (B, ...) tensor, got {got}")
+    check_finite(name, x)
+
+
 def check_unit_interval(name: str, value: Tensor | float) -> None:
     """Raise ``ValueError`` if ``value`` is not finite or leaves [0, 1] (a tensor: one read-back
     when it holds; the details are computed only when it does not)."""
@@ -118,12 +128,42 @@ def check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
 
 
 def time_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype times and noise levels are kept in: at least float32 (``dtype`` if wider).
+    """The dtype times, noise levels and samplers' states are kept in: at least float32 (``dtype`` if wider).
 
     A float16 or bfloat16 time grid collapses (bfloat16 keeps 8 bits: 2,000 DDIM
-    times become 635 distinct values), so times never drop below float32.
+    times become 635 distinct values), and a state accumulated in them loses the part
+    of every increment below its resolution (a 500-step Euler flow drifts by tens of
+    per cent), so neither drops below float32.
     """
     return torch.promote_types(dtype, torch.float32) if dtype.is_floating_point else torch.get_default_dtype()
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A sampler's two dtypes: ``network``, the one its model is called in, and ``state``,
+    :func:`time_dtype` of it, in which the state, the times and every step's arithmetic are kept.
+
+    The network's dtype is the dtype of the input the user gave (the noise, or x), so a float16
+    network is called with float16 states and its predictions come back in float32; the sampler
+    returns its samples in the network's dtype again. For float32 and float64 both dtypes are the
+    same and every cast is a no-op.
+    """
+
+    network: torch.dtype
+    state: torch.dtype
+
+    @classmethod
+    def of(cls, x: Tensor) -> Precision:
+        """The precision of a run started from ``x``: its dtype for the network, ≥ float32 for the state."""
+        return cls(x.dtype, time_dtype(x.dtype))
+
+    def to_state(self, value: Tensor) -> Tensor:
+        """``value`` (a state, a prediction) in the state's dtype."""
+        return value.to(self.state)
+
+    def to_network(self, value: Tensor) -> Tensor:
+        """``value`` in the network's dtype: a state for the model call, the samples returned."""
+        return value.to(self.network)
 
 
 def check_module_input(name: str, x: Tensor, module: object) -> None:

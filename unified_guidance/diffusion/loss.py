@@ -25,7 +25,7 @@ from torch import Tensor
 from ..core.conditions import Cond
 from ..core.model import ConditionalModel
 from ..core.path import Path
-from ..core.shapes import broadcast_like
+from ..core.shapes import broadcast_like, check_batch, check_finite, check_unit_interval
 from ..core.spaces import to_x0_eps
 from ..guidance.objectives import Objective, bind, objective_pair
 from .time import default_t_max
@@ -74,6 +74,11 @@ def diffusion_loss(
         raise ValueError(f"weighting: expected one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
     if model.path is None:
         raise ValueError("model: expected a diffusion model with a path, got one without")
+    check_batch("x0", x0)  # NaN data, given noise or a time off the path would make a NaN or wrong loss
+    if t is not None:
+        check_unit_interval("t", t)  # (drawn times lie in [t_min, t_max])
+    if eps is not None:
+        check_finite("eps", eps)
     batch = x0.shape[0]
     if t is None:
         t = sample_times(model.path, batch, generator=generator)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..core.conditions import Cond, Conditions, batch_size_of
 from ..core.model import ConditionalModel
 from ..core.path import PathCoefficients
-from ..core.shapes import broadcast_like, check_finite, randn, time_dtype
+from ..core.shapes import Precision, broadcast_like, check_batch, randn
 from ..core.spaces import to_x0_eps
 from ..guidance.engine import Guidance, GuidedModel
 from ..guidance.spec import as_guidance
@@ -121,7 +121,9 @@ def sample(
         method: one of :data:`METHODS`: ``"ddim"``, ``"ddpm"`` (ancestral), and their CFG++
             variants ``"ddim_cfgpp"``, ``"ddpm_cfgpp"`` (re-noise with the reference branch's ε).
         eta: DDIM's η ∈ [0, 1] (0: deterministic; 1: DDPM's variance); DDIM only.
-        noise: the starting state x_{t_max} ``(B, ...)``; else drawn with ``generator``.
+        noise: the starting state x_{t_max} ``(B, ...)``; else drawn with ``generator`` in the dtype of
+            the model's parameters. The model is called in this dtype; the state, the times and each
+            step's arithmetic are kept in at least float32, and the samples returned in it again.
         generator: seeds the starting noise and the ancestral noise.
         t_max: the time to start from (default: 1, or where σ/α = 1000).
         progress: show a progress bar; default: only when stderr is a terminal.
@@ -138,25 +140,27 @@ def sample(
     grid = time_grid(model.path, steps, t_max=t_max)
     x = _initial_noise(model, shape, noise, generator)
     _check_cond(cond, x.shape[0])
+    precision = Precision.of(x)  # the model runs in x's dtype; the state and the steps in ≥ float32
+    x = precision.to_state(x)
     guided = GuidedModel(model, guidance)
     guided.reset()
     meter = CostMeter.of(guided)
     show = sys.stderr.isatty() if progress is None else progress
-    times = grid.to(time_dtype(x.dtype))  # a float16/bfloat16 grid would collapse
+    times = grid.to(x.dtype)  # the state's dtype: a float16/bfloat16 grid would collapse
     coeffs = _grid_coefficients(model, times)
     _check_path_on_grid(times, coeffs)
     plans = guided.plan(times[:-1])  # the scale-1 skips of every step, read back once
     for i in tqdm(range(steps), disable=not show, desc=f"{method} sampling", leave=False):
         t, c_t, c_s = times[i], coeffs[i], coeffs[i + 1]
-        pred = guided.evaluate(x, t, cond, plan=plans[i])
-        x0, eps = to_x0_eps(pred.guided, model.space, x, c_t)
+        pred = guided.evaluate(precision.to_network(x), t, cond, plan=plans[i])
+        x0, eps = to_x0_eps(precision.to_state(pred.guided), model.space, x, c_t)
         renoise = pred.references[null]
         if cfgpp and renoise is not None:  # CFG++: re-noise with the reference's ε, where it ran
-            eps = to_x0_eps(renoise, model.space, x, c_t)[1]
+            eps = to_x0_eps(precision.to_state(renoise), model.space, x, c_t)[1]
         noisy = step is ddpm_step or eta > 0.0
         z = randn(x.shape, generator, x.dtype, x.device) if noisy else None
         x = step(x, x0, eps, c_t, c_s, z, eta)
-    return SampleOutput(x, meter.stats(nfe=steps, steps=steps))
+    return SampleOutput(precision.to_network(x), meter.stats(nfe=steps, steps=steps))
 
 
 def _check_method(method: str, eta: float) -> tuple[StepFn, bool]:
@@ -232,14 +236,7 @@ def _initial_noise(
     model: ConditionalModel, shape: Sequence[int] | None, noise: Tensor | None, generator: torch.Generator | None
 ) -> Tensor:
     if noise is not None:
-        if not isinstance(noise, Tensor) or noise.ndim < 1 or not noise.is_floating_point():
-            got = (
-                f"a {noise.dtype} tensor of shape {tuple(noise.shape)}"
-                if isinstance(noise, Tensor)
-                else type(noise).__name__
-            )
-            raise ValueError(f"noise: expected a floating-point (B, ...) tensor, got {got}")
-        check_finite("noise", noise)
+        check_batch("noise", noise)
         return noise
     if shape is None or len(shape) < 1 or any(int(d) < 1 for d in shape):
         raise ValueError(f"shape: expected (B, ...) with positive sizes, got {shape!r}")

@@ -79,6 +79,13 @@ class AlphasCumprodPath(Path):
         table = torch.as_tensor(alphas_cumprod, dtype=torch.float64).flatten()
         if table.numel() < 1 or not bool(((table > 0) & (table <= 1)).all()):
             raise ValueError("alphas_cumprod: expected a non-empty table of values in (0, 1]")
+        rises = (table[1:] > table[:-1]).nonzero()
+        if rises.numel():  # ᾱ_k = Π(1 − β_j) never grows; a rising table is reversed or not a ᾱ table
+            k = int(rises[0, 0])
+            raise ValueError(
+                f"alphas_cumprod: expected non-increasing values (ᾱ_k = Π_j≤k (1 − β_j)), got an increase "
+                f"from ᾱ[{k}] = {float(table[k]):g} to ᾱ[{k + 1}] = {float(table[k + 1]):g}"
+            )
         self.num_train_timesteps = table.numel()
         self._log = torch.cat([torch.zeros(1, dtype=torch.float64), table.log()])  # knots at k = −1 … N − 1
 

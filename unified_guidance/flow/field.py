@@ -1,7 +1,10 @@
 """The guided velocity field in torchdiffeq's ``func(t, x)`` form, with honest counters.
 
 torchdiffeq calls ``func(t, y)`` with a scalar ``t`` already cast to y's dtype
-(so a float32 state sees float32 times). The field broadcasts ``t`` to the batch,
+(so a float32 state sees float32 times). The state is kept in at least float32
+(:class:`~unified_guidance.core.shapes.Precision`); the field casts it to the
+network's dtype for each call and the velocity back to the state's, so a half-precision
+network never makes the solver accumulate in half precision. It broadcasts ``t`` to the batch,
 calls the :class:`~unified_guidance.guidance.GuidedModel` ``(x, t, cond)``, checks
 the state and the velocity for NaN/inf and names the time where they appear.
 Step counts come from torchdiffeq's own callbacks (``callback_step``,
@@ -37,10 +40,18 @@ class GuidedField(nn.Module):
         cond: the condition passed on every evaluation (``None`` for ∅).
         callbacks: names of the torchdiffeq callbacks the chosen solver supports.
         check_finite: check the state and velocity on every evaluation.
+        dtype: the dtype the guided model is called in (the network's; default: the state's own).
+            The velocity is returned in the state's dtype.
     """
 
     def __init__(
-        self, guided: GuidedModel, cond: Cond | Conditions | None, callbacks: set[str], *, check_finite: bool = True
+        self,
+        guided: GuidedModel,
+        cond: Cond | Conditions | None,
+        callbacks: set[str],
+        *,
+        check_finite: bool = True,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if guided.space != "velocity":
@@ -48,6 +59,7 @@ class GuidedField(nn.Module):
         self.guided = guided
         self.cond = cond
         self.check_finite = check_finite
+        self.dtype = dtype
         self.nfe = 0
         self.steps = 0
         self.accepted = 0
@@ -68,7 +80,7 @@ class GuidedField(nn.Module):
         if self.check_finite:
             self._check(t, "state x", x)
         try:
-            v = self.guided(x, t_batch, self.cond)
+            v = self.guided(x if self.dtype is None else x.to(self.dtype), t_batch, self.cond).to(x.dtype)
         except IntegrationError:
             raise
         except ValueError as err:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
+from ..core.shapes import Precision
 from ..guidance.engine import Guidance, GuidedModel
 from ..guidance.stats import SampleStats
 from ..schedules.scale import Schedule
@@ -125,6 +126,9 @@ def log_likelihood(
         t_span: (data time, noise time); the model path's ends by default.
         create_graph: keep the graph through the divergence (to differentiate the likelihood).
         method, kwargs: solver settings as in :func:`~.sample.trajectory`.
+
+    The model is called in x's dtype; the state (x, L) is integrated in at least float32 and
+    every result is returned in x's dtype.
     """
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence: expected one of {', '.join(DIVERGENCES)}, got {divergence!r}")
@@ -137,22 +141,26 @@ def log_likelihood(
     check_grid_given(method, kwargs)
     dim = math.prod(x.shape[1:])
     exact = divergence == "exact" or (divergence == "auto" and dim <= exact_max_dim)
+    precision = Precision.of(x)
+    state = precision.to_state(x)
     eps = None
     if not exact:
         if probes < 1:
             raise ValueError(f"probes: expected a positive number of probes, got {probes}")
         signs = torch.randint(0, 2, (probes, *x.shape), generator=generator, device="cpu")
-        eps = (2 * signs - 1).to(device=x.device, dtype=x.dtype)
-    state0 = (x, torch.zeros(x.shape[0], dtype=x.dtype, device=x.device))
+        eps = (2 * signs - 1).to(device=x.device, dtype=state.dtype)
+    state0 = (state, torch.zeros(x.shape[0], dtype=state.dtype, device=x.device))
     (xs, ls), stats = integrate(
         guided,
         cond,
         state0,
-        as_times(t_span, x),
+        as_times(t_span, state),
         method=method,
         augment=lambda field: _Augmented(field, eps, create_graph),
+        dtype=precision.network,
         **kwargs,
     )
     noise, delta = xs[-1], ls[-1]
     prior_lp = prior(noise)
-    return LogLikelihood(prior_lp + delta, prior_lp, delta, noise, stats)
+    out = precision.to_network
+    return LogLikelihood(out(prior_lp + delta), out(prior_lp), out(delta), out(noise), stats)

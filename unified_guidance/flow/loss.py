@@ -27,7 +27,8 @@ from torch import Tensor
 
 from ..core.conditions import drop_condition
 from ..core.model import ConditionalModel
-from ..core.shapes import broadcast_like
+from ..core.numbers import check_number
+from ..core.shapes import broadcast_like, check_batch
 from ..guidance.objectives import Objective, bind, objective_pair
 
 
@@ -76,6 +77,10 @@ def flow_matching_loss(
     """
     if model.space != "velocity":
         raise ValueError(f"model: expected a velocity model (space 'velocity'), got space {model.space!r}")
+    check_batch("x1", x1)  # NaN data would make the loss NaN, silently
+    check_number("loc", loc)
+    check_number("scale", scale)
+
     batch = x1.shape[0]
     predict, objective = bind(objective if objective is not None else Objective(), model)
     if p_uncond > 0.0 and not model.has_null:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..core.conditions import Cond, NullSpec
 from ..core.model import ConditionalModel
 from ..core.path import Path
-from ..core.shapes import batch_time, check_module_input, check_unit_interval
+from ..core.shapes import batch_time, check_module_input, check_unit_interval, time_dtype
 from ..core.spaces import from_x0_eps, to_x0_eps
 from ..schedules.noise import LinearFlowPath
 
@@ -34,8 +34,10 @@ def check_output(name: str, out: Tensor, x: Tensor) -> Tensor:
 class VelocityModel(ConditionalModel):
     """A velocity network ``net(x, t, cond) -> u`` ``(B, ...)`` with a null condition.
 
-    ``t`` reaches the network as a ``(B,)`` tensor in x's dtype (a scalar time is
-    broadcast to the batch); times outside [0, 1] raise. ∅ is given as in the
+    ``t`` reaches the network as a ``(B,)`` tensor (a scalar time is broadcast to the batch)
+    in :func:`~unified_guidance.core.shapes.time_dtype` of x's dtype: x's dtype for float32 and
+    float64, float32 for a float16/bfloat16 x (a half-precision time grid collapses, as in
+    :class:`~unified_guidance.diffusion.EpsModel`); times outside [0, 1] raise. ∅ is given as in the
     diffusion adapter: a label index (the learned null token, e.g. ``num_classes``),
     one sample's null tensor (an empty-prompt embedding), or ``batch_size -> cond``.
 
@@ -57,7 +59,7 @@ class VelocityModel(ConditionalModel):
     def predict(self, x: Tensor, t: Tensor, cond: Cond, beta: Tensor | None = None) -> Tensor:
         check_unit_interval("t", t.detach())
         check_module_input("x", x, self.net)
-        t = batch_time(t, x.shape[0], device=x.device, dtype=x.dtype)
+        t = batch_time(t, x.shape[0], device=x.device, dtype=time_dtype(x.dtype))
         out = self.net(x, t, cond) if beta is None else self.net(x, t, cond, beta)
         return check_output("net", out, x)
 
@@ -84,15 +86,15 @@ class Reparametrized(ConditionalModel):
 
     def predict(self, x: Tensor, t: Tensor, cond: Cond) -> Tensor:
         check_unit_interval("t", t.detach())
-        t = batch_time(t, x.shape[0], device=x.device, dtype=x.dtype)
+        t = batch_time(t, x.shape[0], device=x.device, dtype=time_dtype(x.dtype))
         inner_path = self.model.path
         assert inner_path is not None
-        t_inner = inner_path.time(self.progress(t)).to(x.dtype)
+        t_inner = inner_path.time(self.progress(t)).to(t.dtype)
         new, old = self.coefficients(t), inner_path.coefficients(t_inner)
         if not (_close(new.alpha_t, old.alpha_t) and _close(new.sigma_t, old.sigma_t)):
             raise ValueError("path: expected a path with the same α_t, σ_t as the model's at equal progress")
         x0, eps = to_x0_eps(self.model(x, t_inner, cond), "velocity", x, old)
-        return from_x0_eps(x0, eps, "velocity", x, new)
+        return from_x0_eps(x0, eps, "velocity", x, new).to(x.dtype)
 
 
 def _close(a: Tensor, b: Tensor) -> bool:

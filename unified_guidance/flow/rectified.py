@@ -33,6 +33,7 @@ from torch import Tensor
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
 from ..core.numbers import check_int, check_number
+from ..core.shapes import Precision
 from ..guidance.engine import Guidance, GuidedModel
 from ..guidance.spec import as_guidance
 from ..guidance.stats import CostMeter, SampleOutput
@@ -60,7 +61,8 @@ def rectified_cfgpp(
     Args:
         model: a velocity :class:`ConditionalModel` with a path.
         guidance: a :class:`Guidance` (its rule gives g̃; CFG is the paper's), a schedule or a scale.
-        noise: the starting state ``(B, ...)`` at the path's noise end.
+        noise: the starting state ``(B, ...)`` at the path's noise end, in the network's dtype (the
+            state and times are kept in at least float32; the samples come back in this dtype).
         cond: the condition, :class:`Conditions`, or ``None`` for ∅.
         steps: uniform steps from the noise end to the data end (3B forward rows each where s ≠ 1).
         gamma: exponent γ ≥ 0 of the correction's weight τ^γ (the paper's (1 − t)^γ); 0 keeps it constant.
@@ -87,20 +89,22 @@ def rectified_cfgpp(
     grid = torch.linspace(t_span[0], t_span[1], steps + 1, dtype=torch.float64).tolist()
     guided.reset()
     meter = CostMeter.of(guided)
-    x, nfe = noise, 0
+    precision = Precision.of(noise)
+    x, nfe = precision.to_state(noise), 0
+    net = precision.to_network
     for t, t_next in itertools.pairwise(grid):
         h = t_next - t
         t_now = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
-        v_c = conditional(x, t_now, cond)
+        v_c = precision.to_state(conditional(net(x), t_now, cond))
         weight = correction_weight(model, t, gamma)
         nfe += 1
         if weight == 0.0:
             x = x + h * v_c
             continue
-        pred = guided.evaluate(x + (h / 2) * v_c, t_now + h / 2, cond)
+        pred = guided.evaluate(net(x + (h / 2) * v_c), t_now + h / 2, cond)
         nfe += 1
-        x = x + h * (v_c + weight * (pred.guided - pred.cond))
-    return SampleOutput(x, meter.stats(nfe=nfe, steps=steps))
+        x = x + h * (v_c + weight * (precision.to_state(pred.guided) - precision.to_state(pred.cond)))
+    return SampleOutput(net(x), meter.stats(nfe=nfe, steps=steps))
 
 
 def correction_weight(model: ConditionalModel, t: float, gamma: float) -> float:

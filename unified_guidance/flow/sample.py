@@ -11,6 +11,11 @@ adaptive solvers as jump points. Nothing runs under ``no_grad``: gradients flow
 to the noise and the network when the caller enables them (``adjoint=True`` uses
 ``odeint_adjoint``, O(1) memory in the number of steps). ``method="rectified_cfgpp"``
 integrates with Rectified-CFG++'s predictor–corrector steps instead (:mod:`.rectified`).
+
+Precision: the model is called in the noise's dtype, but the solver's state, times and
+steps are kept in at least float32 (:class:`~unified_guidance.core.shapes.Precision`): a
+float16 or bfloat16 network integrates as accurately as its velocities allow, and the
+samples come back in the noise's dtype.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ..core.conditions import Cond, Conditions
 from ..core.model import ConditionalModel
+from ..core.shapes import Precision
 from ..guidance.engine import Guidance, GuidedModel, guide
 from ..guidance.stats import CostMeter, SampleOutput
 from ..schedules.scale import Schedule
@@ -56,7 +62,8 @@ def trajectory(
         model: a velocity :class:`ConditionalModel`, or an already guided model
             (then ``guidance`` must be ``None``).
         guidance: a :class:`Guidance`, a scale schedule or a number (plain CFG).
-        noise: the starting state ``(B, ...)`` at ``times[0]`` (noise at the start of the path).
+        noise: the starting state ``(B, ...)`` at ``times[0]`` (noise at the start of the path), in the
+            network's dtype; the states are integrated in at least float32 and returned in this dtype.
         cond: the condition ``(B, ...)``, a :class:`Conditions`, or ``None`` for ∅.
         times: increasing or decreasing path times in [0, 1]; ``times[0]`` is the starting state's time.
         method: a torchdiffeq method (``"euler"``, ``"rk4"``, ``"dopri5"``, …).
@@ -66,17 +73,20 @@ def trajectory(
         step_size: or torchdiffeq's ``step_size`` for fixed-grid methods.
         rtol, atol: tolerances of adaptive methods.
         options: more torchdiffeq options (merged; user ``jump_t`` is kept).
-        jump_points: hand the field's discontinuities to adaptive solvers (``jump_t``).
+        jump_points: hand the field's discontinuities to adaptive solvers (``jump_t``); a method that
+            cannot take them (``scipy_solver``) is refused where the guidance jumps inside the span,
+            unless ``jump_points=False``. Fixed-grid methods step on their grid, across any jump.
         adjoint: integrate with ``odeint_adjoint`` (gradients by the adjoint method).
     """
     guided = _guided(model, guidance)
     check_state("noise", noise)
-    t = as_times(times, noise)
-    return integrate(
+    precision = Precision.of(noise)
+    state = precision.to_state(noise)
+    states, stats = integrate(
         guided,
         cond,
-        noise,
-        t,
+        state,
+        as_times(times, state),
         method=method,
         steps=steps,
         step_size=step_size,
@@ -85,7 +95,9 @@ def trajectory(
         options=options,
         jump_points=jump_points,
         adjoint=adjoint,
+        dtype=precision.network,
     )
+    return SampleOutput(precision.to_network(states), stats)
 
 
 def integrate(
@@ -103,17 +115,20 @@ def integrate(
     jump_points: bool = True,
     adjoint: bool = False,
     augment: Callable[[GuidedField], nn.Module] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> SampleOutput:
     """Run torchdiffeq over the guided field (or ``augment(field)``, e.g. with a log-density term).
 
     The common core of :func:`trajectory` and :func:`~.likelihood.log_likelihood`:
     builds the solver options (grid or jump points), counts evaluations, steps
-    and network rows, and returns torchdiffeq's solution with the cost.
+    and network rows, and returns torchdiffeq's solution with the cost. ``state0`` and
+    ``t`` are in the state's dtype (at least float32); ``dtype`` is the network's, in which
+    the guided model is called (default: the state's).
     """
     check_method(method)
-    jumps = jump_times(guided, t) if method in ADAPTIVE and jump_points else ()
+    jumps = jump_times(guided, t) if method not in FIXED and jump_points else ()  # a grid ignores jumps
     opts = solver_options(method, steps=steps, step_size=step_size, jump_t=jumps, times=t.tolist(), options=options)
-    field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite)
+    field = GuidedField(guided, cond, solver_callbacks(method), check_finite=guided.guidance.check_finite, dtype=dtype)
     func = field if augment is None else augment(field)
     guided.reset()
     meter = CostMeter.of(guided)

@@ -11,7 +11,8 @@
   With ``step_size`` torchdiffeq puts the last grid point at the end time and only
   *interpolates* to any intermediate requested times, so ``steps=`` here builds an
   exact uniform grid instead.
-* ``scipy_solver``: scipy's ``solve_ivp`` (it evaluates the field under ``no_grad``).
+* ``scipy_solver``: scipy's ``solve_ivp`` (it evaluates the field under ``no_grad``). It takes no
+  jump points, so a guidance that jumps inside the span is refused unless ``jump_points=False``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ def solver_options(
         return opts  # none given: torchdiffeq steps on the requested times
     if steps is not None or step_size is not None:
         raise ValueError(f"steps: method {method!r} takes tolerances, not steps or step_size")
+    if jump_t:  # scipy's solve_ivp takes no jump points: it would step across the guidance's jumps
+        raise ValueError(
+            f"method: {method!r} cannot stop at the guidance's discontinuities (path times "
+            f"{', '.join(f'{j:g}' for j in jump_t)}: its schedules' and rules' breakpoints); use an adaptive "
+            f"torchdiffeq method ({', '.join(ADAPTIVE)}), or pass jump_points=False to integrate across them"
+        )
     return opts
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..core.shapes import broadcast_like
+from ..core.shapes import check_finite as check_values_finite
 from .validation import check_branches, check_number, check_parameter, check_scale, check_weights, wide
 
 
@@ -80,18 +81,26 @@ def static_clip(x0: Tensor, bound: float = 1.0) -> Tensor:
     return x0.clamp(-bound, bound)
 
 
-def dynamic_threshold(x0: Tensor, percentile: float = 0.995, max_value: float = float("inf")) -> Tensor:
+def dynamic_threshold(
+    x0: Tensor, percentile: float = 0.995, max_value: float = float("inf"), *, check_finite: bool = True
+) -> Tensor:
     """Imagen's dynamic thresholding (Saharia et al., arXiv 2205.11487).
 
     q = the ``percentile`` quantile of |x0| per sample, clamped to [1, max_value];
     x0 ← clamp(x0, −q, q)/q. Pixels saturate less than under a static clip, because
     a sample that overshoots is shrunk as a whole rather than cut at ±1.
+
+    A NaN or infinite entry would make its whole sample NaN (q = NaN or ∞/∞), so ``x0`` must be
+    finite: a ``ValueError`` names it (one read-back; ``check_finite=False`` skips it, as the
+    engine's :class:`~.post.DynamicThreshold` does, whose guided call checks its input and output).
     """
     check_number("percentile", percentile, lo=0.0, hi=1.0)
     if not (isinstance(max_value, (int, float)) and max_value >= 1.0):
         raise ValueError(f"max_value: expected a value ≥ 1, got {max_value!r}")
     if not isinstance(x0, Tensor) or x0.ndim < 1 or x0.numel() == 0:
         raise ValueError(f"x0: expected a non-empty (B, ...) tensor, got {x0!r:.60}")
+    if check_finite:
+        check_values_finite("x0", x0)
     q = broadcast_like(_upper_quantile(x0.abs().reshape(x0.shape[0], -1), percentile), x0)
     q = q.clamp(min=1.0, max=max_value)
     return torch.maximum(torch.minimum(x0, q), -q) / q

@@ -62,7 +62,7 @@ class DynamicThreshold(PostProcess):
             raise ValueError(f"max_value: expected a value ≥ 1, got {self.max_value}")
 
     def __call__(self, guided, cond):
-        return F.dynamic_threshold(guided, self.percentile, self.max_value)
+        return F.dynamic_threshold(guided, self.percentile, self.max_value, check_finite=False)
 
 
 @dataclass(frozen=True)

@@ -89,3 +89,20 @@ class ConditioningEmbedding(nn.Module):
         elif beta is not None:
             raise ValueError("beta: this network was built without guidance_input, so it takes no guidance strength")
         return nn.functional.silu(emb)
+
+
+def check_num_classes(net: nn.Module, num_classes: int, name: str = "net") -> None:
+    """Raise unless every :class:`ConditioningEmbedding` in ``net`` was built for ``num_classes``.
+
+    A training module gives its labels ``0 … num_classes − 1`` and ∅ = ``num_classes``: a network
+    built for fewer classes reads the module's last class as its own ∅ (and fails only once ∅ is
+    drawn), one built for more reads ∅ as a real class. A network without this embedding (the
+    user's own) is not inspected.
+    """
+    built = sorted({m.num_classes for m in net.modules() if isinstance(m, ConditioningEmbedding)})
+    if built and built != [num_classes]:
+        raise ValueError(
+            f"{name}: expected a network for num_classes={num_classes} (label {num_classes} is ∅), got "
+            f"{type(net).__name__} built for num_classes={', '.join(map(str, built))}; build it with "
+            f"num_classes={num_classes} or pass num_classes={built[0]} to the module"
+        )

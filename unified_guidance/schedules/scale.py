@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -221,6 +221,19 @@ class Custom(Schedule):
     fn: Callable[[Tensor], Tensor]
     breakpoints_: tuple[float, ...] = ()
     unit_intervals_: Intervals = ()
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"fn: expected a callable tau -> scale, got {type(self.fn).__name__}")
+        # a string, a number or a tensor here would reach the adaptive solver's jump points garbled or not at all
+        if isinstance(self.breakpoints_, (str, bytes)) or not isinstance(self.breakpoints_, Sequence):
+            raise TypeError(
+                f"breakpoints_: expected a list or tuple of progress values in [0, 1], got "
+                f"{type(self.breakpoints_).__name__} {self.breakpoints_!r:.60}"
+            )
+        # (their range is checked where a sampler takes the schedule: plan.check_schedule)
+        points = tuple(check_number(f"breakpoints_[{i}]", b) for i, b in enumerate(self.breakpoints_))
+        object.__setattr__(self, "breakpoints_", points)
 
     def value(self, tau: Tensor) -> Tensor:
         out = torch.as_tensor(self.fn(tau), dtype=tau.dtype, device=tau.device)

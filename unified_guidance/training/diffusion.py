@@ -36,6 +36,7 @@ from ..diffusion.model import EpsModel
 from ..diffusion.sample import sample as diffusion_sample
 from ..guidance.engine import Guidance
 from ..networks.default import default_net
+from ..networks.embedding import check_num_classes
 from ..schedules.noise import CosineSchedule, LinearBetaSchedule
 from .ema import ema_copy
 from .objectives import ObjectiveMixin, check_objective
@@ -112,6 +113,8 @@ class DiffusionModule(ObjectiveMixin, GuidedPredictions, L.LightningModule):
             raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
+        if net is not None:
+            check_num_classes(net, num_classes)
         self.sample_shape = tuple(int(d) for d in sample_shape)
         self.net = (
             net if net is not None else default_net(self.sample_shape, num_classes, width, arch, self.takes_strength)

@@ -41,7 +41,13 @@ def fit(
         raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps}")
     L.seed_everything(seed, workers=True, verbose=False)
     with quiet_lightning(), quiet_pytree_deprecation():
-        return _fit(module, datamodule, max_steps, accelerator, devices, progress, label)
+        steps = _fit(module, datamodule, max_steps, accelerator, devices, progress, label)
+    if steps < max_steps:  # Lightning only warns ("Total length of DataLoader ... is zero") and returns
+        raise ValueError(
+            f"datamodule: expected training batches for max_steps={max_steps} optimiser steps, got a fit that "
+            f"took {steps}: its train_dataloader gave no batches (or the module skipped every step)"
+        )
+    return steps
 
 
 def _fit(module, datamodule, max_steps, accelerator, devices, progress, label) -> int:

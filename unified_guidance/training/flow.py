@@ -31,6 +31,7 @@ from ..flow.sample import sample
 from ..flow.solvers import ADAPTIVE
 from ..guidance.engine import Guidance
 from ..networks.default import default_net
+from ..networks.embedding import check_num_classes
 from .ema import ema_copy
 from .objectives import ObjectiveMixin, check_objective
 from .sampling import GuidedPredictions, check_clip, clip_samples
@@ -95,6 +96,8 @@ class FlowMatchingModule(ObjectiveMixin, GuidedPredictions, L.LightningModule):
         self.save_hyperparameters(ignore=["net"])
         check_clip(clip)
         check_objective(self.hparams)
+        if net is not None:
+            check_num_classes(net, num_classes)
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
         shape = tuple(int(d) for d in sample_shape)
