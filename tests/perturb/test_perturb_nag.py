@@ -16,7 +16,7 @@ from tests.networks.test_networks_dit import randomised
 from unified_guidance.diffusion import EpsModel
 from unified_guidance.networks import TinyDiT
 from unified_guidance.perturb import Rows, nag
-from unified_guidance.perturb.nag import NagSpan, normalized
+from unified_guidance.perturb.nag_hooks import NagSpan, normalized
 from unified_guidance.perturb.ops import normalized_attention
 
 TOL = dict(rtol=0, atol=1e-10)

@@ -18,7 +18,7 @@ from unified_guidance.diffusion.interop import wrap_unet
 from unified_guidance.flow.interop import wrap_transformer
 from unified_guidance.guidance import Guidance, Reference, guide
 from unified_guidance.perturb import Rows, nag
-from unified_guidance.perturb.nag import NagSpan, normalized
+from unified_guidance.perturb.nag_hooks import NagSpan, normalized
 
 K = 499
 

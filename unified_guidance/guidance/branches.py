@@ -4,7 +4,7 @@ A branch is ``(x, t, cond)`` and, for a perturbed reference, the perturbation th
 its rows. The branches of one model run as one forward over their stacked rows (each
 perturbation installed on its own row span, :func:`~unified_guidance.perturb.perturbed`), or
 one after another where the guidance asks for it (memory); both give the same predictions.
-A branch may also carry NAG acting inside its forward (:func:`~unified_guidance.perturb.nag.normalized`,
+A branch may also carry NAG acting inside its forward (:func:`~unified_guidance.perturb.nag_hooks.normalized`,
 its spans re-based onto the branch's rows of the stacked forward).
 """
 
@@ -18,7 +18,7 @@ from torch import Tensor
 from ..core.conditions import Cond, Conditions, cat_batch, take_rows
 from ..core.model import ConditionalModel
 from ..perturb.hooks import Rows, Selections, perturbed
-from ..perturb.nag import NagSpan, normalized
+from ..perturb.nag_hooks import NagSpan, normalized
 from ..perturb.spec import Perturbation
 from .spec import ModelReference, Source
 

@@ -23,7 +23,7 @@ from torch import Tensor
 from ..core.conditions import Cond, Conditions, take_rows
 from ..core.model import ConditionalModel
 from ..perturb.hooks import Rows
-from ..perturb.nag import NagSpan
+from ..perturb.nag_hooks import NagSpan
 from ..perturb.spec import NormalizedAttention
 from .branches import Branch
 from .rules import CFG

@@ -1,5 +1,5 @@
 """References that perturb the model itself: PAG, SEG, SLG/STG, a layer-skipped LM; and NAG,
-which acts inside the conditional forward (:func:`nag`; its hooks: :func:`.nag.normalized`).
+which acts inside the conditional forward (:func:`nag`; its hooks: :func:`.nag_hooks.normalized`).
 
 A :class:`Perturbation` is data (which modules, what is done to them);
 :func:`perturbed` installs it for one forward on some :class:`Rows` of the batch and
