@@ -1,4 +1,4 @@
-"""The training objective of the diffusion and flow modules, their distillation teacher and fine-tuning.
+"""The training objective of the diffusion, flow and token modules, their distillation teacher and fine-tuning.
 
 The objectives themselves are pure functions (:mod:`unified_guidance.guidance.objectives`); this
 module turns the modules' hyper-parameters into one :class:`~unified_guidance.guidance.objectives.Objective`:
