@@ -28,12 +28,11 @@ The objective and its options are the shared :class:`~unified_guidance.guidance.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.conditions import Cond
 from ..guidance.objectives import Objective, Predict, cfg_target, gft_prediction, mg_direction
-from .loss import teacher_forced
+from .loss import cross_entropy, teacher_forced
 from .model import CausalLMModel
 
 
@@ -43,12 +42,6 @@ def token_logits(model: CausalLMModel, cond: Tensor, tokens: Tensor, beta: Tenso
     seq = teacher_forced(cond, tokens)
     b = None if beta is None else beta[:, None].expand(seq.shape)
     return model.lm(**model.inputs(seq, b), attention_mask=torch.ones_like(seq)).logits
-
-
-def cross_entropy(logits: Tensor, tokens: Tensor) -> Tensor:
-    """Mean CE of ``tokens`` ``(B, T)`` under ``logits`` ``(B, T, V)``, in at least float32."""
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
 
 
 def token_predict(model: CausalLMModel) -> Predict:
