@@ -6,7 +6,8 @@ import torch
 from ar_models import PAD, prompts, tiny_gpt2
 
 from unified_guidance.autoregressive import CausalLMModel
-from unified_guidance.autoregressive.objectives import draw_strength, token_objective_loss
+from unified_guidance.autoregressive.objectives import token_objective_loss
+from unified_guidance.guidance.objectives import Objective, sample_strength
 
 NULL, T = 3, 5
 
@@ -46,7 +47,7 @@ BETA = torch.tensor([0.25, 0.7, 0.5, 1.0], dtype=torch.float64)
 def test_gft_loss_is_its_formula_with_the_null_branch_stopped():
     model = gft_model()
     cond, tokens = DATA
-    loss = token_objective_loss(model, cond, tokens, objective="gft", beta=BETA)
+    loss = token_objective_loss(model, cond, tokens, Objective("gft"), beta=BETA)
     b = torch.where(cond == NULL, 1.0, BETA)  # the ∅ row trains ℓ(∅, 1)
     null = torch.full_like(cond, NULL)
     conditional, uncond = oracle_logits(model, cond, tokens, b), oracle_logits(model, null, tokens)
@@ -65,8 +66,8 @@ def test_gft_at_beta_1_and_mg_at_w_0_are_the_cfg_loss():
     torch.testing.assert_close(cfg, ce(oracle_logits(model, cond, tokens), tokens), rtol=1e-12, atol=0)
     ones = torch.ones(4, dtype=torch.float64)
     for loss in (
-        token_objective_loss(model, cond, tokens, objective="gft", beta=ones),
-        token_objective_loss(model, cond, tokens, objective="model_guidance", mg_scale=0.0),
+        token_objective_loss(model, cond, tokens, Objective("gft"), beta=ones),
+        token_objective_loss(model, cond, tokens, Objective("model_guidance", mg_scale=0.0)),
     ):
         torch.testing.assert_close(loss, cfg, rtol=1e-12, atol=0)
         assert_same_grads(grads(model, loss), grads(model, cfg))
@@ -75,7 +76,7 @@ def test_gft_at_beta_1_and_mg_at_w_0_are_the_cfg_loss():
 def test_model_guidance_on_logits_is_its_formula_with_the_direction_stopped():
     model, w = gft_model(guidance_input=False), 0.6
     cond, tokens = DATA
-    loss = token_objective_loss(model, cond, tokens, objective="model_guidance", mg_scale=w)
+    loss = token_objective_loss(model, cond, tokens, Objective("model_guidance", mg_scale=w))
     c, u = oracle_logits(model, cond, tokens), oracle_logits(model, torch.full_like(cond, NULL), tokens)
     shifted = c - w * (c - u).detach()
     torch.testing.assert_close(loss, ce((1 - w) * c + w * u, tokens), rtol=1e-12, atol=0)  # the value: CFG's line
@@ -85,7 +86,7 @@ def test_model_guidance_on_logits_is_its_formula_with_the_direction_stopped():
 def test_distillation_matches_the_teachers_cfg_distribution():
     student, teacher = gft_model(seed=1), gft_model(seed=2, guidance_input=False)
     cond, tokens = DATA
-    loss = token_objective_loss(student, cond, tokens, objective="distill", beta=BETA, teacher=teacher)
+    loss = token_objective_loss(student, cond, tokens, Objective("distill", teacher=teacher), beta=BETA)
     b = torch.where(cond == NULL, 1.0, BETA)
     c, u = oracle_logits(teacher, cond, tokens), oracle_logits(teacher, torch.full_like(cond, NULL), tokens)
     q = torch.softmax(u + (1 / b)[:, None, None] * (c - u), -1)
@@ -98,19 +99,19 @@ def test_distillation_matches_the_teachers_cfg_distribution():
 
 def test_strengths_are_drawn_in_the_scale_range():
     gen = torch.Generator().manual_seed(0)
-    gft = draw_strength("gft", 4000, (1.0, 4.0), gen)
+    gft = sample_strength(Objective("gft", (1.0, 4.0)), 4000, generator=gen)
     assert float(gft.min()) >= 0.25 and float(gft.max()) <= 1.0 and abs(float(gft.mean()) - 0.625) < 0.01
-    distill = draw_strength("distill", 4000, None, gen)  # s ~ U[1, 5]
+    distill = sample_strength(Objective("distill", teacher=gft_model()), 4000, generator=gen)  # s ~ U[1, 5]
     assert abs(float((1 / distill).mean()) - 3.0) < 0.05
-    default = draw_strength("gft", 4000, None, gen)  # β ~ U(0, 1]
+    default = sample_strength(Objective("gft"), 4000, generator=gen)  # β ~ U(0, 1]
     assert float(default.min()) > 0.0 and abs(float(default.mean()) - 0.5) < 0.015
 
 
 def test_bad_objective_options_are_refused_by_name():
     model, (cond, tokens) = gft_model(), DATA
     with pytest.raises(ValueError, match="objective: expected one of cfg, gft, model_guidance, distill"):
-        token_objective_loss(model, cond, tokens, objective="cca")
+        token_objective_loss(model, cond, tokens, Objective("cca"))
     with pytest.raises(ValueError, match="beta: the gft objective needs"):
-        token_objective_loss(model, cond, tokens, objective="gft")
+        token_objective_loss(model, cond, tokens, Objective("gft"))
     with pytest.raises(ValueError, match="teacher: the distill objective needs"):
-        token_objective_loss(model, cond, tokens, objective="distill", beta=BETA)
+        token_objective_loss(model, cond, tokens, Objective("distill"), beta=BETA)

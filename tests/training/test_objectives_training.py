@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from recipe_runs import SigintAtEpoch, assert_sigint_resume_is_exact, cli
+from recipe_runs import SignalAt, assert_signal_resume_is_exact, cli
 
 from unified_guidance.data import two_d_mixture
 from unified_guidance.guidance.objectives import Objective
@@ -44,8 +44,8 @@ def test_new_objectives_resume_exactly(name, objective, cfg_checkpoints, tmp_pat
     extra = [f"--model.objective={objective}", "--model.mg_scale=0.5"]
     if objective == "distill":
         extra += [f"--model.teacher_ckpt={cfg_checkpoints[name]}", f"--model.init_from={cfg_checkpoints[name]}"]
-    run = assert_sigint_resume_is_exact(
-        name, tmp_path, *EPOCHS, *extra, steps=7, stop=SigintAtEpoch(6), interrupted_at=6, saved_at=5
+    run = assert_signal_resume_is_exact(
+        name, tmp_path, *EPOCHS, *extra, steps=7, stop=SignalAt(6), interrupted_at=6, saved_at=5
     )
     assert run.model.hparams.objective == objective
     assert run.model.trained_model.guidance_input == (objective != "model_guidance")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from recipe_runs import SigintAtEpoch, assert_sigint_resume_is_exact, cli
+from recipe_runs import SignalAt, assert_signal_resume_is_exact, cli
 
 from unified_guidance.training.autoregressive import TokenARModule
 
@@ -42,7 +42,7 @@ def test_a_run_with_a_new_objective_resumes_exactly_after_sigint(objective, cfg_
     one-batch epochs, resumed from the 5-epoch checkpoint, ends where the uninterrupted run ends."""
     source = "--model.init_from" if objective == "gft" else "--model.teacher_ckpt"
     run = [*EPOCHS, f"--model.objective={objective}", f"{source}={cfg_ckpt}", "--model.scale_range=[1.0, 4.0]"]
-    resumed = assert_sigint_resume_is_exact("autoregressive", tmp_path, *run, steps=7, stop=SigintAtEpoch(6),
+    resumed = assert_signal_resume_is_exact("autoregressive", tmp_path, *run, steps=7, stop=SignalAt(6),
                                             interrupted_at=6, saved_at=5)  # fmt: skip
     assert resumed.model.hparams.objective == objective and resumed.model.model.guidance_input
     assert not any(k.startswith("_teacher") for k in resumed.model.state_dict())  # the teacher is not saved

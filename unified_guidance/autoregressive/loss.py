@@ -22,8 +22,13 @@ def next_token_loss(lm: nn.Module, cond_tokens: Tensor, tokens: Tensor) -> Tenso
     The condition itself is not predicted (it is given, or ∅).
     """
     inputs = teacher_forced(cond_tokens, tokens)
-    logits = lm(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens.reshape(-1))
+    return cross_entropy(lm(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits, tokens)
+
+
+def cross_entropy(logits: Tensor, tokens: Tensor) -> Tensor:
+    """Mean CE of ``tokens`` ``(B, T)`` under ``logits`` ``(B, T, V)``, in at least float32."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
 
 
 def teacher_forced(cond_tokens: Tensor, tokens: Tensor) -> Tensor:

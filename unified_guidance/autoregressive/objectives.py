@@ -19,52 +19,21 @@ replaced), y the tokens, CE the mean cross-entropy and sg the stop-gradient (com
   teacher's guided distribution q = softmax(ℓ_T(∅) + s·(ℓ_T(c) − ℓ_T(∅))) at β = 1/s (guidance
   distillation, Meng et al., arXiv 2210.03142, on the data's token prefixes); ∅ rows match ℓ_T(∅).
 
-Strengths follow the diffusion and flow objectives' convention (``scale_range`` (s_min, s_max)):
-GFT draws β uniformly on [1/s_max, 1/s_min] (default (1, ∞): β ~ U(0, 1], the paper's),
-distillation draws s uniformly on [s_min, s_max] (default (1, 5)).
+The objective and its options are the shared :class:`~unified_guidance.guidance.objectives.Objective`
+(``scale_range``, ``mg_scale``, ``teacher``), its strengths drawn by
+:func:`~unified_guidance.guidance.objectives.sample_strength`, and its formulas are those of
+:mod:`unified_guidance.guidance.objectives` with the logits as the prediction (:func:`token_predict`).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .loss import teacher_forced
+from ..core.conditions import Cond
+from ..guidance.objectives import Objective, Predict, cfg_target, gft_prediction, mg_direction
+from .loss import cross_entropy, teacher_forced
 from .model import CausalLMModel
-
-TOKEN_OBJECTIVES: tuple[str, ...] = ("cfg", "gft", "model_guidance", "distill")
-DEFAULT_SCALE_RANGES: dict[str, tuple[float, float]] = {"gft": (1.0, math.inf), "distill": (1.0, 5.0)}
-
-
-def check_token_objective(objective: str, scale_range: tuple[float, float] | None, mg_scale: float) -> None:
-    """Raise, naming the argument, unless the objective and its options are valid."""
-    if objective not in TOKEN_OBJECTIVES:
-        raise ValueError(f"objective: expected one of {', '.join(TOKEN_OBJECTIVES)}, got {objective!r}")
-    if isinstance(mg_scale, bool) or not isinstance(mg_scale, (int, float)) or not 0.0 <= mg_scale < 1.0:
-        raise ValueError(f"mg_scale: expected MG's w in [0, 1) (CFG scale 1/(1 − w)), got {mg_scale!r}")
-    if scale_range is not None:
-        lo, hi = (float(s) for s in scale_range)
-        if not 1.0 <= lo <= hi or math.isnan(hi) or (math.isinf(hi) and objective == "distill"):
-            raise ValueError(
-                f"scale_range: expected (s_min, s_max) with 1 <= s_min <= s_max (finite for distill), "
-                f"got {tuple(scale_range)}"
-            )
-
-
-def draw_strength(
-    objective: str, batch: int, scale_range: tuple[float, float] | None = None, generator: torch.Generator | None = None
-) -> Tensor:
-    """``(batch,)`` float64 strengths β = 1/s ∈ (0, 1] on the CPU: uniform in β on [1/s_max, 1/s_min]
-    (``"gft"``), uniform in s on [s_min, s_max] (``"distill"``)."""
-    lo_s, hi_s = scale_range if scale_range is not None else DEFAULT_SCALE_RANGES[objective]
-    u = 1.0 - torch.rand(batch, generator=generator, dtype=torch.float64)  # (0, 1]: β = 0 never drawn
-    if objective == "distill":
-        return 1.0 / (hi_s + (lo_s - hi_s) * u)
-    lo, hi = 1.0 / hi_s, 1.0 / lo_s
-    return lo + (hi - lo) * u
 
 
 def token_logits(model: CausalLMModel, cond: Tensor, tokens: Tensor, beta: Tensor | None = None) -> Tensor:
@@ -75,47 +44,15 @@ def token_logits(model: CausalLMModel, cond: Tensor, tokens: Tensor, beta: Tenso
     return model.lm(**model.inputs(seq, b), attention_mask=torch.ones_like(seq)).logits
 
 
-def cross_entropy(logits: Tensor, tokens: Tensor) -> Tensor:
-    """Mean CE of ``tokens`` ``(B, T)`` under ``logits`` ``(B, T, V)``, in at least float32."""
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+def token_predict(model: CausalLMModel) -> Predict:
+    """``model``'s logits as a :data:`~unified_guidance.guidance.objectives.Predict`: ``(tokens (B, T), t,
+    cond (B,), β (B,) or None) -> ℓ(c, β) (B, T, V)`` (``t`` unused), so the shared formulas run on logits."""
 
+    def predict(tokens: Tensor, t: Tensor, cond: Cond, beta: Tensor | None) -> Tensor:
+        assert isinstance(cond, Tensor)  # class tokens (B,)
+        return token_logits(model, cond, tokens, beta)
 
-def gft_logits(model: CausalLMModel, cond: Tensor, null: Tensor, tokens: Tensor, beta: Tensor) -> Tensor:
-    """GFT's implicit conditional β·ℓ_θ(c, β) + (1 − β)·sg[ℓ_θ(∅, 1)] ``(B, T, V)``; the ∅ forward runs
-    only for the rows with β < 1 (the others weigh it 0)."""
-    logits = token_logits(model, cond, tokens, beta)
-    b = beta.to(logits)[:, None, None]
-    rows = (beta < 1).nonzero()[:, 0].to(cond.device)
-    uncond = torch.zeros_like(logits)
-    if rows.numel():
-        with torch.no_grad():
-            uncond = uncond.index_copy(0, rows, token_logits(model, null[rows], tokens[rows]))
-    return b * logits + (1.0 - b) * uncond
-
-
-def mg_logits(
-    model: CausalLMModel, cond: Tensor, null: Tensor, tokens: Tensor, w: float, teacher: CausalLMModel | None = None
-) -> Tensor:
-    """MG on logits: ℓ_θ(c) − w·sg[ℓ(c) − ℓ(∅)] ``(B, T, V)``, the direction from ``teacher`` (default: the
-    model); it is 0 on the ∅ rows, whose forwards are not run."""
-    logits = token_logits(model, cond, tokens)
-    rows = (cond != null).nonzero()[:, 0]
-    direction = torch.zeros_like(logits)
-    if rows.numel():
-        with torch.no_grad():
-            c = logits[rows].detach() if teacher is None else token_logits(teacher, cond[rows], tokens[rows])
-            u = token_logits(model if teacher is None else teacher, null[rows], tokens[rows])
-            direction = direction.index_copy(0, rows, c - u)
-    return logits - w * direction
-
-
-def guided_teacher_logits(teacher: CausalLMModel, cond: Tensor, null: Tensor, tokens: Tensor, beta: Tensor) -> Tensor:
-    """The teacher's CFG logits ℓ_T(∅) + s·(ℓ_T(c) − ℓ_T(∅)) at s = 1/β ``(B,)``, one forward of 2B rows,
-    without gradient."""
-    with torch.no_grad():
-        c, u = token_logits(teacher, torch.cat([cond, null]), torch.cat([tokens, tokens])).chunk(2)
-        return u + (1.0 / beta).to(c)[:, None, None] * (c - u)
+    return predict
 
 
 def soft_cross_entropy(logits: Tensor, target_logits: Tensor) -> Tensor:
@@ -129,43 +66,56 @@ def token_objective_loss(
     model: CausalLMModel,
     cond: Tensor,
     tokens: Tensor,
+    objective: Objective | None = None,
     *,
-    objective: str = "cfg",
     beta: Tensor | None = None,
-    mg_scale: float = 0.5,
-    teacher: CausalLMModel | None = None,
 ) -> Tensor:
-    """The loss of ``objective`` (module docstring) on ``tokens`` ``(B, T)`` after class tokens ``cond``
-    ``(B,)`` (∅ = the model's null token where dropout put it). ``beta`` ``(B,)``: the strengths
-    (``"gft"``, ``"distill"``; :func:`draw_strength`), set to 1 on the ∅ rows here."""
+    """The loss of ``objective`` (module docstring; ``None``: ``"cfg"``) on ``tokens`` ``(B, T)`` after class
+    tokens ``cond`` ``(B,)`` (∅ = the model's null token where dropout put it). ``beta`` ``(B,)``: the
+    strengths (``"gft"``, ``"distill"``; :func:`~unified_guidance.guidance.objectives.sample_strength`), set
+    to 1 on the ∅ rows here."""
+    objective = Objective() if objective is None else objective
     null = model.null_condition(cond.shape[0], device=cond.device)
     assert isinstance(null, Tensor)
-    if objective in ("gft", "distill"):
+    if objective.takes_strength:
         if beta is None:
-            raise ValueError(f"beta: the {objective} objective needs the strengths β (B,), got None")
-        beta = torch.where((cond == null).cpu(), torch.ones_like(beta), beta.detach().cpu())
-    if objective == "distill" and teacher is None:
-        raise ValueError("teacher: the distill objective needs a trained CFG teacher, got None")
-    if objective not in _LOSSES:
-        raise ValueError(f"objective: expected one of {', '.join(TOKEN_OBJECTIVES)}, got {objective!r}")
-    return _LOSSES[objective](model, cond, null, tokens, beta, mg_scale, teacher)
+            raise ValueError(f"beta: the {objective.name} objective needs the strengths β (B,), got None")
+        beta = torch.where((cond == null).cpu(), torch.ones_like(beta), beta.detach().cpu()).to(cond.device)
+    if objective.teacher is not None:
+        _teacher(objective)
+    t = torch.zeros(cond.shape[0], device=cond.device)  # the token models' (unused) time
+    return _LOSSES[objective.name](objective, token_predict(model), tokens, t, cond, null, beta)
 
 
-def _cfg(model, cond, null, tokens, beta, mg_scale, teacher) -> Tensor:
-    return cross_entropy(token_logits(model, cond, tokens), tokens)
+def _cfg(o: Objective, predict: Predict, tokens: Tensor, t: Tensor, cond: Tensor, null: Tensor,
+         beta: Tensor | None) -> Tensor:  # fmt: skip
+    return cross_entropy(predict(tokens, t, cond, None), tokens)
 
 
-def _gft(model, cond, null, tokens, beta, mg_scale, teacher) -> Tensor:
-    return cross_entropy(gft_logits(model, cond, null, tokens, beta), tokens)
+def _gft(o: Objective, predict: Predict, tokens: Tensor, t: Tensor, cond: Tensor, null: Tensor,
+         beta: Tensor | None) -> Tensor:  # fmt: skip
+    assert beta is not None  # (checked by token_objective_loss)
+    return cross_entropy(gft_prediction(predict, tokens, t, cond, null, beta), tokens)
 
 
-def _model_guidance(model, cond, null, tokens, beta, mg_scale, teacher) -> Tensor:
-    return cross_entropy(mg_logits(model, cond, null, tokens, mg_scale, teacher), tokens)
+def _model_guidance(o: Objective, predict: Predict, tokens: Tensor, t: Tensor, cond: Tensor, null: Tensor,
+                    beta: Tensor | None) -> Tensor:  # fmt: skip
+    logits = predict(tokens, t, cond, None)
+    guide = None if o.teacher is None else token_predict(_teacher(o))
+    return cross_entropy(logits - o.mg_scale * mg_direction(predict, tokens, t, cond, null, logits, guide), tokens)
 
 
-def _distill(model, cond, null, tokens, beta, mg_scale, teacher) -> Tensor:
-    target = guided_teacher_logits(teacher, cond, null, tokens, beta)
-    return soft_cross_entropy(token_logits(model, cond, tokens, beta), target)
+def _distill(o: Objective, predict: Predict, tokens: Tensor, t: Tensor, cond: Tensor, null: Tensor,
+             beta: Tensor | None) -> Tensor:  # fmt: skip
+    assert beta is not None  # (checked by token_objective_loss)
+    target = cfg_target(token_predict(_teacher(o)), tokens, t, cond, null, 1.0 / beta)
+    return soft_cross_entropy(predict(tokens, t, cond, beta), target)
+
+
+def _teacher(o: Objective) -> CausalLMModel:
+    if not isinstance(o.teacher, CausalLMModel):
+        raise ValueError(f"teacher: expected a CausalLMModel (a trained token model), got {type(o.teacher).__name__}")
+    return o.teacher
 
 
 _LOSSES = {"cfg": _cfg, "gft": _gft, "model_guidance": _model_guidance, "distill": _distill}

@@ -19,7 +19,6 @@ A NAG reference acts inside the conditional forward too and runs no rows (:mod:`
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -32,11 +31,11 @@ from ..core.shapes import as_time, batch_time, check_pair
 from ..core.spaces import convert
 from ..perturb.hooks import Selections
 from ..schedules.scale import Schedule
-from .branches import Branch, reference_branch, run_branches
+from .call_branches import NULL, call_predictions
 from .calls import compiling, is_unit, progress_at, scale_at
 from .combine import combine
 from .fold import folded_reference, strength
-from .inside import acts_inside, carry_inside, check_inside, inside_spans
+from .inside import acts_inside, check_inside, inside_spans
 from .plan import Plan, StepPlan
 from .rules import CFG
 from .spec import (
@@ -215,7 +214,7 @@ class GuidedModel(nn.Module):
         beta = None
         if fold is not None:  # β = 1/w (B,) handed with the conditional rows
             beta = strength(batch_time(scales[fold], batch, device=x.device, dtype=scales[fold].dtype, name="scale"))
-        conds, preds = self._branches(x, t, spec, run, subsets, checks, beta, nag)
+        conds, preds = self._branches(x, t, spec, subsets, checks, beta, nag)
         combined = self._compose(x, t, spec, conds, preds)
         refs_out = [preds.get(j) for j in range(len(refs))]
         result = combine(refs, self.guidance.post, combined, refs_out, scales, tau, self.states,
@@ -242,68 +241,28 @@ class GuidedModel(nn.Module):
             return conds[0]
         rule = next((r.rule for r in self.guidance.references if r.source is None), CFG())
         space = rule.space or self.space
-        u = self._to(preds[_NULL], self.space, space, x, t)
+        u = self._to(preds[NULL], self.space, space, x, t)
         natives = [self._to(c, self.space, space, x, t) for c in conds]
         return self._to(rule.compose(natives, u, spec.weights), space, self.space, x, t)
 
     # -- branches ---------------------------------------------------------------------------
 
     def _branches(
-        self,
-        x: Tensor,
-        t: Tensor,
-        spec: Conditions,
-        run: list[int],
-        subsets: dict,
-        checks: DeferredChecks,
-        beta: Tensor | None = None,
-        nag: tuple = (),
-    ) -> tuple[list[Tensor], dict]:
-        """The conditional predictions (one per condition) and the predictions of the references ``run``
-        (and of ∅, keyed ``_NULL``, for a composition of conditions).
-
-        The model's own branches (conditions, ∅ or the negative, perturbed references) run as one
-        stacked forward; another model's, as its own. ``subsets[j]`` ``(k,)``: run reference j for
-        these samples only; the others get the first conditional prediction in its place (a rule
-        that stopped guiding them ignores it). ``beta`` ``(B,)``: the folded strength, and ``nag``: the NAG
-        spans (:mod:`.inside`), both handed with the conditional rows and with the perturbed
-        references that take the same condition.
-        """
-        refs, n = self.guidance.references, len(spec.conds)
-        own = [Branch(x, t, c, beta=beta, nag=nag) for c in spec.conds]
-        slots: dict[Any, tuple[str, int]] = {}  # equal sources over equal rows run once
-        others: list[tuple[ConditionalModel, Branch]] = []
-        wanted: list[tuple[int | str, Any, Tensor | None]] = [(j, refs[j].source, subsets[j]) for j in run]
-        if not spec.is_single:
-            wanted.append((_NULL, None, None))
-        where: dict[Any, tuple[str, int]] = {}
-        for j, source, subset in wanted:
-            key = (source, None if subset is None else j)
-            if key not in slots:
-                branch = reference_branch(self.model, x, t, spec, source, subset)
-                if isinstance(source, PerturbedReference) and source.condition == "same":
-                    branch = carry_inside(branch, nag, subset)
-                    if beta is not None:
-                        branch = replace(branch, beta=beta if subset is None else beta.index_select(0, subset))
-                if isinstance(source, ModelReference):
-                    slots[key] = ("other", len(others))
-                    others.append((source.model, branch))
-                else:
-                    slots[key] = ("own", len(own))
-                    own.append(branch)
-            where[j] = slots[key]
-        stacked = self.guidance.batch_branches
-        mine = run_branches(self.model, own, stacked=stacked, cache=self._selected)
-        theirs = [run_branches(m, [b], stacked=stacked)[0] for m, b in others]
-        preds = {j: (theirs if kind == "other" else mine)[i] for j, (kind, i) in where.items()}
-        for j, subset in subsets.items():
+        self, x: Tensor, t: Tensor, spec: Conditions, subsets: dict, checks: DeferredChecks, beta: Tensor | None,
+        nag: tuple,
+    ) -> tuple[list[Tensor], dict]:  # fmt: skip
+        """The predictions of the call's branches (:func:`~.call_branches.call_predictions`), the rows its
+        subsets skipped counted and each prediction traced and checked against the conditional one."""
+        conds, preds = call_predictions(
+            self.model, self.guidance.references, x, t, spec, subsets, beta=beta, nag=nag,
+            stacked=self.guidance.batch_branches, cache=self._selected,
+        )  # fmt: skip
+        for subset in subsets.values():
             if subset is not None:
                 self._skipped_rows += x.shape[0] - subset.shape[0]
-                preds[j] = mine[0].index_copy(0, subset, preds[j])
-        conds = mine[:n]
-        named = {j: _name(j, len(refs)) for j in preds}
+        named = {j: _name(j, len(self.guidance.references)) for j in preds}
         for i, c in enumerate(conds):
-            checks.trace(f"conditional prediction {i}" if n > 1 else "conditional prediction", c)
+            checks.trace(f"conditional prediction {i}" if len(conds) > 1 else "conditional prediction", c)
             for j, r in preds.items():
                 check_pair("conditional prediction", c, named[j], r)
         for j, r in preds.items():
@@ -332,11 +291,8 @@ def guide(model: ConditionalModel, guidance: Guidance | float | Schedule) -> Gui
     return GuidedModel(model, as_guidance(guidance))
 
 
-_NULL = "null"  # the key of ∅'s prediction when a composition needs it and no running reference is ∅
-
-
 def _name(j: int | str, count: int) -> str:
-    if j == _NULL:
+    if j == NULL:
         return "null prediction"
     return "reference prediction" if count == 1 else f"reference {j} prediction"
 

@@ -73,7 +73,8 @@ class Objective:
     def __post_init__(self) -> None:
         if self.name not in OBJECTIVES:
             raise ValueError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {self.name!r}")
-        if not (isinstance(self.mg_scale, (int, float)) and 0.0 <= self.mg_scale < 1.0):
+        w = self.mg_scale
+        if isinstance(w, bool) or not (isinstance(w, (int, float)) and 0.0 <= w < 1.0):
             raise ValueError(f"mg_scale: expected MG's w in [0, 1) (CFG scale 1/(1 − w)), got {self.mg_scale!r}")
         if self.scale_range is not None:
             lo, hi = (float(s) for s in self.scale_range)
@@ -150,8 +151,24 @@ def gft_prediction(predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, null: C
     dropped row among them, does not use it)."""
     pred = predict(x_t, t, cond, beta)
     uncond = null_prediction(predict, x_t, t, null, beta < 1, torch.zeros_like(pred), torch.ones_like(beta))
-    b = broadcast_like(beta.to(x_t.dtype), x_t)
+    b = per_sample(beta, pred, x_t)
     return b * pred + (1.0 - b) * uncond
+
+
+def per_sample(value: Tensor, pred: Tensor, x_t: Tensor) -> Tensor:
+    """``value`` ``(B,)`` broadcast against ``pred`` ``(B, ...)``, in the dtype ``pred`` and ``x_t`` promote to
+    (an input of integer tokens leaves the prediction's)."""
+    return broadcast_like(value.to(torch.promote_types(pred.dtype, x_t.dtype)), pred)
+
+
+def mg_direction(predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, null: Cond, pred: Tensor,
+                 guide: Predict | None = None) -> Tensor:  # fmt: skip
+    """MG's stop-gradient direction ``sg[pred(x_t, c) − pred(x_t, ∅)]`` ``(B, ...)`` from ``guide`` (``None``:
+    the student, whose ``pred`` = pred(x_t, c) serves); 0 on the ∅ rows, whose forwards are not run."""
+    with torch.no_grad():
+        c = pred.detach() if guide is None else guide(x_t, t, cond, None)
+    u = null_prediction(predict if guide is None else guide, x_t, t, null, ~null_rows(cond, null), c)
+    return c - u
 
 
 def null_prediction(predict: Predict, x_t: Tensor, t: Tensor, null: Cond, rows: Tensor, fill: Tensor,
@@ -171,7 +188,7 @@ def cfg_target(predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, null: Cond,
     """``s·pred(x_t, c) − (s − 1)·pred(x_t, ∅)`` without gradient, one forward of 2B rows; ``scale`` ``(B,)``."""
     with torch.no_grad():
         c, u = predict(torch.cat([x_t, x_t]), torch.cat([t, t]), cat_batch([cond, null]), None).chunk(2)
-        return u + broadcast_like(scale.to(x_t.dtype), x_t) * (c - u)
+        return u + per_sample(scale, c, x_t) * (c - u)
 
 
 def objective_pair(
@@ -212,11 +229,8 @@ def _gft(o: Objective, predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, nul
 def _model_guidance(o: Objective, predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, null: Cond, target: Tensor,
                     beta: Tensor | None) -> tuple[Tensor, Tensor]:  # fmt: skip
     pred = predict(x_t, t, cond, None)
-    guide = predict if o.teacher is None else o.teacher
-    with torch.no_grad():
-        c = pred.detach() if o.teacher is None else guide(x_t, t, cond, None)
-    u = null_prediction(guide, x_t, t, null, ~null_rows(cond, null), c)  # on ∅ rows c − u = 0: not run
-    return pred, target + o.mg_scale * (c - u)
+    teacher: Any = o.teacher  # a Predict after bind
+    return pred, target + o.mg_scale * mg_direction(predict, x_t, t, cond, null, pred, teacher)
 
 
 def _distill(o: Objective, predict: Predict, x_t: Tensor, t: Tensor, cond: Cond, null: Cond, target: Tensor,

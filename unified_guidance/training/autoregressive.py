@@ -20,24 +20,28 @@ state: it is loaded again from its path after a resume.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..autoregressive.loss import dropped_class_tokens, sample_tokens
 from ..autoregressive.model import CausalLMModel
-from ..autoregressive.objectives import check_token_objective, draw_strength, token_objective_loss
+from ..autoregressive.objectives import token_objective_loss
 from ..autoregressive.tokens import DigitTokens, SequenceTokens, sequence_token_lm
+from ..core.model import ConditionalModel
 from ..guidance.engine import Guidance
+from ..guidance.objectives import sample_strength
+from .objectives import ObjectiveMixin, check_objective
 from .sampling import GuidedPredictions
 from .seeding import step_generator
 
 
-class TokenModule(GuidedPredictions, L.LightningModule):
-    """What both token modules share: ``layout``, ``model``, the loss, the optimiser, guided token sampling.
+class TokenModule(ObjectiveMixin, GuidedPredictions, L.LightningModule):
+    """What both token modules share: ``layout``, ``model``, the loss, the optimiser, guided token sampling;
+    the objective, its teacher and ``init_from`` as the diffusion and flow modules
+    (:class:`~unified_guidance.training.objectives.ObjectiveMixin`).
 
     A subclass sets :attr:`layout` and :attr:`model` in ``__init__`` and maps a batch's
     data to content tokens in :meth:`tokens`.
@@ -45,18 +49,12 @@ class TokenModule(GuidedPredictions, L.LightningModule):
 
     layout: SequenceTokens
     model: CausalLMModel
-    _teacher: CausalLMModel | None = None
 
     def _build(self, layout: SequenceTokens, width: int, layers: int, heads: int, p_uncond: float) -> None:
         if not 0.0 <= p_uncond <= 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond}")
         hp = self.hparams
-        check_token_objective(hp["objective"], hp["scale_range"], hp["mg_scale"])
-        if (hp["objective"] == "distill") != (hp["teacher_ckpt"] is not None):
-            raise ValueError(
-                "teacher_ckpt: expected the checkpoint of a trained CFG model with objective='distill' (and only "
-                f"then), got teacher_ckpt={hp['teacher_ckpt']!r} with objective={hp['objective']!r}"
-            )
+        check_objective(hp)
         self.layout = layout
         lm = sequence_token_lm(layout, width, layers, heads, seed=hp["seed"], activation=hp["activation"])
         # The conditional model used for sampling: (tokens, t, class token) -> logits, ∅ = the null token.
@@ -65,9 +63,16 @@ class TokenModule(GuidedPredictions, L.LightningModule):
         )
 
     @property
-    def takes_strength(self) -> bool:
-        """Whether the objective trains the strength input β (``"gft"``, ``"distill"``)."""
-        return self.hparams["objective"] in ("gft", "distill")
+    def trained_model(self) -> CausalLMModel:
+        """The trained model: :attr:`model` itself (no EMA)."""
+        return self.model
+
+    def weights_of(self, model: ConditionalModel) -> nn.Module:
+        """The weights ``init_from`` copies: the whole token model (the LM and its strength embedding)."""
+        return model
+
+    def signature(self) -> tuple[str, Any]:
+        return "the token layout", self.layout
 
     @property
     def lm(self):
@@ -80,16 +85,12 @@ class TokenModule(GuidedPredictions, L.LightningModule):
 
     def _loss(self, batch: Any, p_uncond: float, generator: torch.Generator | None = None) -> Tensor:
         data, labels = batch
-        hp = self.hparams
         cond = dropped_class_tokens(labels, self.layout, p_uncond, generator=generator)
+        objective = self.training_objective()
         beta = None
-        if self.takes_strength:  # drawn after the dropout, from the same generator
-            beta = draw_strength(hp["objective"], labels.shape[0], hp["scale_range"], generator)
-        teacher = self.teacher if hp["objective"] == "distill" else None
-        return token_objective_loss(
-            self.model, cond, self.tokens(data), objective=hp["objective"], beta=beta, mg_scale=hp["mg_scale"],
-            teacher=teacher,
-        )  # fmt: skip
+        if objective.takes_strength:  # drawn after the dropout, from the same generator
+            beta = sample_strength(objective, labels.shape[0], generator=generator)
+        return token_objective_loss(self.model, cond, self.tokens(data), objective, beta=beta)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         gen = step_generator(self.hparams["seed"], self.global_rank, self.global_step)
@@ -105,43 +106,6 @@ class TokenModule(GuidedPredictions, L.LightningModule):
         return torch.optim.AdamW(
             self.model.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
         )
-
-    @property
-    def teacher(self) -> CausalLMModel:
-        """The frozen CFG teacher of ``"distill"``, the model of ``teacher_ckpt`` (outside the module tree:
-        not saved, not optimised; loaded on first use, so again after a resume)."""
-        if self._teacher is None:
-            source = self._load_source(self.hparams["teacher_ckpt"], "teacher_ckpt")
-            if source.hparams["objective"] != "cfg":
-                raise ValueError(
-                    f"teacher_ckpt: expected a model trained with objective='cfg', got {source.hparams['objective']!r}"
-                )
-            object.__setattr__(self, "_teacher", source.model.eval().requires_grad_(False))
-        assert self._teacher is not None
-        return self._teacher.to(self.device)
-
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        if stage == "fit" and self.hparams["init_from"] is not None:
-            self.init_weights_from(self.hparams["init_from"])
-
-    def init_weights_from(self, path: str | Path) -> None:
-        """Start from the weights of the checkpoint ``path``; this model may have more: the strength
-        embedding only (zero-initialised, so it starts computing what the checkpoint did)."""
-        source = self._load_source(path, "init_from").model
-        missing, unexpected = self.model.load_state_dict(source.state_dict(), strict=False)
-        extra = [k for k in missing if not k.startswith("strength.")]
-        if extra or unexpected:
-            raise ValueError(f"init_from: expected a checkpoint of the same network (the strength input aside); "
-                             f"missing {extra[:4]}, unexpected {unexpected[:4]}")  # fmt: skip
-
-    def _load_source(self, path: str | Path, name: str) -> TokenModule:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{name}: expected a checkpoint file of a {type(self).__name__}, got {path!r}")
-        source = type(self).load_from_checkpoint(path, map_location="cpu")
-        if source.layout != self.layout:
-            raise ValueError(f"{name}: expected a model of the token layout {self.layout}, got {source.layout}")
-        return source
 
     @torch.no_grad()
     def sample_tokens(

@@ -1,4 +1,4 @@
-"""The training objective of the diffusion and flow modules, their distillation teacher and fine-tuning.
+"""The training objective of the diffusion, flow and token modules, their distillation teacher and fine-tuning.
 
 The objectives themselves are pure functions (:mod:`unified_guidance.guidance.objectives`); this
 module turns the modules' hyper-parameters into one :class:`~unified_guidance.guidance.objectives.Objective`:
@@ -23,7 +23,7 @@ module turns the modules' hyper-parameters into one :class:`~unified_guidance.gu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -71,23 +71,27 @@ def load_weights(target: nn.Module, source: nn.Module, name: str = "init_from") 
 
 
 class ObjectiveMixin:
-    """The objective of a paradigm module (its hyper-parameters are documented in this module's docstring).
+    """The objective of a paradigm module (its hyper-parameters are documented in this module's docstring):
+    the diffusion and flow modules' and the token modules'
+    (:class:`~unified_guidance.training.autoregressive.TokenModule`, which have no ``mg_ema``).
 
     The host module provides ``hparams``, ``device``, :attr:`model` (sampling, EMA) and
-    ``trained_model`` (:class:`~unified_guidance.core.ConditionalModel`) and ``load_from_checkpoint``.
+    ``trained_model`` (:class:`~unified_guidance.core.ConditionalModel`) and ``load_from_checkpoint``;
+    a host whose weights are not a model adapter's ``net``, or whose checkpoints are told apart by other
+    hyper-parameters than (sample_shape, num_classes), overrides :meth:`weights_of` and :meth:`signature`.
     """
 
     hparams: Any
     device: torch.device
     _teacher: ConditionalModel | None = None
 
-    @property
-    def model(self) -> ConditionalModel:  # provided by the host module
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the host module (an attribute or a property)
 
-    @property
-    def trained_model(self) -> ConditionalModel:  # provided by the host module
-        raise NotImplementedError
+        @property
+        def model(self) -> ConditionalModel: ...
+
+        @property
+        def trained_model(self) -> ConditionalModel: ...
 
     @property
     def takes_strength(self) -> bool:
@@ -101,7 +105,7 @@ class ObjectiveMixin:
         teacher: ConditionalModel | None = None
         if hp["objective"] == "distill":
             teacher = self.teacher
-        elif hp["objective"] == "model_guidance" and hp["mg_ema"]:
+        elif hp["objective"] == "model_guidance" and hp.get("mg_ema", False):
             teacher = self.model
         return Objective(hp["objective"], hp["scale_range"], hp["mg_scale"], teacher=teacher)
 
@@ -120,10 +124,19 @@ class ObjectiveMixin:
         assert self._teacher is not None
         return self._teacher.to(self.device)
 
+    def weights_of(self, model: ConditionalModel) -> nn.Module:
+        """The weights ``init_from`` copies: a model adapter's network (inside its EMA, if one)."""
+        return _net(model)
+
+    def signature(self) -> tuple[str, Any]:
+        """What a checkpoint must share with this module to serve as its source, and its value here."""
+        return "(sample_shape, num_classes)", (tuple(self.hparams["sample_shape"]), self.hparams["num_classes"])
+
     def init_weights_from(self, path: str | Path) -> None:
         """Start the trained and the EMA weights from the sampling (EMA) weights of the checkpoint ``path``."""
-        source = _net(self._load_source(path, "init_from").model)
-        for target in {id(n): n for n in (_net(self.trained_model), _net(self.model))}.values():
+        source = self.weights_of(self._load_source(path, "init_from").model)
+        targets = (self.weights_of(self.trained_model), self.weights_of(self.model))
+        for target in {id(n): n for n in targets}.values():
             load_weights(target, source)
 
     def setup(self, stage: str) -> None:
@@ -135,8 +148,7 @@ class ObjectiveMixin:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{name}: expected a checkpoint file of a {type(self).__name__}, got {path!r}")
         source = type(self).load_from_checkpoint(path, map_location="cpu")  # type: ignore[attr-defined]
-        mine = (tuple(self.hparams["sample_shape"]), self.hparams["num_classes"])
-        theirs = (tuple(source.hparams["sample_shape"]), source.hparams["num_classes"])
+        (what, mine), theirs = self.signature(), source.signature()[1]
         if mine != theirs:
-            raise ValueError(f"{name}: expected a model of (sample_shape, num_classes) {mine}, got {theirs}")
+            raise ValueError(f"{name}: expected a model of {what} {mine}, got {theirs}")
         return source
