@@ -17,9 +17,9 @@ from unified_guidance.guidance import (
     ModelReference,
     PerturbedReference,
     Reference,
-    combine,
     guide,
 )
+from unified_guidance.guidance.combine import combine
 from unified_guidance.guidance.functional import cfg
 from unified_guidance.guidance.plan import Plan
 from unified_guidance.guidance.spec import as_guidance
